@@ -1,0 +1,1 @@
+//! Host identity, kernel release, sysctls and the probing process's limits.

@@ -1,0 +1,337 @@
+//! Shared harness for privileged tests: network namespaces with an `ifb` black-hole NIC, real
+//! culprit processes ended by pid, and in-process tap sockets. Everything is removed on drop,
+//! also when a test panics.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the binary under test.
+pub const ZCDOCTOR: &str = env!("CARGO_BIN_EXE_zcdoctor");
+
+/// True when this process may build network namespaces. Otherwise prints a SKIPPED line, or
+/// fails when `ZCDOCTOR_REQUIRE_PRIV=1` (CI), so a skip can never pass for a success there.
+pub fn privileged(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("not root".to_string())
+    } else {
+        match Netns::try_new("probe") {
+            Ok(_) => None,
+            Err(e) => Some(format!("cannot create a network namespace: {e}")),
+        }
+    };
+    match reason {
+        None => true,
+        Some(why) => {
+            if std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1") {
+                panic!("{test}: privileged test cannot run ({why}) and ZCDOCTOR_REQUIRE_PRIV=1");
+            }
+            eprintln!("SKIPPED {test}: {why} (run as root to include it)");
+            false
+        }
+    }
+}
+
+/// Runs a command, returning its output; panics with the command line and stderr on failure.
+pub fn run(cmd: &[&str]) -> Output {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace named `zcd<tag><pid>x<n>`, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        Netns::try_new(tag).unwrap_or_else(|e| panic!("ip netns add failed: {e}"))
+    }
+
+    pub fn try_new(tag: &str) -> Result<Netns, String> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("zcd{tag}{}x{n}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        let ns = Netns { name };
+        ns.ip("link set lo up");
+        Ok(ns)
+    }
+
+    /// `ip -n NAME <args>`; panics on failure.
+    pub fn ip(&self, args: &str) -> Output {
+        let mut cmd = vec!["ip", "-n", &self.name];
+        cmd.extend(args.split_whitespace());
+        run(&cmd)
+    }
+
+    /// Runs a command inside the namespace and returns its output (success not required).
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?} in {}: {e}", self.name))
+    }
+
+    /// Runs a command inside the namespace; panics on failure.
+    pub fn exec_ok(&self, cmd: &[&str]) -> Output {
+        let out = self.exec(cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Starts a long-running process inside the namespace; it is killed by pid on drop.
+    /// `ip netns exec` execs the command, so the child's pid is the culprit's own pid.
+    pub fn spawn(&self, cmd: &[&str]) -> Culprit {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Culprit {
+            child,
+            what: cmd.join(" "),
+        }
+    }
+
+    /// An `ifb` black-hole NIC `name` with `addr` (CIDR), up. It transmits and frees, so
+    /// zerocopy completes without copies unless something on the path forces one.
+    pub fn ifb(&self, name: &str, addr: &str) {
+        self.ip(&format!("link add {name} type ifb"));
+        self.ip(&format!("addr add {addr} dev {name}"));
+        self.ip(&format!("link set {name} up"));
+    }
+
+    /// `ethtool -K dev feature on|off` inside the namespace.
+    pub fn ethtool_k(&self, dev: &str, feature: &str, state: &str) {
+        self.exec_ok(&["ethtool", "-K", dev, feature, state]);
+    }
+
+    /// Runs zcdoctor inside the namespace with `args`.
+    pub fn zcdoctor(&self, args: &[&str]) -> Output {
+        let mut cmd = vec![ZCDOCTOR];
+        cmd.extend_from_slice(args);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(&cmd)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run zcdoctor: {e}"));
+        out
+    }
+
+    /// `zcdoctor check <args> --json` inside the namespace: the exit code and the document.
+    pub fn check_json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["check", "--json", "--fail-on", "never"];
+        all.extend_from_slice(args);
+        let out = self.zcdoctor(&all);
+        let code = out.status.code().unwrap_or(-1);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "zcdoctor {all:?} printed no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, doc)
+    }
+
+    /// Opens an ETH_P_ALL packet socket inside the namespace, held by this test process.
+    /// `bind` names the device to bind to (None: all devices).
+    pub fn tap_socket(&self, bind: Option<&str>, ignore_outgoing: bool) -> TapSocket {
+        let path = format!("/run/netns/{}", self.name);
+        let bind = bind.map(str::to_string);
+        let fd = std::thread::spawn(move || open_tap_in(&path, bind.as_deref(), ignore_outgoing))
+            .join()
+            .expect("tap thread panicked");
+        TapSocket { fd }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn open_tap_in(netns_path: &str, bind: Option<&str>, ignore_outgoing: bool) -> OwnedFd {
+    use nix::sched::{CloneFlags, setns};
+    let nsfile = std::fs::File::open(netns_path).expect("open netns file");
+    setns(&nsfile, CloneFlags::CLONE_NEWNET).expect("setns");
+    let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+    // SAFETY: plain socket(2) call; the result is checked before it is owned.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto) };
+    assert!(raw >= 0, "socket(AF_PACKET): {}", std::io::Error::last_os_error());
+    // SAFETY: raw is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if ignore_outgoing {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt with a valid int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_IGNORE_OUTGOING,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "PACKET_IGNORE_OUTGOING: {}", std::io::Error::last_os_error());
+    }
+    if let Some(dev) = bind {
+        let ifindex = nix::net::if_::if_nametoindex(dev).expect("if_nametoindex");
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto as u16;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: bind with a properly sized sockaddr_ll.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    }
+    fd
+}
+
+/// A packet socket held by the test process itself; closed on drop.
+pub struct TapSocket {
+    pub fd: OwnedFd,
+}
+
+impl TapSocket {
+    /// The socket's inode, as /proc/net/packet lists it.
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .expect("stat own fd")
+            .ino()
+    }
+}
+
+/// A process the test started; killed (by its own pid) and reaped on drop.
+pub struct Culprit {
+    pub child: Child,
+    pub what: String,
+}
+
+impl Culprit {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `ready` holds (polling), or panics with the process's stderr.
+    pub fn wait_until(&mut self, what: &str, timeout: Duration, ready: impl Fn() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if ready() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("{} exited ({status}) before {what}: {err}", self.what);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} not ready after {timeout:?}: {what}", self.what);
+    }
+}
+
+impl Drop for Culprit {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True when a packet socket with `proto` 0003 (ETH_P_ALL) shows in the namespace's table
+/// held by `pid` (used to wait for a culprit to open its socket).
+pub fn pid_holds_packet_socket(pid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/packet")).unwrap_or_default();
+    entries.flatten().any(|e| {
+        std::fs::read_link(e.path())
+            .ok()
+            .and_then(|l| {
+                l.to_str()
+                    .and_then(|s| s.strip_prefix("socket:["))
+                    .and_then(|s| s.strip_suffix(']'))
+                    .map(str::to_string)
+            })
+            .is_some_and(|ino| table.lines().any(|l| l.split_whitespace().nth(8) == Some(&ino)))
+    })
+}
+
+/// Finds the finding with `code` in a JSON report.
+pub fn finding<'a>(doc: &'a Value, code: &str) -> Option<&'a Value> {
+    doc["findings"]
+        .as_array()?
+        .iter()
+        .find(|f| f["code"] == code)
+}
+
+/// All finding codes of a JSON report.
+pub fn codes(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["code"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn exists(path: &str) -> bool {
+    Path::new(path).exists()
+}
