@@ -284,6 +284,16 @@ pub struct TapScan {
     pub processes_unreadable: u32,
     /// Processes that exited while being scanned.
     pub processes_vanished: u32,
+    /// Processes listed in /proc (`processes_scanned` may be fewer: see `owner_walk_stopped_early`).
+    #[serde(default)]
+    pub processes_listed: u32,
+    /// File descriptors whose target was read while looking for owners.
+    #[serde(default)]
+    pub fds_scanned: u64,
+    /// The owner walk stopped once every ETH_P_ALL socket had an owner, so a socket shared by
+    /// several processes may list only some of them. `false` in old recordings.
+    #[serde(default)]
+    pub owner_walk_stopped_early: bool,
     /// Human-readable notes on anything that could not be read.
     #[serde(default)]
     pub problems: Vec<String>,
@@ -393,6 +403,10 @@ pub struct LiveProbe {
     /// The probe was stopped early (Ctrl-C).
     #[serde(default)]
     pub interrupted: bool,
+    /// What the probe noticed while setting up, in sentences (a pattern skipped because the
+    /// kernel lacks UDP GSO, `SO_BINDTODEVICE` refused, the path MTU it used, …).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -427,6 +441,10 @@ pub struct LiveRun {
     pub missing: u64,
     /// Sends refused with ENOBUFS.
     pub enobufs: u64,
+    /// Error-queue records read; the kernel merges consecutive completions into one record, so
+    /// this is usually far below `completions`.
+    #[serde(default)]
+    pub notifications: u64,
     /// Other send errors, counted by errno name.
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
@@ -446,6 +464,13 @@ pub struct Phase {
     /// User CPU time of the sending thread.
     #[serde(default)]
     pub cpu_user_seconds: f64,
+    /// Send errors of this phase by errno name (`ENOBUFS`, `EAGAIN`, `EIO`, …).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    /// Why the phase stopped: `duration`, `byte_cap`, `interrupted` or `errors` (every send
+    /// kept failing).
+    #[serde(default)]
+    pub ended_by: Option<String>,
 }
 
 impl Phase {

@@ -1,1 +1,171 @@
-//! knowledge
+//! The knowledge base in `checks/`, compiled in: what each finding code means and how to fix it,
+//! and which daemons hold packet taps.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::report::Severity;
+
+const FINDINGS_TOML: &str = include_str!("../checks/findings.toml");
+const TAP_DAEMONS_TOML: &str = include_str!("../checks/tap-daemons.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Entry {
+    pub code: String,
+    pub severity: Severity,
+    pub title: String,
+    pub meaning: String,
+    pub why: String,
+    pub fix: String,
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TapDaemon {
+    pub id: String,
+    /// Matched against the owner's comm and the basename of its exe.
+    pub names: Vec<String>,
+    pub title: String,
+    pub what: String,
+    /// `never`, `version-dependent` or `always`.
+    pub ignores_outgoing: String,
+    /// Remediation lines; `{pid}`, `{comm}`, `{unit}`, `{device}`, `{netns}` are filled in.
+    pub fix: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FindingsFile {
+    finding: Vec<Entry>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct DaemonsFile {
+    #[serde(default)]
+    daemon: Vec<TapDaemon>,
+}
+
+pub struct Knowledge {
+    pub entries: Vec<Entry>,
+    pub daemons: Vec<TapDaemon>,
+}
+
+impl Knowledge {
+    /// The compiled-in knowledge base. Its files are tested to parse, so this cannot fail at run
+    /// time unless the build skipped the tests.
+    pub fn get() -> &'static Knowledge {
+        static KB: OnceLock<Knowledge> = OnceLock::new();
+        KB.get_or_init(|| Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML))
+    }
+
+    fn parse(findings: &str, daemons: &str) -> Knowledge {
+        let entries = match toml::from_str::<FindingsFile>(findings) {
+            Ok(f) => f.finding,
+            Err(e) => panic!("checks/findings.toml is malformed: {e}"),
+        };
+        let daemons = match toml::from_str::<DaemonsFile>(daemons) {
+            Ok(f) => f.daemon,
+            Err(e) => panic!("checks/tap-daemons.toml is malformed: {e}"),
+        };
+        Knowledge { entries, daemons }
+    }
+
+    pub fn entry(&self, code: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.code == code)
+    }
+
+    /// The known daemon an owner is, by comm or exe basename.
+    pub fn daemon(&self, comm: &str, exe: Option<&str>) -> Option<&TapDaemon> {
+        let exe_base = exe.and_then(|e| e.rsplit('/').next());
+        self.daemons.iter().find(|d| {
+            d.names
+                .iter()
+                .any(|n| n == comm || Some(n.as_str()) == exe_base)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::ALL_CODES;
+
+    #[test]
+    fn knowledge_files_parse() {
+        let kb = Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML);
+        assert!(!kb.entries.is_empty());
+    }
+
+    #[test]
+    fn codes_in_code_and_knowledge_agree() {
+        let kb = Knowledge::get();
+        let mut in_kb: Vec<&str> = kb.entries.iter().map(|e| e.code.as_str()).collect();
+        let mut in_code: Vec<&str> = ALL_CODES.to_vec();
+        in_kb.sort_unstable();
+        in_code.sort_unstable();
+        assert_eq!(in_kb, in_code, "checks/findings.toml and check::ALL_CODES differ");
+    }
+
+    #[test]
+    fn codes_are_kebab_case_and_unique() {
+        let kb = Knowledge::get();
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &kb.entries {
+            assert!(
+                e.code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{} is not kebab-case",
+                e.code
+            );
+            assert!(seen.insert(e.code.clone()), "{} twice", e.code);
+            assert!(!e.fix.is_empty() && !e.title.is_empty());
+        }
+    }
+
+    /// The public contract: dashboards key on these codes. Changing this list is a breaking change.
+    #[test]
+    fn public_codes_are_pinned() {
+        let pinned = [
+            "completions-missing",
+            "copies-unexplained",
+            "device-down",
+            "features-unreadable",
+            "kernel-too-old",
+            "live-contradicts-prediction",
+            "live-copied",
+            "live-probe-not-run",
+            "local-delivery",
+            "lower-device-elsewhere",
+            "memlock-limit",
+            "no-scatter-gather",
+            "no-tx-checksum",
+            "optmem-low",
+            "tap-forces-copy",
+            "tap-ignores-outgoing",
+            "tap-unknown-setting",
+            "taps-not-checked",
+            "udp-fragmentation",
+            "veth-path",
+            "zerocopy-enobufs",
+            "zerocopy-slower",
+        ];
+        let mut codes: Vec<&str> = ALL_CODES.to_vec();
+        codes.sort_unstable();
+        assert_eq!(codes, pinned);
+    }
+
+    #[test]
+    fn daemons_have_fixes() {
+        for d in &Knowledge::get().daemons {
+            assert!(!d.names.is_empty() && !d.fix.is_empty(), "{} incomplete", d.id);
+            assert!(
+                ["never", "version-dependent", "always"].contains(&d.ignores_outgoing.as_str()),
+                "{}: ignores_outgoing {}",
+                d.id,
+                d.ignores_outgoing
+            );
+        }
+    }
+}

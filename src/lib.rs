@@ -10,3 +10,4 @@ pub mod knowledge;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod sink;

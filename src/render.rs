@@ -1,1 +1,256 @@
-//! renderers
+//! Renderers: the Report as text for a person (80 columns, optional color) or as one JSON
+//! document. They decide nothing: every judgement is already in the Report.
+
+use std::io::{self, Write};
+
+use owo_colors::{OwoColorize, Style};
+
+use crate::evidence::{Device, LiveProbe, ProbeState};
+use crate::knowledge::Entry;
+use crate::report::{Basis, Report, Severity, Zerocopy};
+
+const WIDTH: usize = 80;
+
+pub fn json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
+
+/// Styles that collapse to plain text when color is off.
+struct Palette {
+    on: bool,
+}
+
+impl Palette {
+    fn paint(&self, text: &str, style: Style) -> String {
+        if self.on {
+            text.style(style).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+    fn severity(&self, s: Severity) -> String {
+        let (label, style) = match s {
+            Severity::Blocker => ("BLOCKER", Style::new().red().bold()),
+            Severity::Warning => ("WARNING", Style::new().yellow().bold()),
+            Severity::Info => ("INFO   ", Style::new().blue()),
+        };
+        self.paint(label, style)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint(t, Style::new().bold())
+    }
+    fn dim(&self, t: &str) -> String {
+        self.paint(t, Style::new().dimmed())
+    }
+    fn good(&self, t: &str) -> String {
+        self.paint(t, Style::new().green())
+    }
+}
+
+/// Greedy word wrap: the first line after `first`, the rest after `indent` spaces.
+/// `first` is measured by `first_width` (it may hold color escapes).
+fn wrap(out: &mut dyn Write, first: &str, first_width: usize, indent: usize, text: &str) -> io::Result<()> {
+    let mut line = String::from(first);
+    let mut col = first_width;
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if !empty && col + 1 + w > WIDTH {
+            writeln!(out, "{line}")?;
+            line = " ".repeat(indent);
+            col = indent;
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+            col += 1;
+        }
+        line.push_str(word);
+        col += w;
+        empty = false;
+    }
+    writeln!(out, "{line}")
+}
+
+fn device_line(d: &Device) -> String {
+    let state = if d.admin_up { d.oper_state.as_str() } else { "admin down" };
+    format!("{} ({}, mtu {}, {state})", d.name, d.kind.as_str(), d.mtu)
+}
+
+fn write_tree(out: &mut dyn Write, stack: &[Device], name: &str, prefix: &str, last: bool, top: bool) -> io::Result<()> {
+    let Some(dev) = stack.iter().find(|d| d.name == name) else {
+        return Ok(());
+    };
+    if top {
+        writeln!(out, "  {}", device_line(dev))?;
+    } else {
+        writeln!(out, "  {prefix}{} {}", if last { "└─" } else { "├─" }, device_line(dev))?;
+    }
+    let child_prefix = if top {
+        String::new()
+    } else {
+        format!("{prefix}{}", if last { "   " } else { "│  " })
+    };
+    for (i, lower) in dev.lowers.iter().enumerate() {
+        // Only devices first reached through this one (the stack is a tree by construction).
+        if stack.iter().any(|d| &d.name == lower && d.upper.as_deref() == Some(name)) {
+            write_tree(out, stack, lower, &child_prefix, i + 1 == dev.lowers.len(), false)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let p = Palette { on: color };
+    writeln!(
+        out,
+        "{} {} · host {} · Linux {}",
+        p.bold("zcdoctor"),
+        report.tool.version,
+        report.host.hostname,
+        report.host.kernel
+    )?;
+    writeln!(out, "Interface {} ({} traffic), stack:", p.bold(&report.interface), report.protocol.to_uppercase())?;
+    write_tree(out, &report.stack, &report.interface, "", true, true)?;
+    writeln!(out)?;
+
+    let (mark, word, style) = match report.verdict.zerocopy {
+        Zerocopy::Yes => ("✓", "zerocopy works", Style::new().green().bold()),
+        Zerocopy::No => ("✗", "zerocopy is copied", Style::new().red().bold()),
+        Zerocopy::Unknown => ("?", "zerocopy unknown", Style::new().yellow().bold()),
+    };
+    let basis = match report.verdict.basis {
+        Basis::Live => "proven live",
+        Basis::Predicted => "predicted",
+    };
+    let head = format!("{mark} {word} ({basis}):");
+    let lead = format!("{} ", p.paint(&head, style));
+    wrap(out, &lead, head.chars().count() + 1, 2, &report.verdict.summary)?;
+
+    if let Some(live) = &report.live_probe {
+        live_table(out, &p, live)?;
+    }
+
+    if !report.findings.is_empty() {
+        for f in &report.findings {
+            writeln!(out)?;
+            let head = format!("{} {}", p.severity(f.severity), p.bold(&f.code));
+            writeln!(out, "{head}  {}", f.title)?;
+            wrap(out, "  ", 2, 2, &f.summary)?;
+            for (i, step) in f.remediation.iter().enumerate() {
+                let lead = if i == 0 { "  fix: " } else { "       " };
+                wrap(out, &p.good(lead), lead.len(), 7, step)?;
+            }
+        }
+    }
+
+    if !report.passed.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", p.dim("Passed:"))?;
+        for pass in &report.passed {
+            let lead = format!("  {} ", p.good("✓"));
+            wrap(out, &lead, 4, 4, &pass.detail)?;
+        }
+    }
+    let not_ok: Vec<_> = report.probes.iter().filter(|pr| pr.status != ProbeState::Ok).collect();
+    if !not_ok.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", p.dim("Probes not fully run:"))?;
+        for pr in not_ok {
+            let state = match pr.status {
+                ProbeState::Skipped => "skipped",
+                _ => "error",
+            };
+            let lead = format!("  {} ({state}): ", pr.name);
+            wrap(out, &p.dim(&lead), lead.chars().count(), 4, &pr.detail)?;
+        }
+    }
+    Ok(())
+}
+
+fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<()> {
+    if live.runs.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Live probe: {} to {}{}",
+        live.protocol.to_uppercase(),
+        live.target,
+        if live.interrupted { " (interrupted)" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "  {}",
+        p.dim("pattern   bytes   sends  copied  copy MB/s   zc MB/s  gain  zc CPU s")
+    )?;
+    for r in &live.runs {
+        let mbps = |ph: &Option<crate::evidence::Phase>| {
+            ph.as_ref()
+                .map(|x| format!("{:.0}", x.bytes_per_second() / 1e6))
+                .unwrap_or_else(|| "-".into())
+        };
+        writeln!(
+            out,
+            "  {:<8} {:>6} {:>7} {:>7} {:>10} {:>9} {:>5} {:>9}",
+            r.pattern,
+            r.send_size,
+            r.sends,
+            r.copied,
+            mbps(&r.copy_phase),
+            mbps(&r.zerocopy_phase),
+            r.gain().map(|g| format!("{g:.2}")).unwrap_or_else(|| "-".into()),
+            r.zerocopy_phase
+                .as_ref()
+                .map(|x| format!("{:.2}", x.cpu_system_seconds))
+                .unwrap_or_else(|| "-".into()),
+        )?;
+    }
+    Ok(())
+}
+
+/// `zcdoctor explain CODE`.
+pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let p = Palette { on: color };
+    writeln!(out, "{} {}  {}", p.severity(entry.severity), p.bold(&entry.code), entry.title)?;
+    for (label, text) in [("What it means", &entry.meaning), ("Why it copies or fails", &entry.why), ("Fix", &entry.fix)] {
+        writeln!(out)?;
+        writeln!(out, "{}", p.bold(label))?;
+        wrap(out, "  ", 2, 2, text)?;
+    }
+    if !entry.references.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", p.bold("References"))?;
+        for r in &entry.references {
+            wrap(out, "  - ", 4, 4, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// `zcdoctor checks`: one line per code.
+pub fn list(entries: &[Entry], color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let p = Palette { on: color };
+    for e in entries {
+        writeln!(out, "{} {:<28} {}", p.severity(e.severity), e.code, e.title)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_at_80_columns() {
+        let mut buf = Vec::new();
+        let text = "word ".repeat(60);
+        wrap(&mut buf, "  ", 2, 4, &text).unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        assert!(s.lines().count() > 3);
+        assert!(s.lines().all(|l| l.chars().count() <= WIDTH), "{s}");
+        assert!(s.lines().skip(1).all(|l| l.starts_with("    word")));
+    }
+}

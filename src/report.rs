@@ -1,1 +1,143 @@
-//! report
+//! The Report: what the renderers print. Built from Evidence by the checks; field names of its
+//! JSON form are public contract (`schema_version` 1).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::evidence::{Device, Evidence, LiveProbe, ProbeStatus, TapScan};
+use crate::kernel::KernelFeatureState;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Blocker,
+}
+
+impl Severity {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Blocker => "blocker",
+        }
+    }
+}
+
+/// One diagnosis: a stable code, how bad it is, what showed it, and how to fix it here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub code: String,
+    pub severity: Severity,
+    pub title: String,
+    /// One line naming what was seen, with the actual device/pid/values.
+    pub summary: String,
+    /// The observed facts that triggered the finding (keys depend on the code).
+    pub evidence: Map<String, Value>,
+    /// Concrete steps, naming the actual device, pid and command.
+    pub remediation: Vec<String>,
+}
+
+/// A check that found nothing wrong, shown briefly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Passed {
+    pub check: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Zerocopy {
+    Yes,
+    No,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    Predicted,
+    Live,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub zerocopy: Zerocopy,
+    pub basis: Basis,
+    /// One sentence an operator can act on.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostSummary {
+    pub hostname: String,
+    pub kernel: String,
+    #[serde(default)]
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub host: HostSummary,
+    pub interface: String,
+    pub protocol: String,
+    pub stack: Vec<Device>,
+    pub kernel_features: Vec<KernelFeatureState>,
+    pub verdict: Verdict,
+    /// Ranked: blockers first.
+    pub findings: Vec<Finding>,
+    pub passed: Vec<Passed>,
+    pub probes: Vec<ProbeStatus>,
+    /// Every packet socket seen (including harmless ones), when the tap probe ran.
+    pub taps: Option<TapScan>,
+    pub live_probe: Option<LiveProbe>,
+}
+
+impl Report {
+    pub fn new(
+        evidence: &Evidence,
+        protocol: &str,
+        findings: Vec<Finding>,
+        passed: Vec<Passed>,
+        verdict: Verdict,
+    ) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            host: HostSummary {
+                hostname: evidence.host.hostname.clone(),
+                kernel: evidence.kernel.release.clone(),
+                os: evidence.host.os.clone(),
+            },
+            interface: evidence.interface.clone(),
+            protocol: protocol.to_string(),
+            stack: evidence.stack.clone(),
+            kernel_features: crate::kernel::feature_table(evidence.kernel.version),
+            verdict,
+            findings,
+            passed,
+            probes: evidence.probes.clone(),
+            taps: evidence.taps.clone(),
+            live_probe: evidence.live.clone(),
+        }
+    }
+
+    /// The worst severity among the findings.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}

@@ -1,1 +1,172 @@
-//! The device stack of the diagnosed interface: the device and everything below it.
+//! The device stack of the diagnosed interface: the device and everything below it, found from
+//! the rtnetlink link table (masters, IFLA_LINK parents), with offload features per device.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use super::netlink::Link;
+use crate::evidence::{Device, DeviceKind};
+
+/// The interface does not exist in this namespace; carries the ones that do.
+#[derive(Debug)]
+pub struct UnknownInterface {
+    pub name: String,
+    pub existing: Vec<String>,
+}
+
+impl std::fmt::Display for UnknownInterface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no interface named {:?} in this network namespace; interfaces here: {}",
+            self.name,
+            self.existing.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownInterface {}
+
+const IFF_UP: u32 = 0x1;
+const IFF_LOOPBACK: u32 = 0x8;
+
+/// Kinds whose IFLA_LINK names the device they transmit through (for veth it is the peer, and
+/// tunnels route through whatever the underlay route says, so neither counts).
+fn link_is_lower(kind: Option<&str>) -> bool {
+    matches!(
+        kind,
+        Some("vlan" | "macvlan" | "macvtap" | "ipvlan" | "ipvtap" | "macsec")
+    )
+}
+
+/// Builds the stack of `iface` from a link dump: `iface` first, then its lower devices breadth
+/// first. Features are left `None` for the caller to fill.
+pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, UnknownInterface> {
+    let Some(top) = links.iter().find(|l| l.name == iface) else {
+        let mut existing: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
+        existing.sort();
+        return Err(UnknownInterface {
+            name: iface.to_string(),
+            existing,
+        });
+    };
+    let mut stack: Vec<Device> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut queue = VecDeque::from([(top, 0u32, None::<String>)]);
+    seen.insert(top.ifindex);
+    while let Some((link, depth, upper)) = queue.pop_front() {
+        let mut lowers: Vec<&Link> = links
+            .iter()
+            .filter(|l| l.master == Some(link.ifindex) && l.ifindex != link.ifindex)
+            .collect();
+        let mut lowers_elsewhere = Vec::new();
+        if link_is_lower(link.link_kind.as_deref()) {
+            if let Some(parent) = link.link.filter(|&p| p != 0 && p != link.ifindex) {
+                if link.link_netnsid.is_some() {
+                    lowers_elsewhere.push(parent);
+                } else if let Some(l) = links.iter().find(|l| l.ifindex == parent) {
+                    lowers.push(l);
+                } else {
+                    lowers_elsewhere.push(parent);
+                }
+            }
+        }
+        lowers.sort_by_key(|l| l.ifindex);
+        for l in &lowers {
+            if seen.insert(l.ifindex) {
+                queue.push_back((l, depth + 1, Some(link.name.clone())));
+            }
+        }
+        stack.push(Device {
+            name: link.name.clone(),
+            ifindex: link.ifindex,
+            kind: DeviceKind::from_link_kind(
+                link.link_kind.as_deref(),
+                link.flags & IFF_LOOPBACK != 0,
+            ),
+            link_kind: link.link_kind.clone(),
+            mtu: link.mtu,
+            oper_state: link.oper_state.clone(),
+            admin_up: link.flags & IFF_UP != 0,
+            depth,
+            upper,
+            lowers: lowers.iter().map(|l| l.name.clone()).collect(),
+            lowers_elsewhere,
+            features: None,
+        });
+    }
+    Ok(stack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(ifindex: u32, name: &str, kind: Option<&str>) -> Link {
+        Link {
+            ifindex,
+            name: name.to_string(),
+            link_kind: kind.map(str::to_string),
+            mtu: 1500,
+            oper_state: "up".to_string(),
+            flags: IFF_UP,
+            master: None,
+            link: None,
+            link_netnsid: None,
+        }
+    }
+
+    #[test]
+    fn vlan_over_bond_over_two_nics() {
+        let mut eth0 = link(2, "eth0", None);
+        eth0.master = Some(4);
+        let mut eth1 = link(3, "eth1", None);
+        eth1.master = Some(4);
+        let bond = link(4, "bond1", Some("bond"));
+        let mut vlan = link(5, "bond1.100", Some("vlan"));
+        vlan.link = Some(4);
+        let links = vec![link(1, "lo", None), eth0, eth1, bond, vlan];
+        let stack = stack_from_links(&links, "bond1.100").unwrap();
+        let names: Vec<(&str, u32)> = stack.iter().map(|d| (d.name.as_str(), d.depth)).collect();
+        assert_eq!(
+            names,
+            [("bond1.100", 0), ("bond1", 1), ("eth0", 2), ("eth1", 2)]
+        );
+        assert_eq!(stack[1].kind, DeviceKind::Bond);
+        assert_eq!(stack[1].lowers, ["eth0", "eth1"]);
+        assert_eq!(stack[2].upper.as_deref(), Some("bond1"));
+    }
+
+    #[test]
+    fn veth_peer_is_not_a_lower_device() {
+        let mut veth = link(7, "veth0", Some("veth"));
+        veth.link = Some(8);
+        let peer = link(8, "veth1", Some("veth"));
+        let stack = stack_from_links(&[veth, peer], "veth0").unwrap();
+        assert_eq!(stack.len(), 1);
+        assert_eq!(stack[0].kind, DeviceKind::Veth);
+    }
+
+    #[test]
+    fn lower_in_another_namespace_is_recorded() {
+        let mut mv = link(3, "mv0", Some("macvlan"));
+        mv.link = Some(9);
+        mv.link_netnsid = Some(0);
+        let stack = stack_from_links(&[mv], "mv0").unwrap();
+        assert_eq!(stack[0].lowers_elsewhere, [9]);
+    }
+
+    #[test]
+    fn unknown_interface_lists_existing_ones() {
+        let err = stack_from_links(&[link(1, "lo", None), link(2, "eth0", None)], "bond9")
+            .unwrap_err();
+        assert_eq!(err.existing, ["eth0", "lo"]);
+        assert!(err.to_string().contains("eth0, lo"));
+    }
+
+    #[test]
+    fn loopback_flag_wins() {
+        let mut lo = link(1, "lo", None);
+        lo.flags |= IFF_LOOPBACK;
+        assert_eq!(stack_from_links(&[lo], "lo").unwrap()[0].kind, DeviceKind::Loopback);
+    }
+}
