@@ -674,11 +674,21 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
             "ignore_outgoing": s.ignore_outgoing,
             "fanout": s.fanout,
         });
-        match &s.ignore_outgoing {
+        // Before 4.20 the option does not exist: whatever the read said, the tap copies.
+        let setting = if kernel::has(e.kernel.version, kernel::IGNORE_OUTGOING) {
+            s.ignore_outgoing.clone()
+        } else {
+            IgnoreOutgoing::NotSet
+        };
+        match &setting {
             IgnoreOutgoing::NotSet => sink.push(
                 "tap-forces-copy",
                 None,
-                format!("{who} holds an ETH_P_ALL packet socket {why_on_path}, without PACKET_IGNORE_OUTGOING"),
+                if kernel::has(e.kernel.version, kernel::IGNORE_OUTGOING) {
+                    format!("{who} holds an ETH_P_ALL packet socket {why_on_path}, without PACKET_IGNORE_OUTGOING")
+                } else {
+                    format!("{who} holds an ETH_P_ALL packet socket {why_on_path}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send")
+                },
                 evidence,
                 tap_fix(s),
             ),
@@ -929,31 +939,46 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
             vec![format!("tc -s qdisc show dev {}", e.interface)],
         );
     }
-    for run in primary_runs(live) {
-        let Some(gain) = run.gain() else { continue };
-        if gain < 1.0 {
-            let because = if run.copied > 0 {
-                "the sends were copied anyway, so MSG_ZEROCOPY is slowing the application down"
-            } else {
-                "the sends are too small for pinning and notifications to pay off"
-            };
-            sink.push(
-                "zerocopy-slower",
-                Some(if run.copied > 0 { Severity::Blocker } else { Severity::Warning }),
+    let slower: Vec<&crate::evidence::LiveRun> = primary_runs(live)
+        .filter(|r| r.gain().is_some_and(|g| g < 1.0))
+        .collect();
+    if !slower.is_empty() {
+        let any_copied = slower.iter().any(|r| r.copied > 0);
+        let because = if any_copied {
+            "the sends were copied anyway, so MSG_ZEROCOPY is slowing the application down"
+        } else {
+            "the sends are too small for pinning and notifications to pay off"
+        };
+        let parts: Vec<String> = slower
+            .iter()
+            .map(|r| {
                 format!(
-                    "{} sends of {} bytes: zerocopy reached {:.2}x the copy throughput; {because}",
-                    run.pattern, run.send_size, gain
-                ),
-                json!({"pattern": run.pattern, "send_size": run.send_size, "gain": gain, "copied": run.copied,
-                       "copy_bytes_per_second": run.copy_phase.as_ref().map(|p| p.bytes_per_second()),
-                       "zerocopy_bytes_per_second": run.zerocopy_phase.as_ref().map(|p| p.bytes_per_second())}),
-                vec![if run.copied > 0 {
-                    "Turn MSG_ZEROCOPY off for this path until the copy causes are fixed.".to_string()
-                } else {
-                    "Use MSG_ZEROCOPY only for sends of about 10 KB and more (UDP_SEGMENT batches small datagrams into large sends).".to_string()
-                }],
-            );
-        }
+                    "{:.2}x for {} sends of {} bytes",
+                    r.gain().unwrap_or_default(),
+                    r.pattern,
+                    r.send_size
+                )
+            })
+            .collect();
+        let runs: Vec<Value> = slower
+            .iter()
+            .map(|r| {
+                json!({"pattern": r.pattern, "send_size": r.send_size, "gain": r.gain(), "copied": r.copied,
+                       "copy_bytes_per_second": r.copy_phase.as_ref().map(|p| p.bytes_per_second()),
+                       "zerocopy_bytes_per_second": r.zerocopy_phase.as_ref().map(|p| p.bytes_per_second())})
+            })
+            .collect();
+        sink.push(
+            "zerocopy-slower",
+            Some(if any_copied { Severity::Blocker } else { Severity::Warning }),
+            format!("zerocopy throughput vs copy: {}; {because}", parts.join(", ")),
+            json!({"runs": runs}),
+            vec![if any_copied {
+                "Turn MSG_ZEROCOPY off for this path until the copy causes are fixed.".to_string()
+            } else {
+                "Use MSG_ZEROCOPY only for sends of about 10 KB and more (UDP_SEGMENT batches small datagrams into large sends).".to_string()
+            }],
+        );
     }
     if copied == 0 && completions > 0 {
         sink.pass(
@@ -982,8 +1007,11 @@ fn verdict(e: &Evidence, findings: &[Finding]) -> Verdict {
                 Zerocopy::No,
                 format!("zerocopy sends are copied: {copied} of {completions} completions carried COPIED"),
             )
-        } else if enobufs > 0 && completions == 0 {
-            (Zerocopy::No, "zerocopy sends fail with ENOBUFS".to_string())
+        } else if enobufs > 0 {
+            (
+                Zerocopy::No,
+                format!("{enobufs} zerocopy sends failed with ENOBUFS ({completions} completed)"),
+            )
         } else if completions > 0 {
             (
                 Zerocopy::Yes,

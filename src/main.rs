@@ -68,6 +68,10 @@ struct ProbeArgs {
     /// Most bytes one live-probe phase may send.
     #[arg(long, default_value_t = 8 << 30)]
     byte_cap: u64,
+    /// Live probe, UDP: also send datagrams one byte over the path MTU without UDP_SEGMENT,
+    /// to show what IP fragmentation costs.
+    #[arg(long)]
+    oversize: bool,
     /// Do not scan packet taps.
     #[arg(long)]
     no_taps: bool,
@@ -217,6 +221,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             duration: args.duration,
             byte_cap: args.byte_cap,
             progress: std::io::stderr().is_terminal(),
+            oversize: args.oversize,
         }),
     };
     let stop = live::install_interrupt_handler();

@@ -1,9 +1,525 @@
-//! TEMPORARY stub from the lead; replace wholesale.
+//! `zcdoctor sink`: the receiving end of the live probe. Listens on one address for TCP and UDP,
+//! discards what arrives, and prints each connection's (TCP) or peer's (UDP) totals to stdout
+//! when it ends: bytes, duration, rate.
+//!
+//! Bounded: at most `max_conns` TCP connections at once (more are accepted and closed at once)
+//! and as many tracked UDP peers (traffic from more is counted in the summary only). A
+//! connection or peer silent for `idle_timeout` is closed or reported, so half-open peers cannot
+//! pin a thread. It stops after `duration` when one is given, or on Ctrl-C, and then reports
+//! every connection and peer still open. Nothing a peer sends can make it panic: it never looks
+//! at the bytes.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// How often blocked reads and the accept loop look at the stop flag and the clock.
+const TICK: Duration = Duration::from_millis(100);
+const TCP_BUFFER: usize = 256 * 1024;
+/// Larger than any UDP datagram.
+const UDP_BUFFER: usize = 65536;
+
+#[derive(Debug, Clone)]
 pub struct SinkOptions {
+    /// Most TCP connections at once, and most UDP peers tracked at once.
     pub max_conns: usize,
-    pub idle_timeout: std::time::Duration,
-    pub duration: Option<std::time::Duration>,
+    /// A connection or peer silent this long is closed (TCP) or reported (UDP).
+    pub idle_timeout: Duration,
+    /// Stop after this long; `None`: until Ctrl-C.
+    pub duration: Option<Duration>,
 }
-pub fn run(_listen: std::net::SocketAddr, _opts: SinkOptions) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions {
+            max_conns: 16,
+            idle_timeout: Duration::from_secs(30),
+            duration: None,
+        }
+    }
+}
+
+/// Totals of one TCP connection or one UDP peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerTotal {
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+    pub peer: SocketAddr,
+    pub bytes: u64,
+    /// Reads (TCP) or datagrams (UDP).
+    pub messages: u64,
+    /// From the connection (TCP) or the first datagram (UDP) to the last data.
+    pub seconds: f64,
+    /// How it ended: `peer closed`, `idle`, `sink stopped`, or an error.
+    pub end: String,
+}
+
+impl PeerTotal {
+    pub fn bits_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes as f64 * 8.0 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The line printed for it.
+    pub fn line(&self) -> String {
+        let unit = if self.protocol == "tcp" {
+            "reads"
+        } else {
+            "datagrams"
+        };
+        format!(
+            "{} {}: {} bytes in {} {unit}, {:.3} s, {} ({})",
+            self.protocol,
+            self.peer,
+            self.bytes,
+            self.messages,
+            self.seconds,
+            rate(self.bits_per_second()),
+            self.end
+        )
+    }
+}
+
+/// What a sink received, once it stopped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkSummary {
+    pub tcp: Vec<PeerTotal>,
+    pub udp: Vec<PeerTotal>,
+    /// TCP connections closed at once because `max_conns` were open.
+    pub rejected: u64,
+    /// UDP bytes from peers beyond `max_conns`, not tracked one by one.
+    pub untracked_udp_bytes: u64,
+}
+
+/// A bound sink: TCP listener and UDP socket on the same address and port.
+pub struct Sink {
+    tcp: TcpListener,
+    udp: UdpSocket,
+}
+
+impl Sink {
+    /// Binds TCP and UDP on `listen`; port 0 picks a free TCP port and uses it for UDP too.
+    pub fn bind(listen: SocketAddr) -> anyhow::Result<Sink> {
+        let tcp =
+            TcpListener::bind(listen).with_context(|| format!("cannot listen on tcp {listen}"))?;
+        let addr = tcp
+            .local_addr()
+            .context("cannot read the listening address")?;
+        let udp = UdpSocket::bind(addr).with_context(|| format!("cannot bind udp {addr}"))?;
+        Ok(Sink { tcp, udp })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.tcp
+            .local_addr()
+            .context("cannot read the listening address")
+    }
+
+    /// Receives until `opts.duration` has passed or `stop` is set; prints a line per connection
+    /// and peer to stdout as each ends, then a summary line.
+    pub fn serve(self, opts: &SinkOptions, stop: &AtomicBool) -> anyhow::Result<SinkSummary> {
+        let start = Instant::now();
+        let deadline = opts.duration.map(|d| start + d);
+        let done = AtomicBool::new(false);
+        let active = AtomicUsize::new(0);
+        let max_conns = opts.max_conns.max(1);
+        self.tcp
+            .set_nonblocking(true)
+            .context("cannot make the listener non-blocking")?;
+        self.udp
+            .set_read_timeout(Some(TICK))
+            .context("cannot set a UDP read timeout")?;
+        let udp = &self.udp;
+        let done_ref = &done;
+        let active_ref = &active;
+
+        let mut summary = std::thread::scope(|s| {
+            let udp_thread = s.spawn(move || udp_loop(udp, opts, max_conns, done_ref));
+            let mut conns = Vec::new();
+            let mut tcp = Vec::new();
+            let mut rejected = 0u64;
+            loop {
+                if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                wait_readable(self.tcp.as_raw_fd(), TICK);
+                match self.tcp.accept() {
+                    Ok((stream, peer)) => {
+                        if active.load(Ordering::SeqCst) >= max_conns {
+                            rejected += 1;
+                            eprintln!(
+                                "zcdoctor sink: closing tcp {peer}: {max_conns} connections \
+                                 already open"
+                            );
+                            drop(stream);
+                            continue;
+                        }
+                        active.fetch_add(1, Ordering::SeqCst);
+                        let idle = opts.idle_timeout;
+                        let spawned = std::thread::Builder::new()
+                            .name(format!("sink {peer}"))
+                            .spawn_scoped(s, move || {
+                                let total = tcp_conn(stream, peer, idle, done_ref);
+                                print_line(&total.line());
+                                active_ref.fetch_sub(1, Ordering::SeqCst);
+                                total
+                            });
+                        match spawned {
+                            Ok(handle) => conns.push(handle),
+                            Err(e) => {
+                                active.fetch_sub(1, Ordering::SeqCst);
+                                eprintln!("zcdoctor sink: cannot start a thread for {peer}: {e}");
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // EMFILE and friends: do not spin.
+                        eprintln!("zcdoctor sink: accept: {e}");
+                        std::thread::sleep(TICK);
+                    }
+                }
+                // Join the connections that ended, keeping their totals.
+                let mut i = 0;
+                while i < conns.len() {
+                    if conns[i].is_finished() {
+                        if let Ok(total) = conns.swap_remove(i).join() {
+                            tcp.push(total);
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            let mut summary = match udp_thread.join() {
+                Ok(s) => s,
+                Err(_) => SinkSummary::default(),
+            };
+            for handle in conns {
+                if let Ok(total) = handle.join() {
+                    tcp.push(total);
+                }
+            }
+            summary.tcp = tcp;
+            summary.rejected = rejected;
+            summary
+        });
+        summary.tcp.sort_by(|a, b| a.peer.cmp(&b.peer));
+        let bytes: u64 = summary
+            .tcp
+            .iter()
+            .chain(&summary.udp)
+            .map(|t| t.bytes)
+            .sum::<u64>()
+            + summary.untracked_udp_bytes;
+        print_line(&format!(
+            "sink: {} tcp connections ({} rejected), {} udp peers, {bytes} bytes in {:.3} s",
+            summary.tcp.len(),
+            summary.rejected,
+            summary.udp.len(),
+            start.elapsed().as_secs_f64()
+        ));
+        Ok(summary)
+    }
+}
+
+/// `zcdoctor sink`: binds `listen`, then serves until `opts.duration` or Ctrl-C.
+pub fn run(listen: SocketAddr, opts: SinkOptions) -> anyhow::Result<()> {
+    let stop = crate::probe::live::install_interrupt_handler();
+    let sink = Sink::bind(listen)?;
+    eprintln!(
+        "zcdoctor sink: listening on tcp and udp {} (Ctrl-C to stop)",
+        sink.local_addr()?
+    );
+    sink.serve(&opts, stop)?;
+    Ok(())
+}
+
+/// Reads and discards one connection until it ends.
+fn tcp_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    idle: Duration,
+    done: &AtomicBool,
+) -> PeerTotal {
+    let start = Instant::now();
+    let mut last = start;
+    let mut bytes = 0u64;
+    let mut reads = 0u64;
+    let end = match stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(TICK)))
+    {
+        Err(e) => format!("error: {e}"),
+        Ok(()) => {
+            let mut buf = vec![0u8; TCP_BUFFER];
+            loop {
+                if done.load(Ordering::Relaxed) {
+                    break "sink stopped".to_string();
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) => break "peer closed".to_string(),
+                    Ok(n) => {
+                        bytes += n as u64;
+                        reads += 1;
+                        last = Instant::now();
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        if last.elapsed() >= idle {
+                            break "idle".to_string();
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => break format!("error: {e}"),
+                }
+            }
+        }
+    };
+    PeerTotal {
+        protocol: "tcp",
+        peer,
+        bytes,
+        messages: reads,
+        seconds: last.duration_since(start).as_secs_f64(),
+        end,
+    }
+}
+
+struct UdpPeer {
+    bytes: u64,
+    datagrams: u64,
+    first: Instant,
+    last: Instant,
+}
+
+impl UdpPeer {
+    fn total(&self, peer: SocketAddr, end: &str) -> PeerTotal {
+        PeerTotal {
+            protocol: "udp",
+            peer,
+            bytes: self.bytes,
+            messages: self.datagrams,
+            seconds: self.last.duration_since(self.first).as_secs_f64(),
+            end: end.to_string(),
+        }
+    }
+}
+
+/// Receives datagrams until `done`; a peer silent for the idle timeout is reported and
+/// forgotten.
+fn udp_loop(
+    sock: &UdpSocket,
+    opts: &SinkOptions,
+    max_peers: usize,
+    done: &AtomicBool,
+) -> SinkSummary {
+    let mut summary = SinkSummary::default();
+    let mut peers: HashMap<SocketAddr, UdpPeer> = HashMap::new();
+    let mut buf = vec![0u8; UDP_BUFFER];
+    let mut warned_full = false;
+    let mut last_sweep = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        match sock.recv_from(&mut buf) {
+            Ok((n, peer)) => {
+                let now = Instant::now();
+                if let Some(p) = peers.get_mut(&peer) {
+                    p.bytes += n as u64;
+                    p.datagrams += 1;
+                    p.last = now;
+                } else if peers.len() < max_peers {
+                    peers.insert(
+                        peer,
+                        UdpPeer {
+                            bytes: n as u64,
+                            datagrams: 1,
+                            first: now,
+                            last: now,
+                        },
+                    );
+                } else {
+                    summary.untracked_udp_bytes += n as u64;
+                    if !warned_full {
+                        warned_full = true;
+                        eprintln!(
+                            "zcdoctor sink: {max_peers} udp peers tracked; traffic from more \
+                             (first {peer}) is only counted in the summary"
+                        );
+                    }
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            // ECONNREFUSED and the like from ICMP errors: not ours to act on.
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+        if last_sweep.elapsed() >= TICK {
+            last_sweep = Instant::now();
+            let idle: Vec<SocketAddr> = peers
+                .iter()
+                .filter(|(_, p)| p.last.elapsed() >= opts.idle_timeout)
+                .map(|(a, _)| *a)
+                .collect();
+            for addr in idle {
+                if let Some(p) = peers.remove(&addr) {
+                    let total = p.total(addr, "idle");
+                    print_line(&total.line());
+                    summary.udp.push(total);
+                }
+            }
+        }
+    }
+    let mut rest: Vec<(SocketAddr, UdpPeer)> = peers.into_iter().collect();
+    rest.sort_by(|a, b| a.0.cmp(&b.0));
+    for (addr, p) in rest {
+        let total = p.total(addr, "sink stopped");
+        print_line(&total.line());
+        summary.udp.push(total);
+    }
+    summary
+}
+
+/// Waits up to `timeout` for `fd` to become readable.
+fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd; the result only tells whether to try accept.
+    unsafe {
+        libc::poll(&mut pfd, 1, ms);
+    }
+}
+
+/// A line on stdout; a closed stdout is not a reason to panic.
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// `2.46 Gbit/s`, `310.0 Mbit/s`, `12.0 kbit/s`.
+fn rate(bits_per_second: f64) -> String {
+    if bits_per_second >= 1e9 {
+        format!("{:.2} Gbit/s", bits_per_second / 1e9)
+    } else if bits_per_second >= 1e6 {
+        format!("{:.1} Mbit/s", bits_per_second / 1e6)
+    } else {
+        format!("{:.1} kbit/s", bits_per_second / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Shutdown;
+
+    fn loopback_sink(opts: SinkOptions) -> (SocketAddr, std::thread::JoinHandle<SinkSummary>) {
+        let sink = Sink::bind("127.0.0.1:0".parse().expect("literal")).expect("bind");
+        let addr = sink.local_addr().expect("addr");
+        let handle = std::thread::spawn(move || {
+            let stop = AtomicBool::new(false);
+            sink.serve(&opts, &stop).expect("serve")
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn counts_tcp_and_udp_and_stops_after_duration() {
+        let (addr, handle) = loopback_sink(SinkOptions {
+            duration: Some(Duration::from_millis(800)),
+            ..SinkOptions::default()
+        });
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.write_all(&[0xff; 100_000]).expect("write");
+        c.shutdown(Shutdown::Write).expect("shutdown");
+        let u = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+        for _ in 0..10 {
+            u.send_to(&[1u8; 1000], addr).expect("send_to");
+        }
+        let start = Instant::now();
+        let summary = handle.join().expect("sink thread");
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert_eq!(summary.tcp.len(), 1);
+        assert_eq!(summary.tcp[0].bytes, 100_000);
+        assert_eq!(summary.tcp[0].end, "peer closed");
+        assert_eq!(summary.udp.len(), 1);
+        assert_eq!(summary.udp[0].bytes, 10_000);
+        assert_eq!(summary.udp[0].messages, 10);
+    }
+
+    #[test]
+    fn bounds_connections_and_closes_idle_ones() {
+        let (addr, handle) = loopback_sink(SinkOptions {
+            max_conns: 2,
+            idle_timeout: Duration::from_millis(300),
+            duration: Some(Duration::from_millis(1200)),
+        });
+        // Two half-open peers that never send, and a third that is rejected.
+        let a = TcpStream::connect(addr).expect("a");
+        let b = TcpStream::connect(addr).expect("b");
+        std::thread::sleep(Duration::from_millis(150));
+        let mut c = TcpStream::connect(addr).expect("c");
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        // The sink closes it: EOF or a reset, never data.
+        assert!(matches!(c.read(&mut byte), Ok(0) | Err(_)));
+        let summary = handle.join().expect("sink thread");
+        drop((a, b));
+        assert_eq!(summary.rejected, 1);
+        assert_eq!(summary.tcp.len(), 2);
+        assert!(summary.tcp.iter().all(|t| t.end == "idle"), "{summary:?}");
+    }
+
+    #[test]
+    fn garbage_and_resets_do_not_hurt() {
+        let (addr, handle) = loopback_sink(SinkOptions {
+            duration: Some(Duration::from_millis(600)),
+            ..SinkOptions::default()
+        });
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.write_all(b"\x00\xffGET / HTTP/1.1\r\n\r\n")
+            .expect("write");
+        // SO_LINGER 0: close sends a reset.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: SO_LINGER with a linger struct.
+        unsafe {
+            libc::setsockopt(
+                c.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(c);
+        let summary = handle.join().expect("sink thread");
+        assert_eq!(summary.tcp.len(), 1);
+        assert_eq!(summary.tcp[0].bytes, 21);
+    }
+
+    #[test]
+    fn formats_rates() {
+        assert_eq!(rate(2.5e9), "2.50 Gbit/s");
+        assert_eq!(rate(3.1e8), "310.0 Mbit/s");
+        assert_eq!(rate(12e3), "12.0 kbit/s");
+    }
 }

@@ -286,7 +286,11 @@ fn run_udp(ctx: &mut Ctx, probe: &mut LiveProbe) {
         });
     }
 
-    let largest = patterns.iter().map(|p| p.send_size).max().unwrap_or(payload);
+    let largest = patterns
+        .iter()
+        .map(|p| p.send_size)
+        .max()
+        .unwrap_or(payload);
     let buf = AlignedBuf::new(largest);
     let mut first = Some(first);
     for pattern in &patterns {
@@ -299,7 +303,9 @@ fn run_udp(ctx: &mut Ctx, probe: &mut LiveProbe) {
                 let fd = match open_socket(opts, libc::SOCK_DGRAM, &mut Vec::new()) {
                     Ok(fd) => fd,
                     Err(why) => {
-                        probe.notes.push(format!("{} pattern skipped: {why}", pattern.name));
+                        probe
+                            .notes
+                            .push(format!("{} pattern skipped: {why}", pattern.name));
                         continue;
                     }
                 };
@@ -323,7 +329,13 @@ fn run_udp(ctx: &mut Ctx, probe: &mut LiveProbe) {
                 continue;
             }
         }
-        let run = measure(ctx, &fd, pattern, &buf.as_slice()[..pattern.send_size], UDP_GRACE);
+        let run = measure(
+            ctx,
+            &fd,
+            pattern,
+            &buf.as_slice()[..pattern.send_size],
+            UDP_GRACE,
+        );
         probe.runs.push(run);
     }
     probe.notes.push(format!(
@@ -457,7 +469,11 @@ fn wait_tcp_flushed(fd: &OwnedFd, limit: Duration) {
 
 /// A socket with `SO_ZEROCOPY`, bound to `opts.iface`, with a send timeout. A refused
 /// `SO_ZEROCOPY` is an error (the probe cannot run); a refused `SO_BINDTODEVICE` is a note.
-fn open_socket(opts: &LiveOptions, ty: libc::c_int, notes: &mut Vec<String>) -> Result<OwnedFd, String> {
+fn open_socket(
+    opts: &LiveOptions,
+    ty: libc::c_int,
+    notes: &mut Vec<String>,
+) -> Result<OwnedFd, String> {
     let domain = if opts.target.is_ipv6() {
         libc::AF_INET6
     } else {
@@ -523,7 +539,12 @@ fn open_socket(opts: &LiveOptions, ty: libc::c_int, notes: &mut Vec<String>) -> 
     Ok(fd)
 }
 
-fn setsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> Result<(), Errno> {
+fn setsockopt_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> Result<(), Errno> {
     // SAFETY: an int option with its size.
     let rc = unsafe {
         libc::setsockopt(
@@ -537,7 +558,11 @@ fn setsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: li
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
-fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> Result<libc::c_int, Errno> {
+fn getsockopt_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> Result<libc::c_int, Errno> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: an int option with its size.
@@ -550,7 +575,11 @@ fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> Result
             &mut len,
         )
     };
-    if rc < 0 { Err(Errno::last()) } else { Ok(value) }
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(value)
+    }
 }
 
 /// A page-aligned buffer filled with a non-zero byte (so its pages are real, not the shared
@@ -582,7 +611,13 @@ impl AlignedBuf {
 // Measuring
 
 /// Copy phase, then zerocopy phase with its completions.
-fn measure(ctx: &mut Ctx, fd: &OwnedFd, pattern: &Pattern, data: &[u8], grace: Duration) -> LiveRun {
+fn measure(
+    ctx: &mut Ctx,
+    fd: &OwnedFd,
+    pattern: &Pattern,
+    data: &[u8],
+    grace: Duration,
+) -> LiveRun {
     let tcp = ctx.opts.protocol == Protocol::Tcp;
     let mut zc = Completions::default();
     let copy = send_phase(ctx, fd, data, pattern.name, None);
@@ -886,7 +921,15 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, now: Instant, pattern: &str, phase: &str, elapsed: Duration, bytes: u64, sends: u64) {
+    fn tick(
+        &mut self,
+        now: Instant,
+        pattern: &str,
+        phase: &str,
+        elapsed: Duration,
+        bytes: u64,
+        sends: u64,
+    ) {
         if !self.enabled {
             return;
         }

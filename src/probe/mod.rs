@@ -26,6 +26,8 @@ pub struct LiveRequest {
     pub duration: std::time::Duration,
     pub byte_cap: u64,
     pub progress: bool,
+    /// Also send datagrams over the path MTU without UDP_SEGMENT (shows fragmentation copies).
+    pub oversize: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -195,6 +197,7 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
                 duration: req.duration,
                 byte_cap: req.byte_cap,
                 progress: req.progress,
+                oversize: req.oversize,
             };
             let result = live::run(&lopts, stop);
             probes.push(status(

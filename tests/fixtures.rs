@@ -1,0 +1,154 @@
+//! Recorded hosts in fixtures/: each `NAME.evidence.json` is diagnosed and must give exactly the
+//! findings (code, severity, and where given the device and pid) and the verdict of
+//! `NAME.expect.toml`. Pure logic: no privileges, no host access.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+use zcdoctor::check::{Protocol, diagnose};
+use zcdoctor::evidence::Evidence;
+use zcdoctor::report::{Finding, Zerocopy};
+
+#[derive(Deserialize)]
+struct Expect {
+    description: String,
+    protocol: String,
+    verdict: String,
+    #[serde(default)]
+    finding: Vec<ExpectedFinding>,
+}
+
+#[derive(Deserialize, Debug)]
+struct ExpectedFinding {
+    code: String,
+    severity: String,
+    device: Option<String>,
+    pid: Option<u32>,
+}
+
+impl ExpectedFinding {
+    fn matches(&self, f: &Finding) -> bool {
+        f.code == self.code
+            && f.severity.as_str() == self.severity
+            && self
+                .device
+                .as_ref()
+                .is_none_or(|d| f.evidence.get("device").and_then(Value::as_str) == Some(d))
+            && self.pid.is_none_or(|pid| {
+                f.evidence
+                    .get("pids")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|p| p.as_u64() == Some(u64::from(pid))))
+            })
+    }
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".expect.toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn check_fixture(expect_path: &Path) -> Result<(), String> {
+    let name = expect_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".expect.toml"))
+        .ok_or("bad name")?;
+    let expect: Expect = toml::from_str(&std::fs::read_to_string(expect_path).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("{name}.expect.toml: {e}"))?;
+    let evidence_path = expect_path.with_file_name(format!("{name}.evidence.json"));
+    let evidence: Evidence = serde_json::from_str(
+        &std::fs::read_to_string(&evidence_path).map_err(|e| format!("{name}: {e}"))?,
+    )
+    .map_err(|e| format!("{name}.evidence.json: {e}"))?;
+    let protocol = match expect.protocol.as_str() {
+        "tcp" => Protocol::Tcp,
+        _ => Protocol::Udp,
+    };
+    let report = diagnose(&evidence, protocol);
+    let got: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| format!("{} {} {}", f.severity.as_str(), f.code, f.summary))
+        .collect();
+    let mut unmatched: Vec<&Finding> = report.findings.iter().collect();
+    for want in &expect.finding {
+        match unmatched.iter().position(|f| want.matches(f)) {
+            Some(i) => {
+                unmatched.remove(i);
+            }
+            None => {
+                return Err(format!(
+                    "{name} ({}): expected {want:?}, got:\n  {}",
+                    expect.description,
+                    got.join("\n  ")
+                ));
+            }
+        }
+    }
+    if !unmatched.is_empty() {
+        return Err(format!(
+            "{name}: unexpected findings:\n  {}",
+            unmatched
+                .iter()
+                .map(|f| format!("{} {}: {}", f.severity.as_str(), f.code, f.summary))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ));
+    }
+    let verdict = match report.verdict.zerocopy {
+        Zerocopy::Yes => "yes",
+        Zerocopy::No => "no",
+        Zerocopy::Unknown => "unknown",
+    };
+    if verdict != expect.verdict {
+        return Err(format!(
+            "{name}: verdict {verdict} ({}), expected {}",
+            report.verdict.summary, expect.verdict
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_fixture_gives_its_expected_findings() {
+    let all = fixtures();
+    assert!(all.len() >= 10, "fixtures missing: {}", all.len());
+    let failures: Vec<String> = all.iter().filter_map(|p| check_fixture(p).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn remediation_names_the_actual_device_and_pid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed-bond1-lldpd-dhclient.evidence.json");
+    let evidence: Evidence = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let report = diagnose(&evidence, Protocol::Tcp);
+    let dhclient = report
+        .findings
+        .iter()
+        .find(|f| f.code == "tap-forces-copy" && f.summary.contains("dhclient"))
+        .expect("dhclient finding");
+    let fix = dhclient.remediation.join("\n");
+    assert!(fix.contains("1402") || fix.contains("NetworkManager.service"), "{fix}");
+    assert!(!fix.contains('{'), "unfilled placeholder: {fix}");
+}
+
+#[test]
+fn recordings_round_trip_through_json() {
+    for p in fixtures() {
+        let ev = p.with_file_name(
+            p.file_name().unwrap().to_str().unwrap().replace(".expect.toml", ".evidence.json"),
+        );
+        let e: Evidence = serde_json::from_str(&std::fs::read_to_string(&ev).unwrap()).unwrap();
+        let again: Evidence = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(e, again, "{}", ev.display());
+    }
+}
