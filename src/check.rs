@@ -651,65 +651,103 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
         );
         return;
     };
-    let mut on_path = 0;
+    // Before 4.20 the option does not exist: whatever the read said, a tap copies.
+    let option_exists = kernel::has(e.kernel.version, kernel::IGNORE_OUTGOING);
+    let mut groups: Vec<TapGroup> = Vec::new();
     for s in &scan.sockets {
-        let Some(why_on_path) = tap_on_path(e, scan.diagnosed_netns, s) else {
+        let Some(why) = tap_on_path(e, scan.diagnosed_netns, s) else {
             continue;
         };
-        on_path += 1;
-        let owners: Vec<String> = s.owners.iter().map(owner_label).collect();
-        let who = if owners.is_empty() {
-            format!("an unknown process (socket inode {})", s.inode)
-        } else {
-            owners.join(", ")
-        };
-        let evidence = json!({
-            "inode": s.inode,
-            "device": s.device,
-            "ifindex": s.ifindex,
-            "netns": s.netns,
-            "on_path": why_on_path,
-            "owners": s.owners,
-            "pids": s.owners.iter().map(|o| o.pid).collect::<Vec<_>>(),
-            "ignore_outgoing": s.ignore_outgoing,
-            "fanout": s.fanout,
-        });
-        // Before 4.20 the option does not exist: whatever the read said, the tap copies.
-        let setting = if kernel::has(e.kernel.version, kernel::IGNORE_OUTGOING) {
+        let setting = if option_exists {
             s.ignore_outgoing.clone()
         } else {
             IgnoreOutgoing::NotSet
         };
-        match &setting {
-            IgnoreOutgoing::NotSet => sink.push(
-                "tap-forces-copy",
-                None,
-                if kernel::has(e.kernel.version, kernel::IGNORE_OUTGOING) {
-                    format!("{who} holds an ETH_P_ALL packet socket {why_on_path}, without PACKET_IGNORE_OUTGOING")
+        let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
+        pids.sort_unstable();
+        // One finding per owner and setting: lldpd's socket per interface is one cause.
+        match groups
+            .iter_mut()
+            .find(|g| !pids.is_empty() && g.pids == pids && g.setting == setting)
+        {
+            Some(g) => g.sockets.push((s, why)),
+            None => groups.push(TapGroup {
+                pids,
+                setting,
+                sockets: vec![(s, why)],
+            }),
+        }
+    }
+    let on_path = groups.len();
+    for g in &groups {
+        let (first, _) = g.sockets[0];
+        let owners: Vec<String> = first.owners.iter().map(owner_label).collect();
+        let who = if owners.is_empty() {
+            format!("an unknown process (socket inode {})", first.inode)
+        } else {
+            owners.join(", ")
+        };
+        let whys: Vec<&str> = g.sockets.iter().map(|(_, w)| w.as_str()).collect();
+        let what = if g.sockets.len() == 1 {
+            format!("an ETH_P_ALL packet socket {}", whys[0])
+        } else {
+            format!("{} ETH_P_ALL packet sockets: {}", g.sockets.len(), whys.join("; "))
+        };
+        let devices: Vec<String> = g
+            .sockets
+            .iter()
+            .map(|(s, _)| s.device.clone().unwrap_or_else(|| "(all devices)".to_string()))
+            .collect();
+        let evidence = json!({
+            "device": first.device,
+            "devices": devices,
+            "inodes": g.sockets.iter().map(|(s, _)| s.inode).collect::<Vec<_>>(),
+            "netns": first.netns,
+            "on_path": whys,
+            "owners": first.owners,
+            "pids": g.pids,
+            "ignore_outgoing": g.setting,
+            "read_from_socket": first.ignore_outgoing,
+            "fanout": first.fanout,
+        });
+        let mut fix: Vec<String> = Vec::new();
+        for (s, _) in &g.sockets {
+            fix.extend(tap_fix(s));
+        }
+        dedup_keep_order(&mut fix);
+        match &g.setting {
+            IgnoreOutgoing::NotSet => {
+                let summary = if option_exists {
+                    format!("{who} holds {what}, without PACKET_IGNORE_OUTGOING")
                 } else {
-                    format!("{who} holds an ETH_P_ALL packet socket {why_on_path}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send")
-                },
-                evidence,
-                tap_fix(s),
-            ),
+                    fix.insert(
+                        0,
+                        format!(
+                            "Linux {} predates PACKET_IGNORE_OUTGOING (4.20): no daemon build can avoid the copy here, only taking the tap off this path (or a newer kernel) does.",
+                            e.kernel.version.map(|v| v.to_string()).unwrap_or_default()
+                        ),
+                    );
+                    format!("{who} holds {what}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send")
+                };
+                sink.push("tap-forces-copy", None, summary, evidence, fix);
+            }
             IgnoreOutgoing::Set => sink.push(
                 "tap-ignores-outgoing",
                 None,
-                format!("{who} taps {why_on_path} but sets PACKET_IGNORE_OUTGOING: harmless"),
+                format!("{who} holds {what}, but sets PACKET_IGNORE_OUTGOING: harmless"),
                 evidence,
                 vec!["Nothing to do.".to_string()],
             ),
-            IgnoreOutgoing::Unknown { reason } => sink.push(
-                "tap-unknown-setting",
-                None,
-                format!("{who} taps {why_on_path}; its PACKET_IGNORE_OUTGOING could not be read: {reason}"),
-                evidence,
-                {
-                    let mut fix = vec!["Run zcdoctor as root (pidfd_getfd needs CAP_SYS_PTRACE over the owner) to read the setting.".to_string()];
-                    fix.extend(tap_fix(s));
-                    fix
-                },
-            ),
+            IgnoreOutgoing::Unknown { reason } => {
+                fix.insert(0, "Run zcdoctor as root (pidfd_getfd needs CAP_SYS_PTRACE over the owner) to read the setting.".to_string());
+                sink.push(
+                    "tap-unknown-setting",
+                    None,
+                    format!("{who} holds {what}; its PACKET_IGNORE_OUTGOING could not be read: {reason}"),
+                    evidence,
+                    fix,
+                );
+            }
         }
     }
     if on_path == 0 {
@@ -739,6 +777,17 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
             vec!["Run zcdoctor as root so it can enter every network namespace.".to_string()],
         );
     }
+}
+
+struct TapGroup<'a> {
+    pids: Vec<u32>,
+    setting: IgnoreOutgoing,
+    sockets: Vec<(&'a PacketSocket, String)>,
+}
+
+fn dedup_keep_order(lines: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    lines.retain(|l| seen.insert(l.clone()));
 }
 
 /// Remediation specific to the owner, from the known tap daemons; generic otherwise.
@@ -777,7 +826,6 @@ fn tap_fix(s: &PacketSocket) -> Vec<String> {
             s.inode, s.inode
         ));
     }
-    fix.dedup();
     fix
 }
 

@@ -34,7 +34,13 @@ impl ExpectedFinding {
             && self
                 .device
                 .as_ref()
-                .is_none_or(|d| f.evidence.get("device").and_then(Value::as_str) == Some(d))
+                .is_none_or(|d| {
+                    f.evidence.get("device").and_then(Value::as_str) == Some(d)
+                        || f.evidence
+                            .get("devices")
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(d)))
+                })
             && self.pid.is_none_or(|pid| {
                 f.evidence
                     .get("pids")
