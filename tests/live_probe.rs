@@ -1,0 +1,393 @@
+//! The live probe against real kernels paths, in network namespaces built for each test:
+//! an `ifb` black-hole NIC (zerocopy completes unless something forces a copy), offloads turned
+//! off, taps, local addresses, a veth pair with a sink behind it, and a tiny `optmem_max`.
+//!
+//! The probe runs in a thread of this process that entered the test namespace (`setns` is per
+//! thread), exactly as the CLI would run inside it. Traffic only goes to 198.18.0.0/15 addresses
+//! inside these namespaces.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use zcdoctor::evidence::{LiveProbe, LiveRun};
+use zcdoctor::probe::live::{self, LiveOptions, Protocol};
+
+const PHASE: Duration = Duration::from_millis(200);
+
+/// Runs `f` in a new thread that entered `ns`'s network namespace.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("thread in netns panicked")
+}
+
+/// A namespace with ifb `ifbz` 198.18.0.1/24.
+fn ifb_ns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns
+}
+
+fn options(target: &str, iface: &str) -> LiveOptions {
+    let target: SocketAddr = target.parse().expect("target literal");
+    let mut opts = LiveOptions::new(target, iface);
+    opts.duration = PHASE;
+    opts
+}
+
+fn probe_in(ns: &Netns, opts: LiveOptions) -> LiveProbe {
+    in_netns(ns, move || live::run(&opts, &AtomicBool::new(false)))
+}
+
+fn run<'a>(probe: &'a LiveProbe, pattern: &str) -> &'a LiveRun {
+    probe
+        .runs
+        .iter()
+        .find(|r| r.pattern == pattern)
+        .unwrap_or_else(|| panic!("no {pattern} run in {probe:#?}"))
+}
+
+/// Every zerocopy send completed, none copied.
+fn assert_zerocopy(r: &LiveRun) {
+    assert!(r.sends > 0, "no sends: {r:#?}");
+    assert_eq!(r.completions, r.sends, "{r:#?}");
+    assert_eq!(r.missing, 0, "{r:#?}");
+    assert_eq!(r.copied, 0, "{r:#?}");
+}
+
+/// Every zerocopy send completed, all copied.
+fn assert_copied(r: &LiveRun) {
+    assert!(r.completions > 0, "no completions: {r:#?}");
+    assert_eq!(r.completions, r.sends, "{r:#?}");
+    assert_eq!(r.copied, r.completions, "{r:#?}");
+}
+
+#[test]
+fn clean_ifb_completes_without_copies() {
+    if !privileged("clean_ifb_completes_without_copies") {
+        return;
+    }
+    let ns = ifb_ns("lpclean");
+    let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+    assert_eq!(p.not_run, None, "{p:#?}");
+    assert!(!p.interrupted);
+    let route = p.route.as_ref().expect("route");
+    assert_eq!(route.device.as_deref(), Some("ifbz"));
+    assert_eq!(route.route_type, "unicast");
+    let dgram = run(&p, "datagram");
+    assert_eq!(dgram.send_size, 1472, "payload that fits MTU 1500");
+    assert_zerocopy(dgram);
+    let gso = run(&p, "gso");
+    assert_eq!(gso.gso_size, Some(1472));
+    assert!(gso.send_size > 60_000 && gso.send_size <= 65_507, "{gso:#?}");
+    assert_zerocopy(gso);
+    for r in &p.runs {
+        let copy = r.copy_phase.as_ref().expect("copy phase");
+        let zc = r.zerocopy_phase.as_ref().expect("zerocopy phase");
+        assert!(copy.sends > 0 && copy.bytes == copy.sends * r.send_size as u64, "{r:#?}");
+        assert_eq!(zc.sends, r.sends);
+        assert!(copy.seconds >= 0.19 && copy.seconds < 1.0, "{copy:#?}");
+        assert!(copy.cpu_system_seconds + copy.cpu_user_seconds > 0.0, "{copy:#?}");
+        assert_eq!(copy.ended_by.as_deref(), Some("duration"));
+        assert!(r.errors.is_empty(), "{r:#?}");
+        // Completions are merged: far fewer records than sends.
+        assert!(r.notifications > 0 && r.notifications <= r.completions);
+    }
+}
+
+#[test]
+fn sg_off_copies() {
+    if !privileged("sg_off_copies") {
+        return;
+    }
+    let ns = ifb_ns("lpsg");
+    ns.ethtool_k("ifbz", "sg", "off");
+    let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+    assert_copied(run(&p, "datagram"));
+}
+
+#[test]
+fn tx_checksum_off_copies() {
+    if !privileged("tx_checksum_off_copies") {
+        return;
+    }
+    let ns = ifb_ns("lptx");
+    ns.ethtool_k("ifbz", "tx", "off");
+    let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+    assert_copied(run(&p, "datagram"));
+    // With checksum offload off, UDP GSO sends are still accepted (segmented and
+    // checksummed in software), and every one is flagged copied.
+    assert_copied(run(&p, "gso"));
+}
+
+#[test]
+fn oversize_datagrams_are_copied() {
+    if !privileged("oversize_datagrams_are_copied") {
+        return;
+    }
+    let ns = ifb_ns("lpover");
+    let mut opts = options("198.18.0.2:9", "ifbz");
+    opts.oversize = true;
+    let p = probe_in(&ns, opts);
+    let over = run(&p, "oversize");
+    assert_eq!(over.send_size, 1473);
+    assert_eq!(over.gso_size, None);
+    assert_copied(over);
+    assert_zerocopy(run(&p, "datagram"));
+}
+
+#[test]
+fn bound_tap_copies_unless_it_ignores_outgoing() {
+    if !privileged("bound_tap_copies_unless_it_ignores_outgoing") {
+        return;
+    }
+    let ns = ifb_ns("lptap");
+    {
+        let _tap = ns.tap_socket(Some("ifbz"), false);
+        let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+        assert_copied(run(&p, "datagram"));
+        assert_copied(run(&p, "gso"));
+    }
+    let _quiet = ns.tap_socket(Some("ifbz"), true);
+    let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+    assert_zerocopy(run(&p, "datagram"));
+    assert_zerocopy(run(&p, "gso"));
+}
+
+#[test]
+fn own_address_is_not_probed() {
+    if !privileged("own_address_is_not_probed") {
+        return;
+    }
+    let ns = ifb_ns("lplocal");
+    let p = probe_in(&ns, options("198.18.0.1:9", "ifbz"));
+    assert_eq!(
+        p.not_run.as_deref(),
+        Some(
+            "198.18.0.1 is an address of this host: traffic is delivered locally and always \
+             copied"
+        )
+    );
+    assert!(p.runs.is_empty());
+    assert_eq!(p.route.as_ref().map(|r| r.route_type.as_str()), Some("local"));
+    let p = probe_in(&ns, options("127.0.0.1:9", "ifbz"));
+    assert!(
+        p.not_run
+            .as_deref()
+            .is_some_and(|s| s.starts_with("127.0.0.1 is an address of this host")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn route_through_another_device_is_not_probed() {
+    if !privileged("route_through_another_device_is_not_probed") {
+        return;
+    }
+    let ns = ifb_ns("lpother");
+    ns.ifb("ifby", "198.18.2.1/24");
+    let p = probe_in(&ns, options("198.18.2.2:9", "ifbz"));
+    assert_eq!(
+        p.not_run.as_deref(),
+        Some("route to 198.18.2.2 leaves through ifby, not ifbz")
+    );
+    assert!(p.runs.is_empty());
+}
+
+#[test]
+fn stop_flag_ends_the_probe_early() {
+    if !privileged("stop_flag_ends_the_probe_early") {
+        return;
+    }
+    let ns = ifb_ns("lpstop");
+    let mut opts = options("198.18.0.2:9", "ifbz");
+    opts.duration = Duration::from_secs(30);
+    let (p, took) = in_netns(&ns, move || {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                stop.store(true, Ordering::SeqCst);
+            });
+            let start = Instant::now();
+            let p = live::run(&opts, &stop);
+            (p, start.elapsed())
+        })
+    });
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(p.interrupted);
+    let dgram = run(&p, "datagram");
+    let copy = dgram.copy_phase.as_ref().expect("copy phase");
+    assert_eq!(copy.ended_by.as_deref(), Some("interrupted"));
+    assert!(copy.sends > 0);
+    assert!(dgram.zerocopy_phase.is_none());
+    assert_eq!(p.runs.len(), 1, "later patterns are skipped");
+}
+
+#[test]
+fn sigint_sets_the_interrupt_flag() {
+    let flag = live::install_interrupt_handler();
+    assert!(std::ptr::eq(flag, live::install_interrupt_handler()));
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT).expect("raise");
+    assert!(flag.load(Ordering::SeqCst));
+}
+
+#[test]
+fn byte_cap_bounds_each_phase() {
+    if !privileged("byte_cap_bounds_each_phase") {
+        return;
+    }
+    let ns = ifb_ns("lpcap");
+    let mut opts = options("198.18.0.2:9", "ifbz");
+    opts.byte_cap = 100 * 1472;
+    opts.duration = Duration::from_secs(10);
+    let p = probe_in(&ns, opts);
+    let dgram = run(&p, "datagram");
+    for phase in [&dgram.copy_phase, &dgram.zerocopy_phase] {
+        let phase = phase.as_ref().expect("phase");
+        assert_eq!(phase.sends, 100);
+        assert_eq!(phase.ended_by.as_deref(), Some("byte_cap"));
+    }
+    assert_zerocopy(dgram);
+    // A 64 KB GSO send does not fit a cap of 147,200 bytes twice.
+    let gso = run(&p, "gso");
+    assert_eq!(gso.sends, 2);
+}
+
+/// ENOBUFS: option memory (`optmem_max`, per network namespace since Linux 6.8) too small for
+/// the notifications of the sends in flight.
+#[test]
+fn tiny_optmem_gives_enobufs() {
+    if !privileged("tiny_optmem_gives_enobufs") {
+        return;
+    }
+    let ns = ifb_ns("lpoptmem");
+    // Room for one notification skb but not two: the second send fails until the first
+    // notification has been read.
+    ns.exec_ok(&["sysctl", "-q", "-w", "net.core.optmem_max=1000"]);
+    let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+    let dgram = run(&p, "datagram");
+    assert!(dgram.enobufs > 0, "{dgram:#?}");
+    assert!(dgram.sends > 0, "reading completions lets sends go on: {dgram:#?}");
+    assert_eq!(dgram.completions, dgram.sends, "{dgram:#?}");
+    assert_eq!(dgram.copied, 0, "{dgram:#?}");
+    let zc = dgram.zerocopy_phase.as_ref().expect("zerocopy phase");
+    assert_eq!(zc.errors.get("ENOBUFS"), Some(&dgram.enobufs));
+    assert!(!dgram.errors.contains_key("ENOBUFS"));
+    // The copy phase needs no option memory.
+    let copy = dgram.copy_phase.as_ref().expect("copy phase");
+    assert!(copy.errors.is_empty(), "{copy:#?}");
+
+    // Too small for even one notification: every zerocopy send fails, and the phase still
+    // ends on time.
+    ns.exec_ok(&["sysctl", "-q", "-w", "net.core.optmem_max=64"]);
+    let start = Instant::now();
+    let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let dgram = run(&p, "datagram");
+    assert_eq!(dgram.sends, 0, "{dgram:#?}");
+    assert!(dgram.enobufs > 0, "{dgram:#?}");
+}
+
+/// TCP over a veth pair to a sink in the peer namespace. The probe's output device is the veth,
+/// but the traffic ends in a local socket of namespace B: local delivery, so every completion
+/// is flagged copied (skb_orphan_frags_rx on delivery), even though nothing on the sending
+/// side prevents zerocopy.
+#[test]
+fn tcp_over_veth_to_a_local_socket_is_copied() {
+    if !privileged("tcp_over_veth_to_a_local_socket_is_copied") {
+        return;
+    }
+    let a = Netns::new("lpva");
+    let b = Netns::new("lpvb");
+    a.ip(&format!("link add va type veth peer name vb netns {}", b.name));
+    a.ip("addr add 198.18.1.1/24 dev va");
+    b.ip("addr add 198.18.1.2/24 dev vb");
+    a.ip("link set va up");
+    b.ip("link set vb up");
+
+    let listen: SocketAddr = "198.18.1.2:5001".parse().expect("literal");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let b_path = format!("/run/netns/{}", b.name);
+    let sink = std::thread::spawn(move || {
+        let file = std::fs::File::open(&b_path).expect("open netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let sink = zcdoctor::sink::Sink::bind(listen).expect("sink bind");
+        let _ = ready_tx.send(());
+        let opts = zcdoctor::sink::SinkOptions {
+            max_conns: 4,
+            idle_timeout: Duration::from_secs(5),
+            duration: Some(Duration::from_secs(4)),
+        };
+        sink.serve(&opts, &AtomicBool::new(false)).expect("serve")
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("sink ready");
+
+    let mut opts = options("198.18.1.2:5001", "va");
+    opts.protocol = Protocol::Tcp;
+    let p = probe_in(&a, opts);
+    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_eq!(p.protocol, "tcp");
+    assert_eq!(p.route.as_ref().and_then(|r| r.device.as_deref()), Some("va"));
+    let stream = run(&p, "stream");
+    assert_copied(stream);
+    assert_eq!(stream.missing, 0);
+
+    let summary = sink.join().expect("sink thread");
+    assert_eq!(summary.tcp.len(), 1, "{summary:#?}");
+    let copy = stream.copy_phase.as_ref().expect("copy phase");
+    let zc = stream.zerocopy_phase.as_ref().expect("zerocopy phase");
+    assert_eq!(summary.tcp[0].bytes, copy.bytes + zc.bytes);
+    assert_eq!(summary.tcp[0].end, "peer closed");
+}
+
+#[test]
+fn tcp_without_a_listener_is_not_run() {
+    if !privileged("tcp_without_a_listener_is_not_run") {
+        return;
+    }
+    let a = Netns::new("lpnol");
+    let b = Netns::new("lpnolb");
+    a.ip(&format!("link add va type veth peer name vb netns {}", b.name));
+    a.ip("addr add 198.18.1.1/24 dev va");
+    b.ip("addr add 198.18.1.2/24 dev vb");
+    a.ip("link set va up");
+    b.ip("link set vb up");
+    let mut opts = options("198.18.1.2:5001", "va");
+    opts.protocol = Protocol::Tcp;
+    let p = probe_in(&a, opts);
+    let why = p.not_run.as_deref().expect("not run");
+    assert!(why.contains("ECONNREFUSED") && why.contains("zcdoctor sink"), "{why}");
+}
+
+/// Not a test: `bench/live/run.sh` runs this inside its namespace with ZCD_BENCH_* set and
+/// reads the JSON it prints.
+#[test]
+#[ignore = "benchmark helper, run by bench/live/run.sh"]
+fn bench_live_probe() {
+    let target = std::env::var("ZCD_BENCH_TARGET").unwrap_or_else(|_| "198.18.0.2:9".into());
+    let iface = std::env::var("ZCD_BENCH_IFACE").unwrap_or_else(|_| "ifbz".into());
+    let secs: f64 = std::env::var("ZCD_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    let mut opts = options(&target, &iface);
+    opts.duration = Duration::from_secs_f64(secs);
+    opts.byte_cap = u64::MAX;
+    let p = live::run(&opts, &AtomicBool::new(false));
+    println!(
+        "ZCD_BENCH_JSON {}",
+        serde_json::to_string(&p).expect("serialize")
+    );
+}
