@@ -265,7 +265,14 @@ fn check_devices(e: &Evidence, _protocol: Protocol, sink: &mut Sink) {
                     top.oper_state
                 ),
                 json!({"device": top.name, "admin_up": top.admin_up, "oper_state": top.oper_state}),
-                vec![format!("ip link set {} up", top.name)],
+                vec![if top.admin_up {
+                    format!(
+                        "{} has no carrier: check its cable or lower devices (`ip link show {}`), then diagnose it again.",
+                        top.name, top.name
+                    )
+                } else {
+                    format!("ip link set {} up", top.name)
+                }],
             );
         }
     }
@@ -500,11 +507,13 @@ fn check_offload(
             ));
         }
         if !affects.is_empty() {
+            let one = affects.len() == 1;
             fix.push(format!(
-                "{} follow{} {} and recover once it is fixed.",
+                "{} {} {} and {} once it is fixed.",
                 affects.join(", "),
-                if affects.len() == 1 { "s" } else { "" },
-                dev.name
+                if one { "follows" } else { "follow" },
+                dev.name,
+                if one { "recovers" } else { "recover" }
             ));
         }
         sink.push(
@@ -1081,10 +1090,26 @@ fn verdict(e: &Evidence, findings: &[Finding]) -> Verdict {
         )
     });
     let (zerocopy, summary) = match (blocker, uncertain) {
-        (Some(b), _) => (
-            Zerocopy::No,
-            format!("MSG_ZEROCOPY sends through {} will be copied or fail: {}", e.interface, b.summary),
-        ),
+        (Some(_), _) => {
+            let mut causes: Vec<String> = Vec::new();
+            for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
+                let label = match f.evidence.get("device").and_then(Value::as_str) {
+                    Some(d) => format!("{} on {d}", f.code),
+                    None => f.code.clone(),
+                };
+                if !causes.contains(&label) {
+                    causes.push(label);
+                }
+            }
+            (
+                Zerocopy::No,
+                format!(
+                    "MSG_ZEROCOPY sends through {} will be copied or fail: {}",
+                    e.interface,
+                    causes.join(", ")
+                ),
+            )
+        }
         (None, true) => (
             Zerocopy::Unknown,
             format!("no cause of copies found on {}, but part of the path could not be inspected", e.interface),

@@ -378,7 +378,7 @@ fn run_tcp(ctx: &mut Ctx, probe: &mut LiveProbe) {
     };
     if let Err(e) = connect_tcp(&fd, opts.target, ctx.stop) {
         probe.not_run = Some(format!(
-            "cannot connect to {} over TCP ({e}): run `zcdoctor sink {}` there first",
+            "cannot connect to {} over TCP ({e}): run `zcdoctor sink --listen {}` there first",
             opts.target, opts.target
         ));
         return;
