@@ -235,7 +235,7 @@ fn check_delivery(e: &Evidence, sink: &mut Sink) {
         _ => sink.pass(
             "delivery",
             format!(
-                "{} is a {} device: traffic can leave the host",
+                "{} ({}) transmits off the host: no local delivery on the device itself",
                 top.name,
                 top.kind.as_str()
             ),
@@ -987,6 +987,26 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
             },
         );
     }
+    if let Some(p) = e.process.as_ref().filter(|p| !p.cap_ipc_lock) {
+        if let Some(limit) = p.memlock_soft {
+            let hit = enobufs > 0 && enobufs_limit(e) == "RLIMIT_MEMLOCK";
+            sink.push(
+                "memlock-limit",
+                Some(if hit { Severity::Blocker } else { Severity::Warning }),
+                format!(
+                    "the probing process (uid {}) has RLIMIT_MEMLOCK {} KiB and no CAP_IPC_LOCK: pinned zerocopy pages count against it{}",
+                    p.uid,
+                    limit / 1024,
+                    if hit { ", and sends failed with ENOBUFS" } else { "" }
+                ),
+                json!({"memlock_soft": limit, "locked_vm": p.locked_vm, "cap_ipc_lock": false, "uid": p.uid, "enobufs": enobufs}),
+                vec![
+                    "Give the sending service `LimitMEMLOCK=infinity` (systemd) or `ulimit -l unlimited`, or CAP_IPC_LOCK.".to_string(),
+                    "The charge is per user: other processes of the same user share the limit.".to_string(),
+                ],
+            );
+        }
+    }
     if missing > 0 {
         sink.push(
             "completions-missing",
@@ -1003,8 +1023,12 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
         let any_copied = slower.iter().any(|r| r.copied > 0);
         let because = if any_copied {
             "the sends were copied anyway, so MSG_ZEROCOPY is slowing the application down"
-        } else {
+        } else if slower.iter().any(|r| r.enobufs > 0) {
+            "sends refused with ENOBUFS had to wait for completions"
+        } else if slower.iter().all(|r| r.send_size < 10_000) {
             "the sends are too small for pinning and notifications to pay off"
+        } else {
+            "pinning pages and reading completions cost more than the copy they save here"
         };
         let parts: Vec<String> = slower
             .iter()

@@ -116,9 +116,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     writeln!(out)?;
 
     let (mark, word, style) = match report.verdict.zerocopy {
-        Zerocopy::Yes => ("✓", "zerocopy works", Style::new().green().bold()),
-        Zerocopy::No => ("✗", "zerocopy is copied", Style::new().red().bold()),
-        Zerocopy::Unknown => ("?", "zerocopy unknown", Style::new().yellow().bold()),
+        Zerocopy::Yes => ("✓", "zerocopy: yes", Style::new().green().bold()),
+        Zerocopy::No => ("✗", "zerocopy: no", Style::new().red().bold()),
+        Zerocopy::Unknown => ("?", "zerocopy: unknown", Style::new().yellow().bold()),
     };
     let basis = match report.verdict.basis {
         Basis::Live => "proven live",
