@@ -98,9 +98,17 @@ impl Sink {
                 .unwrap_or(Severity::Warning),
             title: entry.map(|e| e.title.clone()).unwrap_or_default(),
             summary,
+            notes: Vec::new(),
             evidence,
             remediation,
         });
+    }
+
+    /// Background on the last finding (what the owning daemon is, …).
+    fn note_last(&mut self, notes: Vec<String>) {
+        if let Some(f) = self.findings.last_mut() {
+            f.notes = notes;
+        }
     }
 
     fn pass(&mut self, check: &str, detail: String) {
@@ -720,14 +728,18 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
             "fanout": first.fanout,
         });
         let mut fix: Vec<String> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
         for (s, _) in &g.sockets {
-            fix.extend(tap_fix(s));
+            let (n, f) = tap_fix(s);
+            notes.extend(n);
+            fix.extend(f);
         }
         dedup_keep_order(&mut fix);
+        dedup_keep_order(&mut notes);
         match &g.setting {
             IgnoreOutgoing::NotSet => {
                 let summary = if option_exists {
-                    format!("{who} holds {what}, without PACKET_IGNORE_OUTGOING")
+                    format!("{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING")
                 } else {
                     fix.insert(
                         0,
@@ -739,6 +751,7 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
                     format!("{who} holds {what}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send")
                 };
                 sink.push("tap-forces-copy", None, summary, evidence, fix);
+                sink.note_last(notes);
             }
             IgnoreOutgoing::Set => sink.push(
                 "tap-ignores-outgoing",
@@ -756,6 +769,7 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
                     evidence,
                     fix,
                 );
+                sink.note_last(notes);
             }
         }
     }
@@ -799,29 +813,44 @@ fn dedup_keep_order(lines: &mut Vec<String>) {
     lines.retain(|l| seen.insert(l.clone()));
 }
 
-/// Remediation specific to the owner, from the known tap daemons; generic otherwise.
-fn tap_fix(s: &PacketSocket) -> Vec<String> {
+/// Fills a knowledge-base line for one owner. Without a systemd unit, `systemctl … {unit}`
+/// would be a broken command, so it becomes the pid-based equivalent.
+fn fill_daemon_line(line: &str, o: &Owner, device: &str, netns: &str) -> String {
+    let mut line = line.to_string();
+    if o.unit.is_none() {
+        line = line
+            .replace("`systemctl stop {unit}`", "`kill {pid}`")
+            .replace("`systemctl restart {unit}`", "restart it")
+            .replace("`systemctl disable --now {unit}`", "`kill {pid}`")
+            .replace("{unit}", "its service");
+    }
+    line.replace("{pid}", &o.pid.to_string())
+        .replace("{comm}", &o.comm)
+        .replace("{unit}", o.unit.as_deref().unwrap_or_default())
+        .replace("{device}", device)
+        .replace("{netns}", netns)
+}
+
+/// What the owner is (notes) and the remediation specific to it, from the known tap daemons;
+/// generic for unknown owners.
+fn tap_fix(s: &PacketSocket) -> (Vec<String>, Vec<String>) {
     let kb = Knowledge::get();
-    let device = s.device.clone().unwrap_or_else(|| "(all devices)".to_string());
+    let device = s
+        .device
+        .clone()
+        .unwrap_or_else(|| "every device (unbound socket)".to_string());
     let netns = s
         .netns
         .name
         .clone()
         .unwrap_or_else(|| format!("net:[{}]", s.netns.inode));
+    let mut notes = Vec::new();
     let mut fix = Vec::new();
     for o in &s.owners {
-        let unit = o.unit.clone().unwrap_or_else(|| format!("(pid {})", o.pid));
-        let fill = |line: &str| {
-            line.replace("{pid}", &o.pid.to_string())
-                .replace("{comm}", &o.comm)
-                .replace("{unit}", &unit)
-                .replace("{device}", &device)
-                .replace("{netns}", &netns)
-        };
         match kb.daemon(&o.comm, o.exe.as_deref()) {
             Some(d) => {
-                fix.push(format!("{} (pid {}): {}", d.title, o.pid, d.what.trim()));
-                fix.extend(d.fix.iter().map(|l| fill(l)));
+                notes.push(format!("{}: {}", d.title, d.what.trim()));
+                fix.extend(d.fix.iter().map(|l| fill_daemon_line(l, o, &device, &netns)));
             }
             None => fix.push(format!(
                 "{} (pid {}) is not a known tap daemon: stop it if the capture is not needed (`kill {}`), or change it to set PACKET_IGNORE_OUTGOING (setsockopt SOL_PACKET 23) on its socket.",
@@ -829,13 +858,21 @@ fn tap_fix(s: &PacketSocket) -> Vec<String> {
             )),
         }
     }
+    for o in s.owners.iter().filter(|o| o.container.is_some()) {
+        fix.push(format!(
+            "pid {} runs in container {}: stop it there (`docker stop`/`crictl stop` on that container, or `kill {}` from the host), and keep captures out of production containers.",
+            o.pid,
+            o.container.as_deref().unwrap_or_default(),
+            o.pid
+        ));
+    }
     if s.owners.is_empty() {
         fix.push(format!(
             "Find the owner of socket inode {} (`ss -0 -p | grep {}`) and stop it, or have it set PACKET_IGNORE_OUTGOING.",
             s.inode, s.inode
         ));
     }
-    fix
+    (notes, fix)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -138,6 +138,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
             let head = format!("{} {}", p.severity(f.severity), p.bold(&f.code));
             writeln!(out, "{head}  {}", f.title)?;
             wrap(out, "  ", 2, 2, &f.summary)?;
+            for note in &f.notes {
+                wrap(out, &p.dim("  why: "), 7, 7, note)?;
+            }
             for (i, step) in f.remediation.iter().enumerate() {
                 let lead = if i == 0 { "  fix: " } else { "       " };
                 wrap(out, &p.good(lead), lead.len(), 7, step)?;

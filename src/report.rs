@@ -35,6 +35,10 @@ pub struct Finding {
     pub title: String,
     /// One line naming what was seen, with the actual device/pid/values.
     pub summary: String,
+    /// Background an operator needs to act (for a tap: what the owning daemon is and why it
+    /// holds the socket).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The observed facts that triggered the finding (keys depend on the code).
     pub evidence: Map<String, Value>,
     /// Concrete steps, naming the actual device, pid and command.
