@@ -112,7 +112,7 @@ ZCD_CMD="ip netns exec $NS $ZCD check ifbz --json --fail-on never"
 SS_CMD="ss -0 -p"
 LSOF_CMD="lsof -nP -w"
 
-# mean_ms NAME RUNS CMD...: wall time (ms) as "mean stddev min"
+# time_it NAME RUNS CMD...: wall time (ms) as "mean stddev min"
 time_it() {
     local name=$1 runs=$2; shift 2
     if [[ $HAVE_HF -eq 1 ]]; then
@@ -121,7 +121,7 @@ time_it() {
         "$PY" - "$WORK/$name.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
-print(f"{r['mean']*1000:.1f} {r['stddev']*1000:.1f} {r['min']*1000:.1f}")
+print(f"{r['mean']*1000:.1f} {(r.get('stddev') or 0)*1000:.1f} {r['min']*1000:.1f}")
 EOF
     else
         local i s e all=()

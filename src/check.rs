@@ -330,7 +330,9 @@ fn check_devices(e: &Evidence, _protocol: Protocol, sink: &mut Sink) {
             json!({"devices": unreadable, "reason": why}),
             unreadable
                 .iter()
-                .map(|d| format!("Inspect by hand: `ethtool -k {d} | grep -E 'scatter-gather|checksum'`"))
+                .map(|d| {
+                    format!("Inspect by hand: `ethtool -k {d} | grep -E 'scatter-gather|checksum'`")
+                })
                 .collect(),
         );
     }
@@ -369,17 +371,13 @@ const CSUM_V6: Offload = Offload {
 
 fn check_offloads(e: &Evidence, protocol: Protocol, sink: &mut Sink) {
     // Loopback and tun copy anyway: their offloads are beside the point.
-    if e
-        .stack
+    if e.stack
         .first()
         .is_some_and(|d| matches!(d.kind, DeviceKind::Loopback | DeviceKind::Tun))
     {
         return;
     }
-    let v6_target = e
-        .live
-        .as_ref()
-        .is_some_and(|l| l.target.starts_with('['));
+    let v6_target = e.live.as_ref().is_some_and(|l| l.target.starts_with('['));
     check_offload(e, protocol, &SG, Severity::Blocker, sink);
     if v6_target {
         check_offload(e, protocol, &CSUM_V6, Severity::Blocker, sink);
@@ -454,7 +452,10 @@ fn check_offload(
                 .and_then(|f| f.get(name))
                 .is_none_or(|s| s.fixed)
         });
-        let aggregate = matches!(dev.kind, DeviceKind::Bond | DeviceKind::Team | DeviceKind::Bridge);
+        let aggregate = matches!(
+            dev.kind,
+            DeviceKind::Bond | DeviceKind::Team | DeviceKind::Bridge
+        );
 
         let state_word = if requested {
             "off [requested on]"
@@ -507,7 +508,10 @@ fn check_offload(
                 dev.name, offload.label
             ));
         } else {
-            fix.push(format!("ethtool -K {} {} on", dev.name, offload.ethtool_word));
+            fix.push(format!(
+                "ethtool -K {} {} on",
+                dev.name, offload.ethtool_word
+            ));
             fix.push(format!(
                 "Persist it in the interface's configuration (systemd .link `{}=true`, NetworkManager `ethtool.feature-{}`).",
                 link_file_key(offload.ethtool_word),
@@ -592,7 +596,9 @@ fn check_optmem(e: &Evidence, sink: &mut Sink) {
     } else {
         sink.pass(
             "optmem-low",
-            format!("net.core.optmem_max {optmem} allows about {in_flight} sends in flight per socket"),
+            format!(
+                "net.core.optmem_max {optmem} allows about {in_flight} sends in flight per socket"
+            ),
         );
     }
 }
@@ -708,12 +714,20 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
         let what = if g.sockets.len() == 1 {
             format!("an ETH_P_ALL packet socket {}", whys[0])
         } else {
-            format!("{} ETH_P_ALL packet sockets: {}", g.sockets.len(), whys.join("; "))
+            format!(
+                "{} ETH_P_ALL packet sockets: {}",
+                g.sockets.len(),
+                whys.join("; ")
+            )
         };
         let devices: Vec<String> = g
             .sockets
             .iter()
-            .map(|(s, _)| s.device.clone().unwrap_or_else(|| "(all devices)".to_string()))
+            .map(|(s, _)| {
+                s.device
+                    .clone()
+                    .unwrap_or_else(|| "(all devices)".to_string())
+            })
             .collect();
         let evidence = json!({
             "device": first.device,
@@ -748,7 +762,9 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
                             e.kernel.version.map(|v| v.to_string()).unwrap_or_default()
                         ),
                     );
-                    format!("{who} holds {what}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send")
+                    format!(
+                        "{who} holds {what}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send"
+                    )
                 };
                 sink.push("tap-forces-copy", None, summary, evidence, fix);
                 sink.note_last(notes);
@@ -765,7 +781,9 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
                 sink.push(
                     "tap-unknown-setting",
                     None,
-                    format!("{who} holds {what}; its PACKET_IGNORE_OUTGOING could not be read: {reason}"),
+                    format!(
+                        "{who} holds {what}; its PACKET_IGNORE_OUTGOING could not be read: {reason}"
+                    ),
                     evidence,
                     fix,
                 );
@@ -794,7 +812,11 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
             format!(
                 "the packet tables of {} namespace{} could not be read",
                 scan.namespaces_unreadable,
-                if scan.namespaces_unreadable == 1 { "" } else { "s" }
+                if scan.namespaces_unreadable == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             ),
             json!({"namespaces_unreadable": scan.namespaces_unreadable, "problems": scan.problems}),
             vec!["Run zcdoctor as root so it can enter every network namespace.".to_string()],
@@ -888,10 +910,7 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
         return;
     };
     if let Some(why) = &live.not_run {
-        let local = live
-            .route
-            .as_ref()
-            .is_some_and(|r| r.route_type == "local");
+        let local = live.route.as_ref().is_some_and(|r| r.route_type == "local");
         if local {
             if !sink.has("local-delivery") {
                 sink.push(
@@ -1101,7 +1120,10 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
     if copied == 0 && completions > 0 {
         sink.pass(
             "live",
-            format!("live probe: {completions} zerocopy completions to {}, none copied", live.target),
+            format!(
+                "live probe: {completions} zerocopy completions to {}, none copied",
+                live.target
+            ),
         );
     }
 }
@@ -1123,7 +1145,9 @@ fn verdict(e: &Evidence, findings: &[Finding]) -> Verdict {
         let (zerocopy, summary) = if copied > 0 {
             (
                 Zerocopy::No,
-                format!("zerocopy sends are copied: {copied} of {completions} completions carried COPIED"),
+                format!(
+                    "zerocopy sends are copied: {copied} of {completions} completions carried COPIED"
+                ),
             )
         } else if enobufs > 0 {
             (
@@ -1133,10 +1157,16 @@ fn verdict(e: &Evidence, findings: &[Finding]) -> Verdict {
         } else if completions > 0 {
             (
                 Zerocopy::Yes,
-                format!("zerocopy works: {completions} completions to {}, none copied", live.target),
+                format!(
+                    "zerocopy works: {completions} completions to {}, none copied",
+                    live.target
+                ),
             )
         } else {
-            (Zerocopy::Unknown, "the live probe received no completions".to_string())
+            (
+                Zerocopy::Unknown,
+                "the live probe received no completions".to_string(),
+            )
         };
         return Verdict {
             zerocopy,
@@ -1173,11 +1203,17 @@ fn verdict(e: &Evidence, findings: &[Finding]) -> Verdict {
         }
         (None, true) => (
             Zerocopy::Unknown,
-            format!("no cause of copies found on {}, but part of the path could not be inspected", e.interface),
+            format!(
+                "no cause of copies found on {}, but part of the path could not be inspected",
+                e.interface
+            ),
         ),
         (None, false) => (
             Zerocopy::Yes,
-            format!("nothing on {}'s path forces a copy; prove it with --target ADDR", e.interface),
+            format!(
+                "nothing on {}'s path forces a copy; prove it with --target ADDR",
+                e.interface
+            ),
         ),
     };
     Verdict {

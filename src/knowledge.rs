@@ -104,7 +104,10 @@ mod tests {
         let mut in_code: Vec<&str> = ALL_CODES.to_vec();
         in_kb.sort_unstable();
         in_code.sort_unstable();
-        assert_eq!(in_kb, in_code, "checks/findings.toml and check::ALL_CODES differ");
+        assert_eq!(
+            in_kb, in_code,
+            "checks/findings.toml and check::ALL_CODES differ"
+        );
     }
 
     #[test]
@@ -159,7 +162,11 @@ mod tests {
     #[test]
     fn daemons_have_fixes() {
         for d in &Knowledge::get().daemons {
-            assert!(!d.names.is_empty() && !d.fix.is_empty(), "{} incomplete", d.id);
+            assert!(
+                !d.names.is_empty() && !d.fix.is_empty(),
+                "{} incomplete",
+                d.id
+            );
             assert!(
                 ["never", "version-dependent", "always"].contains(&d.ignores_outgoing.as_str()),
                 "{}: ignores_outgoing {}",

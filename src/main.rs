@@ -166,7 +166,8 @@ impl ProtocolArg {
 /// `ADDR`, `ADDR:PORT`, `[V6]:PORT`, `gateway`, `gateway:PORT`; the port defaults to 9 (discard).
 fn parse_target(s: &str) -> Result<TargetSpec, String> {
     const DISCARD: u16 = 9;
-    let bad = || format!("{s:?} is not an address: use ADDR, ADDR:PORT, [IPV6]:PORT or gateway[:PORT]");
+    let bad =
+        || format!("{s:?} is not an address: use ADDR, ADDR:PORT, [IPV6]:PORT or gateway[:PORT]");
     if let Some(rest) = s.strip_prefix("gateway") {
         let port = match rest.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| bad())?,
@@ -178,7 +179,9 @@ fn parse_target(s: &str) -> Result<TargetSpec, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(TargetSpec::Addr(SocketAddr::new(ip, DISCARD)));
     }
-    s.parse::<SocketAddr>().map(TargetSpec::Addr).map_err(|_| bad())
+    s.parse::<SocketAddr>()
+        .map(TargetSpec::Addr)
+        .map_err(|_| bad())
 }
 
 /// `1s`, `500ms`, `2m`, or a bare number of seconds.
@@ -196,7 +199,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!("{s:?}: a duration must be over 0 and at most 1 hour"));
+        return Err(format!(
+            "{s:?}: a duration must be over 0 and at most 1 hour"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -206,7 +211,8 @@ fn use_color(choice: ColorChoice) -> bool {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
         }
     }
 }
@@ -229,9 +235,13 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
 }
 
 fn load(path: &PathBuf) -> Result<Evidence> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
-        format!("{} is not a zcdoctor recording (make one with `zcdoctor snapshot`)", path.display())
+        format!(
+            "{} is not a zcdoctor recording (make one with `zcdoctor snapshot`)",
+            path.display()
+        )
     })
 }
 
@@ -245,7 +255,11 @@ fn run(cli: Cli) -> Result<u8> {
                     let e = load(path)?;
                     if let Some(iface) = &args.probe.iface {
                         if iface != &e.interface {
-                            bail!("{} records interface {}, not {iface}", path.display(), e.interface);
+                            bail!(
+                                "{} records interface {}, not {iface}",
+                                path.display(),
+                                e.interface
+                            );
                         }
                     }
                     e
@@ -255,7 +269,9 @@ fn run(cli: Cli) -> Result<u8> {
             let report = check::diagnose(&evidence, args.probe.protocol.check());
             match (args.json, args.format) {
                 (true, _) | (false, Format::Json) => render::json(&report, &mut stdout)?,
-                (false, Format::Human) => render::human(&report, use_color(args.color), &mut stdout)?,
+                (false, Format::Human) => {
+                    render::human(&report, use_color(args.color), &mut stdout)?
+                }
             }
             stdout.flush()?;
             let threshold = match args.fail_on {
@@ -292,7 +308,10 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 None => {
                     let codes: Vec<&str> = kb.entries.iter().map(|e| e.code.as_str()).collect();
-                    bail!("unknown finding code {code:?}; known codes: {}", codes.join(", "))
+                    bail!(
+                        "unknown finding code {code:?}; known codes: {}",
+                        codes.join(", ")
+                    )
                 }
             }
         }
@@ -356,7 +375,10 @@ mod tests {
             Ok(TargetSpec::Addr("[2001:db8::2]:9".parse().unwrap()))
         );
         assert_eq!(parse_target("gateway"), Ok(TargetSpec::Gateway { port: 9 }));
-        assert_eq!(parse_target("gateway:80"), Ok(TargetSpec::Gateway { port: 80 }));
+        assert_eq!(
+            parse_target("gateway:80"),
+            Ok(TargetSpec::Gateway { port: 80 })
+        );
         assert!(parse_target("gatewayx").is_err());
         assert!(parse_target("198.18.0.300").is_err());
         assert!(parse_target("host.example").is_err());

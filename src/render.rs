@@ -50,7 +50,13 @@ impl Palette {
 
 /// Greedy word wrap: the first line after `first`, the rest after `indent` spaces.
 /// `first` is measured by `first_width` (it may hold color escapes).
-fn wrap(out: &mut dyn Write, first: &str, first_width: usize, indent: usize, text: &str) -> io::Result<()> {
+fn wrap(
+    out: &mut dyn Write,
+    first: &str,
+    first_width: usize,
+    indent: usize,
+    text: &str,
+) -> io::Result<()> {
     let mut line = String::from(first);
     let mut col = first_width;
     let mut empty = true;
@@ -74,18 +80,34 @@ fn wrap(out: &mut dyn Write, first: &str, first_width: usize, indent: usize, tex
 }
 
 fn device_line(d: &Device) -> String {
-    let state = if d.admin_up { d.oper_state.as_str() } else { "admin down" };
+    let state = if d.admin_up {
+        d.oper_state.as_str()
+    } else {
+        "admin down"
+    };
     format!("{} ({}, mtu {}, {state})", d.name, d.kind.as_str(), d.mtu)
 }
 
-fn write_tree(out: &mut dyn Write, stack: &[Device], name: &str, prefix: &str, last: bool, top: bool) -> io::Result<()> {
+fn write_tree(
+    out: &mut dyn Write,
+    stack: &[Device],
+    name: &str,
+    prefix: &str,
+    last: bool,
+    top: bool,
+) -> io::Result<()> {
     let Some(dev) = stack.iter().find(|d| d.name == name) else {
         return Ok(());
     };
     if top {
         writeln!(out, "  {}", device_line(dev))?;
     } else {
-        writeln!(out, "  {prefix}{} {}", if last { "└─" } else { "├─" }, device_line(dev))?;
+        writeln!(
+            out,
+            "  {prefix}{} {}",
+            if last { "└─" } else { "├─" },
+            device_line(dev)
+        )?;
     }
     let child_prefix = if top {
         String::new()
@@ -94,8 +116,18 @@ fn write_tree(out: &mut dyn Write, stack: &[Device], name: &str, prefix: &str, l
     };
     for (i, lower) in dev.lowers.iter().enumerate() {
         // Only devices first reached through this one (the stack is a tree by construction).
-        if stack.iter().any(|d| &d.name == lower && d.upper.as_deref() == Some(name)) {
-            write_tree(out, stack, lower, &child_prefix, i + 1 == dev.lowers.len(), false)?;
+        if stack
+            .iter()
+            .any(|d| &d.name == lower && d.upper.as_deref() == Some(name))
+        {
+            write_tree(
+                out,
+                stack,
+                lower,
+                &child_prefix,
+                i + 1 == dev.lowers.len(),
+                false,
+            )?;
         }
     }
     Ok(())
@@ -111,7 +143,12 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         report.host.hostname,
         report.host.kernel
     )?;
-    writeln!(out, "Interface {} ({} traffic), stack:", p.bold(&report.interface), report.protocol.to_uppercase())?;
+    writeln!(
+        out,
+        "Interface {} ({} traffic), stack:",
+        p.bold(&report.interface),
+        report.protocol.to_uppercase()
+    )?;
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
     writeln!(out)?;
 
@@ -126,7 +163,13 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     };
     let head = format!("{mark} {word} ({basis}):");
     let lead = format!("{} ", p.paint(&head, style));
-    wrap(out, &lead, head.chars().count() + 1, 2, &report.verdict.summary)?;
+    wrap(
+        out,
+        &lead,
+        head.chars().count() + 1,
+        2,
+        &report.verdict.summary,
+    )?;
 
     if let Some(live) = &report.live_probe {
         live_table(out, &p, live)?;
@@ -156,7 +199,11 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
             wrap(out, &lead, 4, 4, &pass.detail)?;
         }
     }
-    let not_ok: Vec<_> = report.probes.iter().filter(|pr| pr.status != ProbeState::Ok).collect();
+    let not_ok: Vec<_> = report
+        .probes
+        .iter()
+        .filter(|pr| pr.status != ProbeState::Ok)
+        .collect();
     if !not_ok.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", p.dim("Probes not fully run:"))?;
@@ -182,7 +229,11 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
         "Live probe: {} to {}{}",
         live.protocol.to_uppercase(),
         live.target,
-        if live.interrupted { " (interrupted)" } else { "" }
+        if live.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
     )?;
     writeln!(
         out,
@@ -204,7 +255,9 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
             r.copied,
             mbps(&r.copy_phase),
             mbps(&r.zerocopy_phase),
-            r.gain().map(|g| format!("{g:.2}")).unwrap_or_else(|| "-".into()),
+            r.gain()
+                .map(|g| format!("{g:.2}"))
+                .unwrap_or_else(|| "-".into()),
             r.zerocopy_phase
                 .as_ref()
                 .map(|x| format!("{:.2}", x.cpu_system_seconds))
@@ -217,8 +270,18 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
 /// `zcdoctor explain CODE`.
 pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
-    writeln!(out, "{} {}  {}", p.severity(entry.severity), p.bold(&entry.code), entry.title)?;
-    for (label, text) in [("What it means", &entry.meaning), ("Why it copies or fails", &entry.why), ("Fix", &entry.fix)] {
+    writeln!(
+        out,
+        "{} {}  {}",
+        p.severity(entry.severity),
+        p.bold(&entry.code),
+        entry.title
+    )?;
+    for (label, text) in [
+        ("What it means", &entry.meaning),
+        ("Why it copies or fails", &entry.why),
+        ("Fix", &entry.fix),
+    ] {
         writeln!(out)?;
         writeln!(out, "{}", p.bold(label))?;
         wrap(out, "  ", 2, 2, text)?;

@@ -31,16 +31,13 @@ impl ExpectedFinding {
     fn matches(&self, f: &Finding) -> bool {
         f.code == self.code
             && f.severity.as_str() == self.severity
-            && self
-                .device
-                .as_ref()
-                .is_none_or(|d| {
-                    f.evidence.get("device").and_then(Value::as_str) == Some(d)
-                        || f.evidence
-                            .get("devices")
-                            .and_then(Value::as_array)
-                            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(d)))
-                })
+            && self.device.as_ref().is_none_or(|d| {
+                f.evidence.get("device").and_then(Value::as_str) == Some(d)
+                    || f.evidence
+                        .get("devices")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(d)))
+            })
             && self.pid.is_none_or(|pid| {
                 f.evidence
                     .get("pids")
@@ -68,8 +65,9 @@ fn check_fixture(expect_path: &Path) -> Result<(), String> {
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".expect.toml"))
         .ok_or("bad name")?;
-    let expect: Expect = toml::from_str(&std::fs::read_to_string(expect_path).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("{name}.expect.toml: {e}"))?;
+    let expect: Expect =
+        toml::from_str(&std::fs::read_to_string(expect_path).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{name}.expect.toml: {e}"))?;
     let evidence_path = expect_path.with_file_name(format!("{name}.evidence.json"));
     let evidence: Evidence = serde_json::from_str(
         &std::fs::read_to_string(&evidence_path).map_err(|e| format!("{name}: {e}"))?,
@@ -134,7 +132,8 @@ fn every_fixture_gives_its_expected_findings() {
 
 #[test]
 fn remediation_names_the_actual_device_and_pid() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed-bond1-lldpd-dhclient.evidence.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/seed-bond1-lldpd-dhclient.evidence.json");
     let evidence: Evidence = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let report = diagnose(&evidence, Protocol::Tcp);
     let dhclient = report
@@ -143,7 +142,10 @@ fn remediation_names_the_actual_device_and_pid() {
         .find(|f| f.code == "tap-forces-copy" && f.summary.contains("dhclient"))
         .expect("dhclient finding");
     let fix = dhclient.remediation.join("\n");
-    assert!(fix.contains("1402") || fix.contains("NetworkManager.service"), "{fix}");
+    assert!(
+        fix.contains("1402") || fix.contains("NetworkManager.service"),
+        "{fix}"
+    );
     assert!(!fix.contains('{'), "unfilled placeholder: {fix}");
 }
 
@@ -151,7 +153,11 @@ fn remediation_names_the_actual_device_and_pid() {
 fn recordings_round_trip_through_json() {
     for p in fixtures() {
         let ev = p.with_file_name(
-            p.file_name().unwrap().to_str().unwrap().replace(".expect.toml", ".evidence.json"),
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace(".expect.toml", ".evidence.json"),
         );
         let e: Evidence = serde_json::from_str(&std::fs::read_to_string(&ev).unwrap()).unwrap();
         let again: Evidence = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();

@@ -88,15 +88,24 @@ fn clean_ifb_completes_without_copies() {
     assert_zerocopy(dgram);
     let gso = run(&p, "gso");
     assert_eq!(gso.gso_size, Some(1472));
-    assert!(gso.send_size > 60_000 && gso.send_size <= 65_507, "{gso:#?}");
+    assert!(
+        gso.send_size > 60_000 && gso.send_size <= 65_507,
+        "{gso:#?}"
+    );
     assert_zerocopy(gso);
     for r in &p.runs {
         let copy = r.copy_phase.as_ref().expect("copy phase");
         let zc = r.zerocopy_phase.as_ref().expect("zerocopy phase");
-        assert!(copy.sends > 0 && copy.bytes == copy.sends * r.send_size as u64, "{r:#?}");
+        assert!(
+            copy.sends > 0 && copy.bytes == copy.sends * r.send_size as u64,
+            "{r:#?}"
+        );
         assert_eq!(zc.sends, r.sends);
         assert!(copy.seconds >= 0.19 && copy.seconds < 1.0, "{copy:#?}");
-        assert!(copy.cpu_system_seconds + copy.cpu_user_seconds > 0.0, "{copy:#?}");
+        assert!(
+            copy.cpu_system_seconds + copy.cpu_user_seconds > 0.0,
+            "{copy:#?}"
+        );
         assert_eq!(copy.ended_by.as_deref(), Some("duration"));
         assert!(r.errors.is_empty(), "{r:#?}");
         // Completions are merged: far fewer records than sends.
@@ -178,7 +187,10 @@ fn own_address_is_not_probed() {
         )
     );
     assert!(p.runs.is_empty());
-    assert_eq!(p.route.as_ref().map(|r| r.route_type.as_str()), Some("local"));
+    assert_eq!(
+        p.route.as_ref().map(|r| r.route_type.as_str()),
+        Some("local")
+    );
     let p = probe_in(&ns, options("127.0.0.1:9", "ifbz"));
     assert!(
         p.not_run
@@ -277,7 +289,10 @@ fn tiny_optmem_gives_enobufs() {
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
     let dgram = run(&p, "datagram");
     assert!(dgram.enobufs > 0, "{dgram:#?}");
-    assert!(dgram.sends > 0, "reading completions lets sends go on: {dgram:#?}");
+    assert!(
+        dgram.sends > 0,
+        "reading completions lets sends go on: {dgram:#?}"
+    );
     assert_eq!(dgram.completions, dgram.sends, "{dgram:#?}");
     assert_eq!(dgram.copied, 0, "{dgram:#?}");
     let zc = dgram.zerocopy_phase.as_ref().expect("zerocopy phase");
@@ -309,7 +324,10 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     }
     let a = Netns::new("lpva");
     let b = Netns::new("lpvb");
-    a.ip(&format!("link add va type veth peer name vb netns {}", b.name));
+    a.ip(&format!(
+        "link add va type veth peer name vb netns {}",
+        b.name
+    ));
     a.ip("addr add 198.18.1.1/24 dev va");
     b.ip("addr add 198.18.1.2/24 dev vb");
     a.ip("link set va up");
@@ -339,7 +357,10 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     let p = probe_in(&a, opts);
     assert_eq!(p.not_run, None, "{p:#?}");
     assert_eq!(p.protocol, "tcp");
-    assert_eq!(p.route.as_ref().and_then(|r| r.device.as_deref()), Some("va"));
+    assert_eq!(
+        p.route.as_ref().and_then(|r| r.device.as_deref()),
+        Some("va")
+    );
     let stream = run(&p, "stream");
     assert_copied(stream);
     assert_eq!(stream.missing, 0);
@@ -359,7 +380,10 @@ fn tcp_without_a_listener_is_not_run() {
     }
     let a = Netns::new("lpnol");
     let b = Netns::new("lpnolb");
-    a.ip(&format!("link add va type veth peer name vb netns {}", b.name));
+    a.ip(&format!(
+        "link add va type veth peer name vb netns {}",
+        b.name
+    ));
     a.ip("addr add 198.18.1.1/24 dev va");
     b.ip("addr add 198.18.1.2/24 dev vb");
     a.ip("link set va up");
@@ -368,7 +392,10 @@ fn tcp_without_a_listener_is_not_run() {
     opts.protocol = Protocol::Tcp;
     let p = probe_in(&a, opts);
     let why = p.not_run.as_deref().expect("not run");
-    assert!(why.contains("ECONNREFUSED") && why.contains("zcdoctor sink"), "{why}");
+    assert!(
+        why.contains("ECONNREFUSED") && why.contains("zcdoctor sink"),
+        "{why}"
+    );
 }
 
 /// Not a test: `bench/live/run.sh` runs this inside its namespace with ZCD_BENCH_* set and

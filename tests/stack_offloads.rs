@@ -9,7 +9,11 @@ use serde_json::Value;
 fn stack_names(doc: &Value) -> Vec<String> {
     doc["stack"]
         .as_array()
-        .map(|a| a.iter().filter_map(|d| d["name"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -28,7 +32,11 @@ fn clean_ifb_predicts_zerocopy() {
     assert_eq!(doc["verdict"]["zerocopy"], "yes", "{doc:#}");
     assert_eq!(doc["verdict"]["basis"], "predicted");
     assert!(
-        doc["findings"].as_array().unwrap().iter().all(|f| f["severity"] != "blocker"),
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "blocker"),
         "{:?}",
         codes(&doc)
     );
@@ -36,7 +44,12 @@ fn clean_ifb_predicts_zerocopy() {
     assert_eq!(sg["active"], true);
     // Default --fail-on blocker: a clean device exits 0 in human mode too.
     let out = ns.zcdoctor(&["check", "ifbz"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -51,12 +64,25 @@ fn scatter_gather_off_is_a_blocker() {
     let f = finding(&doc, "no-scatter-gather").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["severity"], "blocker");
     assert_eq!(f["evidence"]["device"], "ifbz");
-    assert_eq!(f["evidence"]["features"]["tx-scatter-gather"]["active"], false);
-    assert!(f["remediation"][0].as_str().unwrap().contains("ethtool -K ifbz sg on"));
+    assert_eq!(
+        f["evidence"]["features"]["tx-scatter-gather"]["active"],
+        false
+    );
+    assert!(
+        f["remediation"][0]
+            .as_str()
+            .unwrap()
+            .contains("ethtool -K ifbz sg on")
+    );
     assert_eq!(doc["verdict"]["zerocopy"], "no");
     // Exit status follows --fail-on.
     assert_eq!(ns.zcdoctor(&["check", "ifbz"]).status.code(), Some(1));
-    assert_eq!(ns.zcdoctor(&["check", "ifbz", "--fail-on", "never"]).status.code(), Some(0));
+    assert_eq!(
+        ns.zcdoctor(&["check", "ifbz", "--fail-on", "never"])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -72,7 +98,11 @@ fn tx_checksum_off_is_a_blocker() {
     assert_eq!(f["severity"], "blocker");
     assert_eq!(f["evidence"]["device"], "ifbz");
     // The kernel keeps SG on here: only the checksum finding may fire.
-    assert!(finding(&doc, "no-scatter-gather").is_none(), "{:?}", codes(&doc));
+    assert!(
+        finding(&doc, "no-scatter-gather").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
 }
 
 #[test]
@@ -170,7 +200,10 @@ fn default_interface_is_the_default_route_device() {
     let out = empty.zcdoctor(&["check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no default route") && err.contains("lo"), "{err}");
+    assert!(
+        err.contains("no default route") && err.contains("lo"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -184,8 +217,14 @@ fn unknown_interface_exits_2_listing_the_real_ones() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains("bond1") && err.contains("ifbz") && err.contains("lo"), "{err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        err.contains("bond1") && err.contains("ifbz") && err.contains("lo"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -199,7 +238,11 @@ fn snapshot_then_check_from_gives_the_same_diagnosis() {
     let file = std::env::temp_dir().join(format!("zcd-snap-{}.json", std::process::id()));
     let path = file.to_str().unwrap();
     let out = ns.zcdoctor(&["snapshot", "ifbz", "-o", path]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, live) = ns.check_json(&["ifbz"]);
     // --from needs no namespace: run it on the host side.
     let out = std::process::Command::new(common::ZCDOCTOR)
@@ -227,7 +270,10 @@ fn human_output_fits_80_columns_without_color() {
     for line in text.lines() {
         assert!(line.chars().count() <= 80, "over 80 columns: {line:?}");
     }
-    assert!(text.contains("no-scatter-gather") && text.contains("ethtool -K ifbz sg on"), "{text}");
+    assert!(
+        text.contains("no-scatter-gather") && text.contains("ethtool -K ifbz sg on"),
+        "{text}"
+    );
     let colored = ns.zcdoctor(&["check", "ifbz", "--color", "always"]);
     assert!(String::from_utf8_lossy(&colored.stdout).contains('\x1b'));
 }

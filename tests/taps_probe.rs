@@ -134,13 +134,19 @@ fn bound_tap_held_by_this_process_is_found_and_not_set() {
         .find(|o| o.pid == std::process::id())
         .unwrap_or_else(|| panic!("this process is not an owner: {s:#?}"));
     assert!(!me.comm.is_empty());
-    assert!(me.exe.as_deref().is_some_and(|e| e.contains("taps_probe")), "{me:#?}");
+    assert!(
+        me.exe.as_deref().is_some_and(|e| e.contains("taps_probe")),
+        "{me:#?}"
+    );
     assert!(!me.cmdline.is_empty());
     assert_eq!(me.uid, Some(0));
     assert!(me.cgroup.is_some());
     assert_eq!(s.ignore_outgoing, IgnoreOutgoing::NotSet);
     assert_eq!(s.fanout, None);
-    assert!(scan.processes_scanned >= 1 && scan.fds_scanned >= 1, "{scan:#?}");
+    assert!(
+        scan.processes_scanned >= 1 && scan.fds_scanned >= 1,
+        "{scan:#?}"
+    );
 }
 
 #[test]
@@ -214,7 +220,12 @@ fn fanout_tap(ns: &Netns, group: u16, type_flags: u16, own_ignore_outgoing: bool
                     std::mem::size_of::<i32>() as u32,
                 )
             };
-            assert_eq!(rc, 0, "setsockopt {opt}: {}", std::io::Error::last_os_error());
+            assert_eq!(
+                rc,
+                0,
+                "setsockopt {opt}: {}",
+                std::io::Error::last_os_error()
+            );
         };
         if own_ignore_outgoing {
             setopt(libc::PACKET_IGNORE_OUTGOING, 1);
@@ -256,7 +267,13 @@ fn fanout_group_flag_decides() {
     assert_eq!(a.ignore_outgoing, IgnoreOutgoing::Set);
 
     let b = socket(&scan, own_only.inode());
-    assert_eq!(b.fanout, Some(Fanout { group: 42, flags: 0 }));
+    assert_eq!(
+        b.fanout,
+        Some(Fanout {
+            group: 42,
+            flags: 0
+        })
+    );
     assert_eq!(b.ignore_outgoing, IgnoreOutgoing::NotSet);
 }
 
@@ -279,7 +296,10 @@ fn tcpdump_is_found_and_not_set() {
     for s in taps {
         let o = s.owners.iter().find(|o| o.pid == pid).expect("owner");
         assert_eq!(o.comm, "tcpdump");
-        assert!(o.exe.as_deref().is_some_and(|e| e.ends_with("tcpdump")), "{o:#?}");
+        assert!(
+            o.exe.as_deref().is_some_and(|e| e.ends_with("tcpdump")),
+            "{o:#?}"
+        );
         assert!(o.cmdline.iter().any(|a| a == "ifbz"), "{o:#?}");
         assert_eq!(s.device.as_deref(), Some("ifbz"));
         assert_eq!(s.ignore_outgoing, IgnoreOutgoing::NotSet, "{s:#?}");
@@ -297,7 +317,15 @@ fn dhclient_is_found_and_not_set() {
     let lf = tmp_path("leases");
     let _files = TmpFiles(vec![pf.clone(), lf.clone()]);
     let mut dhclient = ns.spawn(&[
-        "dhclient", "-d", "-pf", &pf, "-lf", &lf, "-sf", "/bin/true", "ifbz",
+        "dhclient",
+        "-d",
+        "-pf",
+        &pf,
+        "-lf",
+        &lf,
+        "-sf",
+        "/bin/true",
+        "ifbz",
     ]);
     let pid = dhclient.pid();
     dhclient.wait_until("dhclient opens its socket", WAIT, || {
@@ -305,7 +333,10 @@ fn dhclient_is_found_and_not_set() {
     });
     let scan = scan();
     let taps = taps_of(&scan, &ns, pid);
-    assert!(!taps.is_empty(), "no tap owned by dhclient {pid}: {scan:#?}");
+    assert!(
+        !taps.is_empty(),
+        "no tap owned by dhclient {pid}: {scan:#?}"
+    );
     for s in taps {
         let o = s.owners.iter().find(|o| o.pid == pid).expect("owner");
         assert_eq!(o.comm, "dhclient");
@@ -353,7 +384,9 @@ fn lldpd_socket_reads_set() {
             .owners
             .iter()
             .find(|o| children.contains(&o.pid) || o.pid == monitor)
-            .unwrap_or_else(|| panic!("lldpd ({monitor}, children {children:?}) owns no tap: {s:#?}"));
+            .unwrap_or_else(|| {
+                panic!("lldpd ({monitor}, children {children:?}) owns no tap: {s:#?}")
+            });
         assert_eq!(o.comm, "lldpd");
         assert_eq!(s.device.as_deref(), Some("ifbz"));
         assert_eq!(s.ignore_outgoing, IgnoreOutgoing::Set, "{s:#?}");
@@ -374,7 +407,11 @@ fn scan_counts_and_never_fails() {
     assert!(scan.namespaces_scanned >= 1);
     assert_eq!(scan.diagnosed_netns, own_netns());
     // Every ETH_P_ALL socket either has a reason or a reading.
-    for s in scan.sockets.iter().filter(|s| s.protocol == PacketSocket::ETH_P_ALL) {
+    for s in scan
+        .sockets
+        .iter()
+        .filter(|s| s.protocol == PacketSocket::ETH_P_ALL)
+    {
         if let IgnoreOutgoing::Unknown { reason } = &s.ignore_outgoing {
             assert!(!reason.is_empty());
         }

@@ -49,10 +49,16 @@ pub fn sysctls() -> (Sysctls, Vec<String>) {
         wmem_max: num("net.core.wmem_max"),
         ..Sysctls::default()
     };
-    for name in ["net.core.wmem_default", "net.ipv4.tcp_wmem", "vm.max_map_count"] {
+    for name in [
+        "net.core.wmem_default",
+        "net.ipv4.tcp_wmem",
+        "vm.max_map_count",
+    ] {
         if let Ok(v) = read_sysctl(name) {
-            s.other
-                .insert(name.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" "));
+            s.other.insert(
+                name.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            );
         }
     }
     (s, problems)
@@ -84,12 +90,14 @@ pub fn process_limits() -> ProcessLimits {
         Ok((soft, _)) => Some(soft),
         Err(_) => None,
     };
-    let locked_vm = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmLck:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    });
+    let locked_vm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmLck:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        });
     ProcessLimits {
         memlock_soft,
         locked_vm,

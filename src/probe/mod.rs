@@ -115,7 +115,8 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
             }
         },
     };
-    let mut stack = stack::stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
+    let mut stack =
+        stack::stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
     probes.push(status(
         "links",
         ProbeState::Ok,

@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn unknown_interface_lists_existing_ones() {
-        let err = stack_from_links(&[link(1, "lo", None), link(2, "eth0", None)], "bond9")
-            .unwrap_err();
+        let err =
+            stack_from_links(&[link(1, "lo", None), link(2, "eth0", None)], "bond9").unwrap_err();
         assert_eq!(err.existing, ["eth0", "lo"]);
         assert!(err.to_string().contains("eth0, lo"));
     }
@@ -167,6 +167,9 @@ mod tests {
     fn loopback_flag_wins() {
         let mut lo = link(1, "lo", None);
         lo.flags |= IFF_LOOPBACK;
-        assert_eq!(stack_from_links(&[lo], "lo").unwrap()[0].kind, DeviceKind::Loopback);
+        assert_eq!(
+            stack_from_links(&[lo], "lo").unwrap()[0].kind,
+            DeviceKind::Loopback
+        );
     }
 }

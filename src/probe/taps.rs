@@ -320,9 +320,9 @@ fn collect_namespaces(
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => scan
-            .problems
-            .push(format!("cannot list /run/netns ({e}): named namespaces may be missed")),
+        Err(e) => scan.problems.push(format!(
+            "cannot list /run/netns ({e}): named namespaces may be missed"
+        )),
     }
 
     // Other nsfs bind mounts (container runtimes keep some outside /run/netns).
@@ -456,11 +456,11 @@ fn ns_label(ino: u64, ns: Option<&Ns>) -> String {
 /// Opens a handle on the namespace and checks it is that namespace (a pid may be reused).
 fn open_ns_handle(ino: u64, ns: &Ns) -> Result<File, String> {
     let mut last = String::from("no process and no name refer to it");
-    let candidates = ns
-        .path
-        .iter()
-        .cloned()
-        .chain(ns.pids.iter().map(|p| PathBuf::from(format!("/proc/{p}/ns/net"))));
+    let candidates = ns.path.iter().cloned().chain(
+        ns.pids
+            .iter()
+            .map(|p| PathBuf::from(format!("/proc/{p}/ns/net"))),
+    );
     for path in candidates {
         match File::open(&path) {
             Ok(f) => match f.metadata() {
@@ -537,7 +537,12 @@ fn read_tables(
         }),
         Err(e) => job_inodes
             .iter()
-            .map(|i| (*i, Err(format!("cannot start namespace worker thread: {e}"))))
+            .map(|i| {
+                (
+                    *i,
+                    Err(format!("cannot start namespace worker thread: {e}")),
+                )
+            })
             .collect(),
     };
     for (ino, r) in worker_out {
@@ -783,7 +788,10 @@ fn walk_owners(
     counts.odd.sort();
     counts.odd.dedup();
     scan.problems.extend(counts.odd);
-    shared.hits.into_inner().unwrap_or_else(PoisonError::into_inner)
+    shared
+        .hits
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 fn walk_worker(sh: &WalkShared<'_>) -> WalkCounts {
@@ -956,7 +964,9 @@ fn no_owner_reason(scan: &TapScan) -> String {
     if scan.processes_vanished > 0 {
         let _ = write!(r, ", {} exited meanwhile", scan.processes_vanished);
     }
-    r.push_str("); without an owner its socket cannot be duplicated to read PACKET_IGNORE_OUTGOING");
+    r.push_str(
+        "); without an owner its socket cannot be duplicated to read PACKET_IGNORE_OUTGOING",
+    );
     r
 }
 
@@ -1013,11 +1023,10 @@ fn summarize_cgroups(paths: &[(bool, String)]) -> (Option<String>, Option<String
         .or_else(|| paths.iter().find(|(_, p)| p != "/"))
         .or_else(|| paths.first())
         .map(|(_, p)| p.clone());
-    let unit = preferred.as_deref().and_then(unit_from_cgroup).or_else(|| {
-        paths
-            .iter()
-            .find_map(|(_, p)| unit_from_cgroup(p))
-    });
+    let unit = preferred
+        .as_deref()
+        .and_then(unit_from_cgroup)
+        .or_else(|| paths.iter().find_map(|(_, p)| unit_from_cgroup(p)));
     let container = preferred
         .as_deref()
         .and_then(container_from_cgroup)
@@ -1185,7 +1194,11 @@ fn pidfd_getfd(pidfd: &OwnedFd, target_fd: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int) -> Result<libc::c_int, Errno> {
+fn getsockopt_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+) -> Result<libc::c_int, Errno> {
     let mut val: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: val and len are valid for writes of the sizes given; fd is an open descriptor.
@@ -1198,11 +1211,7 @@ fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int) -> Result<
             &mut len,
         )
     };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(val)
-    }
+    if r < 0 { Err(Errno::last()) } else { Ok(val) }
 }
 
 /// `getsockopt(PACKET_FANOUT)` value: group id in the low 16 bits, `type | flags` above.
@@ -1241,7 +1250,11 @@ fn read_setting(
                 "fd {fd} of pid {pid} no longer refers to socket {inode} (closed and reused)"
             ));
         }
-        Err(e) => return Err(format!("cannot fstat the duplicate of fd {fd} of pid {pid}: {e}")),
+        Err(e) => {
+            return Err(format!(
+                "cannot fstat the duplicate of fd {fd} of pid {pid}: {e}"
+            ));
+        }
     }
     let ignore = getsockopt_int(&dup, SOL_PACKET, PACKET_IGNORE_OUTGOING);
     let fanout = getsockopt_int(&dup, SOL_PACKET, PACKET_FANOUT);
@@ -1377,7 +1390,10 @@ mod tests {
             Some("machine:deb12".to_string())
         );
         assert_eq!(container_from_cgroup("/system.slice/lldpd.service"), None);
-        assert_eq!(container_from_cgroup("/process_api/aba01ea505c9b582dc55e007d2c77937"), None);
+        assert_eq!(
+            container_from_cgroup("/process_api/aba01ea505c9b582dc55e007d2c77937"),
+            None
+        );
         let (cg, unit, container) = summarize_cgroups(&[
             (true, "/".to_string()),
             (false, "/process_api/x".to_string()),

@@ -191,8 +191,13 @@ fn open_tap_in(netns_path: &str, bind: Option<&str>, ignore_outgoing: bool) -> O
     setns(&nsfile, CloneFlags::CLONE_NEWNET).expect("setns");
     let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
     // SAFETY: plain socket(2) call; the result is checked before it is owned.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto) };
-    assert!(raw >= 0, "socket(AF_PACKET): {}", std::io::Error::last_os_error());
+    // CLOEXEC: processes spawned by parallel tests must not inherit (and co-own) the tap.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+    assert!(
+        raw >= 0,
+        "socket(AF_PACKET): {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: raw is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     if ignore_outgoing {
@@ -207,7 +212,12 @@ fn open_tap_in(netns_path: &str, bind: Option<&str>, ignore_outgoing: bool) -> O
                 std::mem::size_of::<libc::c_int>() as u32,
             )
         };
-        assert_eq!(rc, 0, "PACKET_IGNORE_OUTGOING: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "PACKET_IGNORE_OUTGOING: {}",
+            std::io::Error::last_os_error()
+        );
     }
     if let Some(dev) = bind {
         let ifindex = nix::net::if_::if_nametoindex(dev).expect("if_nametoindex");
@@ -308,7 +318,11 @@ pub fn pid_holds_packet_socket(pid: u32) -> bool {
                     .and_then(|s| s.strip_suffix(']'))
                     .map(str::to_string)
             })
-            .is_some_and(|ino| table.lines().any(|l| l.split_whitespace().nth(8) == Some(&ino)))
+            .is_some_and(|ino| {
+                table
+                    .lines()
+                    .any(|l| l.split_whitespace().nth(8) == Some(&ino))
+            })
     })
 }
 
@@ -334,4 +348,62 @@ pub fn codes(doc: &Value) -> Vec<String> {
 
 pub fn exists(path: &str) -> bool {
     Path::new(path).exists()
+}
+
+/// A unique scratch path for a culprit's private files (pid, lease, control socket).
+pub fn tmp_path(what: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("/tmp/zcd-{}-{n}.{what}", std::process::id())
+}
+
+/// Removes files on drop.
+pub struct TmpFiles(pub Vec<String>);
+
+impl Drop for TmpFiles {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Kills pids this test caused to exist (a daemon's children) if still alive on drop.
+pub struct KillOnDrop(pub Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let pid = nix::unistd::Pid::from_raw(*pid as i32);
+            if nix::sys::signal::kill(pid, None).is_ok() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Direct children of `pid` (from /proc/*/stat).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let after = s.rsplit_once(") ")?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Pids named in a finding's evidence.
+pub fn pids(f: &Value) -> Vec<u64> {
+    f["evidence"]["pids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
 }
