@@ -139,7 +139,7 @@ pub fn diagnose(e: &Evidence, protocol: Protocol) -> Report {
     check_live(e, &mut sink);
 
     // Stable ranking: severity, then the order checks ran in (which follows the path).
-    sink.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    sink.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let verdict = verdict(e, &sink.findings);
     Report::new(e, protocol.as_str(), sink.findings, sink.passed, verdict)
 }

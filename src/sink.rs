@@ -14,6 +14,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -140,9 +141,13 @@ impl Sink {
         let udp = &self.udp;
         let done_ref = &done;
         let active_ref = &active;
+        // Only this thread prints: the caller may hold the stdout lock (the CLI does), and a
+        // worker thread printing would then wait for it forever.
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
 
         let mut summary = std::thread::scope(|s| {
-            let udp_thread = s.spawn(move || udp_loop(udp, opts, max_conns, done_ref));
+            let udp_lines = lines_tx.clone();
+            let udp_thread = s.spawn(move || udp_loop(udp, opts, max_conns, done_ref, &udp_lines));
             let mut conns = Vec::new();
             let mut tcp = Vec::new();
             let mut rejected = 0u64;
@@ -164,11 +169,12 @@ impl Sink {
                         }
                         active.fetch_add(1, Ordering::SeqCst);
                         let idle = opts.idle_timeout;
+                        let conn_lines = lines_tx.clone();
                         let spawned = std::thread::Builder::new()
                             .name(format!("sink {peer}"))
                             .spawn_scoped(s, move || {
                                 let total = tcp_conn(stream, peer, idle, done_ref);
-                                print_line(&total.line());
+                                let _ = conn_lines.send(total.line());
                                 active_ref.fetch_sub(1, Ordering::SeqCst);
                                 total
                             });
@@ -188,6 +194,9 @@ impl Sink {
                         std::thread::sleep(TICK);
                     }
                 }
+                while let Ok(line) = lines_rx.try_recv() {
+                    print_line(&line);
+                }
                 // Join the connections that ended, keeping their totals.
                 let mut i = 0;
                 while i < conns.len() {
@@ -201,20 +210,21 @@ impl Sink {
                 }
             }
             done.store(true, Ordering::SeqCst);
-            let mut summary = match udp_thread.join() {
-                Ok(s) => s,
-                Err(_) => SinkSummary::default(),
-            };
+            let mut summary = udp_thread.join().unwrap_or_default();
             for handle in conns {
                 if let Ok(total) = handle.join() {
                     tcp.push(total);
                 }
             }
             summary.tcp = tcp;
+            drop(lines_tx);
+            while let Ok(line) = lines_rx.try_recv() {
+                print_line(&line);
+            }
             summary.rejected = rejected;
             summary
         });
-        summary.tcp.sort_by(|a, b| a.peer.cmp(&b.peer));
+        summary.tcp.sort_by_key(|t| t.peer);
         let bytes: u64 = summary
             .tcp
             .iter()
@@ -322,6 +332,7 @@ fn udp_loop(
     opts: &SinkOptions,
     max_peers: usize,
     done: &AtomicBool,
+    lines: &Sender<String>,
 ) -> SinkSummary {
     let mut summary = SinkSummary::default();
     let mut peers: HashMap<SocketAddr, UdpPeer> = HashMap::new();
@@ -375,17 +386,17 @@ fn udp_loop(
             for addr in idle {
                 if let Some(p) = peers.remove(&addr) {
                     let total = p.total(addr, "idle");
-                    print_line(&total.line());
+                    let _ = lines.send(total.line());
                     summary.udp.push(total);
                 }
             }
         }
     }
     let mut rest: Vec<(SocketAddr, UdpPeer)> = peers.into_iter().collect();
-    rest.sort_by(|a, b| a.0.cmp(&b.0));
+    rest.sort_by_key(|(addr, _)| *addr);
     for (addr, p) in rest {
         let total = p.total(addr, "sink stopped");
-        print_line(&total.line());
+        let _ = lines.send(total.line());
         summary.udp.push(total);
     }
     summary
@@ -405,7 +416,8 @@ fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) {
     }
 }
 
-/// A line on stdout; a closed stdout is not a reason to panic.
+/// A line on stdout; a closed stdout is not a reason to panic. Called only from the thread
+/// that runs [`Sink::serve`].
 fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -515,6 +527,36 @@ mod tests {
         assert_eq!(summary.tcp.len(), 1);
         // The reset may overtake the data: what counts is a clean end, not the count.
         assert!(summary.tcp[0].bytes <= 20, "{summary:?}");
+    }
+
+    /// The CLI holds the stdout lock while the sink runs: workers must not print themselves.
+    #[test]
+    fn serves_while_the_caller_holds_stdout() {
+        let sink = Sink::bind("127.0.0.1:0".parse().expect("literal")).expect("bind");
+        let addr = sink.local_addr().expect("addr");
+        let handle = std::thread::spawn(move || {
+            let _held = std::io::stdout().lock();
+            let opts = SinkOptions {
+                idle_timeout: Duration::from_millis(200),
+                duration: Some(Duration::from_millis(900)),
+                ..SinkOptions::default()
+            };
+            sink.serve(&opts, &AtomicBool::new(false)).expect("serve")
+        });
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.write_all(&[7u8; 5000]).expect("write");
+        drop(c);
+        let u = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+        u.send_to(&[1u8; 100], addr).expect("send_to");
+        let start = Instant::now();
+        while !handle.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(5), "sink deadlocked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let summary = handle.join().expect("sink thread");
+        assert_eq!(summary.tcp.len(), 1);
+        assert_eq!(summary.udp.len(), 1);
+        assert_eq!(summary.udp[0].end, "idle");
     }
 
     #[test]

@@ -324,14 +324,7 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     }
     let a = Netns::new("lpva");
     let b = Netns::new("lpvb");
-    a.ip(&format!(
-        "link add va type veth peer name vb netns {}",
-        b.name
-    ));
-    a.ip("addr add 198.18.1.1/24 dev va");
-    b.ip("addr add 198.18.1.2/24 dev vb");
-    a.ip("link set va up");
-    b.ip("link set vb up");
+    veth_pair(&a, &b);
 
     let listen: SocketAddr = "198.18.1.2:5001".parse().expect("literal");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -373,13 +366,8 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     assert_eq!(summary.tcp[0].end, "peer closed");
 }
 
-#[test]
-fn tcp_without_a_listener_is_not_run() {
-    if !privileged("tcp_without_a_listener_is_not_run") {
-        return;
-    }
-    let a = Netns::new("lpnol");
-    let b = Netns::new("lpnolb");
+/// A veth pair `va` (198.18.1.1, in `a`) ↔ `vb` (198.18.1.2, in `b`), both up.
+fn veth_pair(a: &Netns, b: &Netns) {
     a.ip(&format!(
         "link add va type veth peer name vb netns {}",
         b.name
@@ -388,6 +376,64 @@ fn tcp_without_a_listener_is_not_run() {
     b.ip("addr add 198.18.1.2/24 dev vb");
     a.ip("link set va up");
     b.ip("link set vb up");
+}
+
+/// UDP from A through the veth to an address of B: local delivery in B, all copied, although
+/// A's output device (the veth) is zerocopy-capable.
+#[test]
+fn udp_over_veth_to_a_local_address_is_copied() {
+    if !privileged("udp_over_veth_to_a_local_address_is_copied") {
+        return;
+    }
+    let a = Netns::new("lpua");
+    let b = Netns::new("lpub");
+    veth_pair(&a, &b);
+    let p = probe_in(&a, options("198.18.1.2:9", "va"));
+    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_copied(run(&p, "datagram"));
+    assert_copied(run(&p, "gso"));
+}
+
+/// UDP from A through the veth, forwarded by B (ip_forward=1) out of an ifb: no copy since
+/// Linux 6.17 (d2527ad3a9e1 "net: preserve MSG_ZEROCOPY with forwarding"); copied before.
+#[test]
+fn udp_forwarded_through_veth_keeps_zerocopy() {
+    if !privileged("udp_forwarded_through_veth_keeps_zerocopy") {
+        return;
+    }
+    let a = Netns::new("lpfa");
+    let b = Netns::new("lpfb");
+    veth_pair(&a, &b);
+    b.ifb("ifbz", "198.18.3.1/24");
+    b.exec_ok(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    a.ip("route add 198.18.3.0/24 via 198.18.1.2 dev va");
+    let p = probe_in(&a, options("198.18.3.2:9", "va"));
+    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_eq!(
+        p.route.as_ref().and_then(|r| r.gateway.as_deref()),
+        Some("198.18.1.2")
+    );
+    let release = nix::sys::utsname::uname().expect("uname");
+    let release = release.release().to_string_lossy().to_string();
+    let forwarding_keeps_zc = zcdoctor::evidence::KernelVersion::parse(&release)
+        .is_some_and(|v| v.at_least(zcdoctor::evidence::KernelVersion::new(6, 17)));
+    for pattern in ["datagram", "gso"] {
+        if forwarding_keeps_zc {
+            assert_zerocopy(run(&p, pattern));
+        } else {
+            assert_copied(run(&p, pattern));
+        }
+    }
+}
+
+#[test]
+fn tcp_without_a_listener_is_not_run() {
+    if !privileged("tcp_without_a_listener_is_not_run") {
+        return;
+    }
+    let a = Netns::new("lpnol");
+    let b = Netns::new("lpnolb");
+    veth_pair(&a, &b);
     let mut opts = options("198.18.1.2:5001", "va");
     opts.protocol = Protocol::Tcp;
     let p = probe_in(&a, opts);
@@ -412,6 +458,9 @@ fn bench_live_probe() {
     let mut opts = options(&target, &iface);
     opts.duration = Duration::from_secs_f64(secs);
     opts.byte_cap = u64::MAX;
+    if std::env::var("ZCD_BENCH_PROTOCOL").as_deref() == Ok("tcp") {
+        opts.protocol = Protocol::Tcp;
+    }
     let p = live::run(&opts, &AtomicBool::new(false));
     println!(
         "ZCD_BENCH_JSON {}",

@@ -10,7 +10,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use common::{Netns, TapSocket, pid_holds_packet_socket};
+use common::{
+    KillOnDrop, Netns, TapSocket, TmpFiles, children_of, pid_holds_packet_socket, tmp_path,
+};
 use zcdoctor::evidence::{Fanout, IgnoreOutgoing, PacketSocket, TapScan};
 use zcdoctor::probe::taps::scan;
 
@@ -49,56 +51,6 @@ fn ifindex_in(ns: &Netns, dev: &str) -> u32 {
         .trim()
         .parse()
         .expect("ifindex")
-}
-
-fn tmp_path(what: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    format!("/tmp/zcd-{}-{n}.{what}", std::process::id())
-}
-
-/// Removes files on drop.
-struct TmpFiles(Vec<String>);
-
-impl Drop for TmpFiles {
-    fn drop(&mut self) {
-        for f in &self.0 {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-/// Kills a pid this test caused to exist (a daemon's child) if it is still alive on drop.
-struct KillOnDrop(Vec<u32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            let pid = nix::unistd::Pid::from_raw(*pid as i32);
-            if nix::sys::signal::kill(pid, None).is_ok() {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-/// Direct children of `pid` (from /proc/*/stat).
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let after = s.rsplit_once(") ")?.1.to_string();
-                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
 }
 
 fn own_netns() -> u64 {

@@ -383,6 +383,11 @@ fn run_tcp(ctx: &mut Ctx, probe: &mut LiveProbe) {
         ));
         return;
     }
+    if let Some(route) = probe.route.as_mut() {
+        if route.mtu.is_none() {
+            route.mtu = path_mtu(&fd, opts.target.is_ipv6()).ok();
+        }
+    }
     let pattern = Pattern {
         name: "stream",
         send_size: TCP_SEND_SIZE,

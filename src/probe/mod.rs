@@ -147,6 +147,11 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
             scan.processes_unreadable,
             scan.processes_vanished
         );
+        let detail = if scan.problems.is_empty() {
+            detail
+        } else {
+            format!("{detail}; {}", scan.problems.join("; "))
+        };
         let state = if process.cap_sys_ptrace && process.cap_sys_admin {
             ProbeState::Ok
         } else {

@@ -432,8 +432,12 @@ fn bound_ifindexes(sockets: &[RawSocket]) -> Vec<u32> {
     v
 }
 
+/// A namespace's table and the number of its lines that did not parse, or why it could not
+/// be read.
+type TableRead = Result<(NsTable, u32), String>;
+
 /// Reads the packet table of the calling thread's namespace and names its bound devices.
-fn read_table_here() -> Result<(NsTable, u32), String> {
+fn read_table_here() -> TableRead {
     let text = std::fs::read_to_string("/proc/thread-self/net/packet")
         .map_err(|e| format!("cannot read /proc/thread-self/net/packet: {e}"))?;
     let (sockets, bad) = parse_packet_table(&text);
@@ -511,24 +515,30 @@ fn read_tables(
         }
     }
     let job_inodes: Vec<u64> = jobs.iter().map(|(i, _)| *i).collect();
-    let worker = std::thread::Builder::new()
-        .name("zcd-netns".to_string())
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let mut out: Vec<(u64, Result<(NsTable, u32), String>)> = Vec::new();
-            for (ino, file) in jobs {
-                // This thread only ever moves forward through namespaces and then exits; it
-                // never runs anything else.
-                let r = match nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                {
-                    Ok(()) => read_table_here(),
-                    Err(e) => Err(format!("setns(CLONE_NEWNET): {e}")),
-                };
-                out.push((ino, r));
-            }
-            out
-        });
-    let worker_out = match worker {
+    let worker = if jobs.is_empty() {
+        Err(std::io::Error::other("nothing to read"))
+    } else {
+        std::thread::Builder::new()
+            .name("zcd-netns".to_string())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut out: Vec<(u64, TableRead)> = Vec::new();
+                for (ino, file) in jobs {
+                    // This thread only ever moves forward through namespaces and then exits; it
+                    // never runs anything else.
+                    let r =
+                        match nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        {
+                            Ok(()) => read_table_here(),
+                            Err(e) => Err(format!("setns(CLONE_NEWNET): {e}")),
+                        };
+                    out.push((ino, r));
+                }
+                out
+            })
+    };
+    let worker_out: Vec<(u64, TableRead)> = match worker {
+        _ if job_inodes.is_empty() => Vec::new(),
         Ok(h) => h.join().unwrap_or_else(|_| {
             job_inodes
                 .iter()
@@ -558,7 +568,7 @@ fn read_tables(
     // Fallback without setns: /proc/PID/net/packet of a process inside.
     for (ino, why) in failed {
         let ns = namespaces.get(&ino);
-        match ns.map_or(Err("no process lives in it".to_string()), |n| {
+        match ns.map_or(Err("no process is known to live in it".to_string()), |n| {
             read_table_via_pid(ino, &n.pids)
         }) {
             Ok((t, bad, unnamed)) => {
@@ -593,7 +603,7 @@ fn read_tables(
 /// Reads a namespace's table through one of its processes, re-checking afterwards that the
 /// process is still in that namespace. Names come from `if_inet6` and `dev_mcast`.
 fn read_table_via_pid(ino: u64, pids: &[u32]) -> Result<(NsTable, u32, u32), String> {
-    let mut last = "no process lives in it".to_string();
+    let mut last = "no process is known to live in it".to_string();
     for pid in pids {
         let text = match std::fs::read_to_string(format!("/proc/{pid}/net/packet")) {
             Ok(t) => t,

@@ -140,13 +140,12 @@ impl Netns {
     pub fn zcdoctor(&self, args: &[&str]) -> Output {
         let mut cmd = vec![ZCDOCTOR];
         cmd.extend_from_slice(args);
-        let out = Command::new("ip")
+        Command::new("ip")
             .args(["netns", "exec", &self.name])
             .args(&cmd)
             .env("NO_COLOR", "1")
             .output()
-            .unwrap_or_else(|e| panic!("cannot run zcdoctor: {e}"));
-        out
+            .unwrap_or_else(|e| panic!("cannot run zcdoctor: {e}"))
     }
 
     /// `zcdoctor check <args> --json` inside the namespace: the exit code and the document.
