@@ -435,7 +435,10 @@ pub struct LiveRun {
     pub sends: u64,
     /// Notifications received (ids covered by completion ranges).
     pub completions: u64,
-    /// Of those, how many carried SO_EE_CODE_ZEROCOPY_COPIED.
+    /// Of those, how many carried SO_EE_CODE_ZEROCOPY_COPIED. Exact when a path copies all or
+    /// nothing; approximate when copying starts or stops mid-run, because the kernel merges a
+    /// completion into the queued record before it whatever their codes, keeping the earlier
+    /// record's code (`__msg_zerocopy_callback`, net/core/skbuff.c).
     pub copied: u64,
     /// Sends still without a completion after the grace period.
     pub missing: u64,
@@ -445,7 +448,7 @@ pub struct LiveRun {
     /// this is usually far below `completions`.
     #[serde(default)]
     pub notifications: u64,
-    /// Other send errors, counted by errno name.
+    /// Other send errors of the zerocopy phase (ENOBUFS is in `enobufs`), by errno name.
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
     /// The same traffic without MSG_ZEROCOPY.
