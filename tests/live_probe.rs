@@ -324,7 +324,7 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     }
     let a = Netns::new("lpva");
     let b = Netns::new("lpvb");
-    veth_pair(&a, &b);
+    a.veth_to(&b);
 
     let listen: SocketAddr = "198.18.1.2:5001".parse().expect("literal");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -366,18 +366,6 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     assert_eq!(summary.tcp[0].end, "peer closed");
 }
 
-/// A veth pair `va` (198.18.1.1, in `a`) ↔ `vb` (198.18.1.2, in `b`), both up.
-fn veth_pair(a: &Netns, b: &Netns) {
-    a.ip(&format!(
-        "link add va type veth peer name vb netns {}",
-        b.name
-    ));
-    a.ip("addr add 198.18.1.1/24 dev va");
-    b.ip("addr add 198.18.1.2/24 dev vb");
-    a.ip("link set va up");
-    b.ip("link set vb up");
-}
-
 /// UDP from A through the veth to an address of B: local delivery in B, all copied, although
 /// A's output device (the veth) is zerocopy-capable.
 #[test]
@@ -387,7 +375,7 @@ fn udp_over_veth_to_a_local_address_is_copied() {
     }
     let a = Netns::new("lpua");
     let b = Netns::new("lpub");
-    veth_pair(&a, &b);
+    a.veth_to(&b);
     let p = probe_in(&a, options("198.18.1.2:9", "va"));
     assert_eq!(p.not_run, None, "{p:#?}");
     assert_copied(run(&p, "datagram"));
@@ -403,7 +391,7 @@ fn udp_forwarded_through_veth_keeps_zerocopy() {
     }
     let a = Netns::new("lpfa");
     let b = Netns::new("lpfb");
-    veth_pair(&a, &b);
+    a.veth_to(&b);
     b.ifb("ifbz", "198.18.3.1/24");
     b.exec_ok(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     a.ip("route add 198.18.3.0/24 via 198.18.1.2 dev va");
@@ -433,7 +421,7 @@ fn tcp_without_a_listener_is_not_run() {
     }
     let a = Netns::new("lpnol");
     let b = Netns::new("lpnolb");
-    veth_pair(&a, &b);
+    a.veth_to(&b);
     let mut opts = options("198.18.1.2:5001", "va");
     opts.protocol = Protocol::Tcp;
     let p = probe_in(&a, opts);

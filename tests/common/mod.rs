@@ -131,6 +131,18 @@ impl Netns {
         self.ip(&format!("link set {name} up"));
     }
 
+    /// A veth pair `va` (198.18.1.1/24, here) ↔ `vb` (198.18.1.2/24, in `peer`), both up.
+    pub fn veth_to(&self, peer: &Netns) {
+        self.ip(&format!(
+            "link add va type veth peer name vb netns {}",
+            peer.name
+        ));
+        self.ip("addr add 198.18.1.1/24 dev va");
+        peer.ip("addr add 198.18.1.2/24 dev vb");
+        self.ip("link set va up");
+        peer.ip("link set vb up");
+    }
+
     /// `ethtool -K dev feature on|off` inside the namespace.
     pub fn ethtool_k(&self, dev: &str, feature: &str, state: &str) {
         self.exec_ok(&["ethtool", "-K", dev, feature, state]);
