@@ -486,7 +486,27 @@ impl Phase {
     }
 }
 
+impl Phase {
+    /// Bytes sent per second of the sending thread's CPU (system + user).
+    pub fn bytes_per_cpu_second(&self) -> f64 {
+        let cpu = self.cpu_system_seconds + self.cpu_user_seconds;
+        if cpu > 0.0 {
+            self.bytes as f64 / cpu
+        } else {
+            0.0
+        }
+    }
+}
+
 impl LiveRun {
+    /// Zerocopy bytes per CPU-second over copy bytes per CPU-second: what zerocopy saves when
+    /// the link, not the CPU, is the bottleneck. `None` unless both phases ran.
+    pub fn cpu_gain(&self) -> Option<f64> {
+        let copy = self.copy_phase.as_ref()?.bytes_per_cpu_second();
+        let zc = self.zerocopy_phase.as_ref()?.bytes_per_cpu_second();
+        (copy > 0.0).then(|| zc / copy)
+    }
+
     /// Zerocopy throughput over copy throughput; `None` unless both phases ran.
     pub fn gain(&self) -> Option<f64> {
         let copy = self.copy_phase.as_ref()?.bytes_per_second();

@@ -238,8 +238,13 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
     writeln!(
         out,
         "  {}",
-        p.dim("pattern   bytes   sends  copied  copy MB/s   zc MB/s  gain  zc CPU s")
+        p.dim("pattern   bytes    sends   copied copy MB/s  zc MB/s  gain  CPU s copy/zc")
     )?;
+    let cpu = |ph: &Option<crate::evidence::Phase>| {
+        ph.as_ref()
+            .map(|x| format!("{:.2}", x.cpu_system_seconds + x.cpu_user_seconds))
+            .unwrap_or_else(|| "-".into())
+    };
     for r in &live.runs {
         let mbps = |ph: &Option<crate::evidence::Phase>| {
             ph.as_ref()
@@ -248,7 +253,7 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
         };
         writeln!(
             out,
-            "  {:<8} {:>6} {:>7} {:>7} {:>10} {:>9} {:>5} {:>9}",
+            "  {:<8} {:>6} {:>8} {:>8} {:>9} {:>8} {:>5} {:>14}",
             r.pattern,
             r.send_size,
             r.sends,
@@ -258,10 +263,7 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
             r.gain()
                 .map(|g| format!("{g:.2}"))
                 .unwrap_or_else(|| "-".into()),
-            r.zerocopy_phase
-                .as_ref()
-                .map(|x| format!("{:.2}", x.cpu_system_seconds))
-                .unwrap_or_else(|| "-".into()),
+            format!("{}/{}", cpu(&r.copy_phase), cpu(&r.zerocopy_phase)),
         )?;
     }
     Ok(())
