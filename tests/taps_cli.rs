@@ -6,10 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    KillOnDrop, Netns, TmpFiles, children_of, codes, finding, pid_holds_packet_socket, pids,
-    privileged, tmp_path,
-};
+use common::{Netns, codes, finding, pid_holds_packet_socket, pids, privileged};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -156,23 +153,8 @@ fn dhclient_is_named_with_a_dhcp_specific_fix() {
     }
     let ns = Netns::new("cdh");
     ns.ifb("ifbz", "198.18.0.1/24");
-    let (pf, lf) = (tmp_path("pid"), tmp_path("leases"));
-    let _files = TmpFiles(vec![pf.clone(), lf.clone()]);
-    let mut dhclient = ns.spawn(&[
-        "dhclient",
-        "-d",
-        "-pf",
-        &pf,
-        "-lf",
-        &lf,
-        "-sf",
-        "/bin/true",
-        "ifbz",
-    ]);
-    let pid = dhclient.pid();
-    dhclient.wait_until("dhclient opens its socket", WAIT, || {
-        pid_holds_packet_socket(pid)
-    });
+    let dhclient = ns.start_dhclient("ifbz");
+    let pid = dhclient.culprit.pid();
     let (_, doc) = ns.check_json(&["ifbz"]);
     let f = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(f), [u64::from(pid)]);
@@ -192,19 +174,9 @@ fn lldpd_tap_is_read_from_the_socket_and_harmless() {
     if !privileged("lldpd_tap_is_read_from_the_socket_and_harmless") {
         return;
     }
-    let chroot_existed = common::exists("/run/lldpd");
     let ns = Netns::new("cll");
     ns.ifb("ifbz", "198.18.0.1/24");
-    let ctl = tmp_path("socket");
-    let _files = TmpFiles(vec![ctl.clone()]);
-    let mut lldpd = ns.spawn(&["lldpd", "-d", "-I", "ifbz", "-u", &ctl]);
-    let monitor = lldpd.pid();
-    lldpd.wait_until("lldpd's child opens its socket", WAIT, || {
-        children_of(monitor)
-            .into_iter()
-            .any(pid_holds_packet_socket)
-    });
-    let _reap = KillOnDrop(children_of(monitor));
+    let lldpd = ns.start_lldpd("ifbz");
     let (_, doc) = ns.check_json(&["ifbz"]);
     let f = finding(&doc, "tap-ignores-outgoing").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["evidence"]["owners"][0]["comm"], "lldpd");
@@ -216,7 +188,4 @@ fn lldpd_tap_is_read_from_the_socket_and_harmless() {
     );
     assert_eq!(doc["verdict"]["zerocopy"], "yes");
     drop(lldpd);
-    if !chroot_existed {
-        let _ = std::fs::remove_dir_all("/run/lldpd");
-    }
 }

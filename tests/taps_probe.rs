@@ -10,9 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use common::{
-    KillOnDrop, Netns, TapSocket, TmpFiles, children_of, pid_holds_packet_socket, tmp_path,
-};
+use common::{Netns, TapSocket, pid_holds_packet_socket};
 use zcdoctor::evidence::{Fanout, IgnoreOutgoing, PacketSocket, TapScan};
 use zcdoctor::probe::taps::scan;
 
@@ -265,24 +263,8 @@ fn dhclient_is_found_and_not_set() {
     }
     let ns = Netns::new("tpd");
     ns.ifb("ifbz", "198.18.0.1/24");
-    let pf = tmp_path("pid");
-    let lf = tmp_path("leases");
-    let _files = TmpFiles(vec![pf.clone(), lf.clone()]);
-    let mut dhclient = ns.spawn(&[
-        "dhclient",
-        "-d",
-        "-pf",
-        &pf,
-        "-lf",
-        &lf,
-        "-sf",
-        "/bin/true",
-        "ifbz",
-    ]);
-    let pid = dhclient.pid();
-    dhclient.wait_until("dhclient opens its socket", WAIT, || {
-        pid_holds_packet_socket(pid)
-    });
+    let dhclient = ns.start_dhclient("ifbz");
+    let pid = dhclient.culprit.pid();
     let scan = scan();
     let taps = taps_of(&scan, &ns, pid);
     assert!(
@@ -305,24 +287,11 @@ fn lldpd_socket_reads_set() {
     if !common::privileged("lldpd_socket_reads_set") {
         return;
     }
-    if !common::exists("/usr/sbin/lldpd") {
-        eprintln!("SKIPPED lldpd_socket_reads_set: lldpd is not installed");
-        return;
-    }
-    let chroot_existed = common::exists("/run/lldpd");
     let ns = Netns::new("tpl");
     ns.ifb("ifbz", "198.18.0.1/24");
-    let ctl = tmp_path("socket");
-    let _files = TmpFiles(vec![ctl.clone()]);
-    let mut lldpd = ns.spawn(&["lldpd", "-d", "-I", "ifbz", "-u", &ctl]);
-    let monitor = lldpd.pid();
-    lldpd.wait_until("lldpd's child opens its socket", WAIT, || {
-        children_of(monitor)
-            .into_iter()
-            .any(pid_holds_packet_socket)
-    });
-    let children = children_of(monitor);
-    let _reap = KillOnDrop(children.clone());
+    let lldpd = ns.start_lldpd("ifbz");
+    let monitor = lldpd.culprit.pid();
+    let children = lldpd.children.0.clone();
     let scan = scan();
     let ino = netns_inode(&ns);
     let taps: Vec<&PacketSocket> = scan
@@ -344,9 +313,6 @@ fn lldpd_socket_reads_set() {
         assert_eq!(s.ignore_outgoing, IgnoreOutgoing::Set, "{s:#?}");
     }
     drop(lldpd);
-    if !chroot_existed {
-        let _ = std::fs::remove_dir_all("/run/lldpd");
-    }
 }
 
 #[test]

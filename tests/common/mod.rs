@@ -418,3 +418,76 @@ pub fn pids(f: &Value) -> Vec<u64> {
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default()
 }
+
+const CULPRIT_WAIT: Duration = Duration::from_secs(10);
+
+/// ISC dhclient on `dev` with private pid/lease files and no script, started and waited for.
+pub struct Dhclient {
+    pub culprit: Culprit,
+    _files: TmpFiles,
+}
+
+/// lldpd on `dev` with a private control socket. Its privileged monitor hands the raw socket to
+/// an unprivileged child, which holds it: both are ended on drop, then /run/lldpd is removed
+/// if lldpd created it.
+pub struct Lldpd {
+    pub culprit: Culprit,
+    pub children: KillOnDrop,
+    _files: TmpFiles,
+    _chroot: RemoveDirIfNew,
+}
+
+pub struct RemoveDirIfNew(Option<&'static str>);
+
+impl Drop for RemoveDirIfNew {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Netns {
+    pub fn start_dhclient(&self, dev: &str) -> Dhclient {
+        let (pf, lf) = (tmp_path("pid"), tmp_path("leases"));
+        let files = TmpFiles(vec![pf.clone(), lf.clone()]);
+        let mut culprit = self.spawn(&[
+            "dhclient",
+            "-d",
+            "-pf",
+            &pf,
+            "-lf",
+            &lf,
+            "-sf",
+            "/bin/true",
+            dev,
+        ]);
+        let pid = culprit.pid();
+        culprit.wait_until("dhclient opens its socket", CULPRIT_WAIT, || {
+            pid_holds_packet_socket(pid)
+        });
+        Dhclient {
+            culprit,
+            _files: files,
+        }
+    }
+
+    pub fn start_lldpd(&self, dev: &str) -> Lldpd {
+        let chroot = (!exists("/run/lldpd")).then_some("/run/lldpd");
+        let ctl = tmp_path("socket");
+        let files = TmpFiles(vec![ctl.clone()]);
+        let mut culprit = self.spawn(&["lldpd", "-d", "-I", dev, "-u", &ctl]);
+        let monitor = culprit.pid();
+        culprit.wait_until("lldpd's child opens its socket", CULPRIT_WAIT, || {
+            children_of(monitor)
+                .into_iter()
+                .any(pid_holds_packet_socket)
+        });
+        Lldpd {
+            culprit,
+            children: KillOnDrop(children_of(monitor)),
+            _files: files,
+            _chroot: RemoveDirIfNew(chroot),
+        }
+    }
+}
