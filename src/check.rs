@@ -143,7 +143,7 @@ pub fn diagnose(e: &Evidence, protocol: Protocol) -> Report {
     };
     check_kernel(e, protocol, &mut sink);
     check_delivery(e, &mut sink);
-    check_devices(e, protocol, &mut sink);
+    check_devices(e, &mut sink);
     check_offloads(e, protocol, &mut sink);
     check_optmem(e, &mut sink);
     check_taps(e, &mut sink);
@@ -262,7 +262,7 @@ fn check_delivery(e: &Evidence, sink: &mut Sink) {
     }
 }
 
-fn check_devices(e: &Evidence, _protocol: Protocol, sink: &mut Sink) {
+fn check_devices(e: &Evidence, sink: &mut Sink) {
     if let Some(top) = e.stack.first() {
         let down = !top.admin_up
             || matches!(
@@ -510,7 +510,7 @@ fn check_offload(
                 dev.name
             ));
             fix.push(format!(
-                "Check the members' vlan features too (`ethtool -k MEMBER`): a {} takes the intersection of its members' offloads.",
+                "Check the members' vlan features too (`ethtool -k MEMBER`): a {} derives its offloads from its members' (vlan) features.",
                 dev.kind.as_str()
             ));
         } else if fixed && !requested {

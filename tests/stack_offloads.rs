@@ -151,10 +151,30 @@ fn bridge_port_without_sg_is_found_below_the_bridge() {
     let f = finding(&doc, "no-scatter-gather").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["evidence"]["device"], "ifb2");
     // The bridge takes the intersection of its ports: it lacks SG because ifb2 does.
+    // SG is "one for all" for a bridge: with ifb3 still able to gather, br0 keeps it.
     let br_sg = &doc["stack"][0]["features"]["tx-scatter-gather"];
-    if br_sg["active"] == false {
-        assert_eq!(f["evidence"]["affects"][0], "br0", "{f:#}");
-    }
+    assert_eq!(br_sg["active"], true, "{br_sg}");
+    assert_eq!(f["evidence"]["affects"], serde_json::json!([]), "{f:#}");
+
+    // With ifb2 its only port, br0 reads off [requested on], and the one finding at ifb2
+    // says br0 follows it.
+    ns.ip("link set ifb3 nomaster");
+    let (_, doc) = ns.check_json(&["br0"]);
+    let br_sg = &doc["stack"][0]["features"]["tx-scatter-gather"];
+    assert_eq!(
+        (br_sg["active"].clone(), br_sg["wanted"].clone()),
+        (false.into(), true.into()),
+        "{br_sg}"
+    );
+    let sg: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "no-scatter-gather")
+        .collect();
+    assert_eq!(sg.len(), 1, "reported once, at the port: {sg:#?}");
+    assert_eq!(sg[0]["evidence"]["device"], "ifb2");
+    assert_eq!(sg[0]["evidence"]["affects"], serde_json::json!(["br0"]));
 }
 
 #[test]

@@ -25,6 +25,7 @@
 //! [`DRAIN_EVERY`] zerocopy sends, and only while some completion is outstanding: the kernel
 //! merges consecutive completions into one record, so one `recvmsg` usually covers them all.
 
+use super::sockopt::{getsockopt_int, setsockopt_int};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -542,49 +543,6 @@ fn open_socket(
         ));
     }
     Ok(fd)
-}
-
-fn setsockopt_int(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> Result<(), Errno> {
-    // SAFETY: an int option with its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
-}
-
-fn getsockopt_int(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> Result<libc::c_int, Errno> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: an int option with its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(value)
-    }
 }
 
 /// A page-aligned buffer filled with a non-zero byte (so its pages are real, not the shared

@@ -4,6 +4,7 @@
 pub mod host;
 pub mod live;
 pub mod netlink;
+mod sockopt;
 pub mod stack;
 pub mod taps;
 

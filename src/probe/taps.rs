@@ -36,6 +36,7 @@
 //! non-leader thread or an open descriptor is not enumerated; sockets held only by a thread with
 //! a private descriptor table, or in flight over a unix socket, have no owner.
 
+use super::sockopt::getsockopt_int;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::CStr;
 use std::fmt::Write as _;
@@ -1202,26 +1203,6 @@ fn pidfd_getfd(pidfd: &OwnedFd, target_fd: i32) -> Result<OwnedFd, Errno> {
     let fd = i32::try_from(r).map_err(|_| Errno::EBADF)?;
     // SAFETY: fd is a fresh descriptor the kernel just returned to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn getsockopt_int(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    opt: libc::c_int,
-) -> Result<libc::c_int, Errno> {
-    let mut val: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: val and len are valid for writes of the sizes given; fd is an open descriptor.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (&mut val as *mut libc::c_int).cast::<libc::c_void>(),
-            &mut len,
-        )
-    };
-    if r < 0 { Err(Errno::last()) } else { Ok(val) }
 }
 
 /// `getsockopt(PACKET_FANOUT)` value: group id in the low 16 bits, `type | flags` above.
