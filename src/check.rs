@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::evidence::{
-    Device, DeviceKind, Evidence, IgnoreOutgoing, LiveProbe, Owner, PacketSocket, ProbeState,
+    Device, DeviceKind, Evidence, IgnoreOutgoing, LiveProbe, Owner, PacketSocket, ProbeName,
+    ProbeState, RouteType, RunPattern,
 };
 use crate::kernel;
 use crate::knowledge::Knowledge;
@@ -57,20 +58,7 @@ const COPY_CAUSES: &[&str] = &[
     "kernel-too-old",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Udp,
-    Tcp,
-}
-
-impl Protocol {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-        }
-    }
-}
+pub use crate::evidence::Protocol;
 
 /// One notification skb (SKB_TRUESIZE(0) on x86-64) is charged to optmem until its completion
 /// is read; this many sends in flight per socket is a modest burst.
@@ -152,7 +140,7 @@ pub fn diagnose(e: &Evidence, protocol: Protocol) -> Report {
     // Stable ranking: severity, then the order checks ran in (which follows the path).
     sink.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let verdict = verdict(e, &sink.findings);
-    Report::new(e, protocol.as_str(), sink.findings, sink.passed, verdict)
+    Report::new(e, protocol, sink.findings, sink.passed, verdict)
 }
 
 fn check_kernel(e: &Evidence, protocol: Protocol, sink: &mut Sink) {
@@ -323,7 +311,7 @@ fn check_devices(e: &Evidence, sink: &mut Sink) {
         let why = e
             .probes
             .iter()
-            .find(|p| p.name == "features" && p.status != ProbeState::Ok)
+            .find(|p| p.name == ProbeName::Features && p.status != ProbeState::Ok)
             .map(|p| p.detail.clone())
             .unwrap_or_default();
         sink.push(
@@ -666,7 +654,7 @@ fn owner_label(o: &Owner) -> String {
 }
 
 fn check_taps(e: &Evidence, sink: &mut Sink) {
-    let tap_probe = e.probes.iter().find(|p| p.name == "taps");
+    let tap_probe = e.probes.iter().find(|p| p.name == ProbeName::Taps);
     let Some(scan) = &e.taps else {
         let why = tap_probe
             .map(|p| p.detail.clone())
@@ -787,7 +775,7 @@ fn check_taps(e: &Evidence, sink: &mut Sink) {
                 evidence,
                 vec!["Nothing to do.".to_string()],
             ),
-            IgnoreOutgoing::Unknown { reason } => {
+            IgnoreOutgoing::Unknown { reason, .. } => {
                 fix.insert(0, "Run zcdoctor as root (pidfd_getfd needs CAP_SYS_PTRACE over the owner) to read the setting.".to_string());
                 sink.push(
                     "tap-unknown-setting",
@@ -913,7 +901,9 @@ fn tap_fix(s: &PacketSocket) -> (Vec<String>, Vec<String>) {
 
 /// Runs that represent the application's traffic (an `oversize` run is a deliberate experiment).
 fn primary_runs(live: &LiveProbe) -> impl Iterator<Item = &crate::evidence::LiveRun> {
-    live.runs.iter().filter(|r| r.pattern != "oversize")
+    live.runs
+        .iter()
+        .filter(|r| r.pattern != RunPattern::Oversize)
 }
 
 fn check_live(e: &Evidence, sink: &mut Sink) {
@@ -921,7 +911,10 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
         return;
     };
     if let Some(why) = &live.not_run {
-        let local = live.route.as_ref().is_some_and(|r| r.route_type == "local");
+        let local = live
+            .route
+            .as_ref()
+            .is_some_and(|r| r.route_type == RouteType::Local);
         if local {
             if !sink.has("local-delivery") {
                 sink.push(
@@ -951,7 +944,7 @@ fn check_live(e: &Evidence, sink: &mut Sink) {
     }
 
     for run in &live.runs {
-        if run.pattern == "oversize" && run.copied > 0 {
+        if run.pattern == RunPattern::Oversize && run.copied > 0 {
             sink.push(
                 "udp-fragmentation",
                 None,

@@ -253,9 +253,62 @@ pub struct ProcessLimits {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProbeStatus {
-    pub name: String,
+    pub name: ProbeName,
     pub status: ProbeState,
     pub detail: String,
+}
+
+/// The probes zcdoctor has; the serde names are the `probes[].name` of recordings and reports.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeName {
+    Kernel,
+    Sysctls,
+    Links,
+    Features,
+    Taps,
+    Live,
+}
+
+impl ProbeName {
+    pub const ALL: [ProbeName; 6] = [
+        ProbeName::Kernel,
+        ProbeName::Sysctls,
+        ProbeName::Links,
+        ProbeName::Features,
+        ProbeName::Taps,
+        ProbeName::Live,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeName::Kernel => "kernel",
+            ProbeName::Sysctls => "sysctls",
+            ProbeName::Links => "links",
+            ProbeName::Features => "features",
+            ProbeName::Taps => "taps",
+            ProbeName::Live => "live",
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProbeName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ProbeName::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ProbeName::ALL.iter().map(|p| p.as_str()).collect();
+                format!("no probe named {s:?}; probes: {}", names.join(", "))
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -265,6 +318,38 @@ pub enum ProbeState {
     Skipped,
     Error,
 }
+
+/// A system call or netlink request that failed, as a probe saw it: the operation and the
+/// errno, so checks match on the kind of failure, never on prose.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OsError {
+    /// What was attempted: `pidfd_getfd(pid 812, fd 5)`, `getsockopt(PACKET_IGNORE_OUTGOING)`.
+    pub op: String,
+    /// The raw errno value (`libc::EPERM`, …).
+    pub errno: i32,
+}
+
+impl OsError {
+    pub fn new(op: impl Into<String>, errno: nix::errno::Errno) -> OsError {
+        OsError {
+            op: op.into(),
+            errno: errno as i32,
+        }
+    }
+
+    pub fn errno(&self) -> nix::errno::Errno {
+        nix::errno::Errno::from_raw(self.errno)
+    }
+}
+
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.errno();
+        write!(f, "{}: {} ({e:?})", self.op, e.desc())
+    }
+}
+
+impl std::error::Error for OsError {}
 
 // ---------------------------------------------------------------------------------------------
 // Packet taps
@@ -359,8 +444,40 @@ pub enum IgnoreOutgoing {
     Set,
     /// Read from the socket itself: not set.
     NotSet,
-    /// Could not be read; never a guess.
-    Unknown { reason: String },
+    /// Could not be read; never a guess. `reason` is the probe's account of what failed;
+    /// `cause` the same as data (absent in recordings made before it existed).
+    Unknown {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Unreadable>,
+    },
+}
+
+/// Why a tap's PACKET_IGNORE_OUTGOING could not be read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Unreadable {
+    /// No process holding the socket was found (see the scan's unreadable processes).
+    NoOwner,
+    /// The owner exited, or closed or reused the descriptor, while it was being read.
+    OwnerGone { pid: u32 },
+    /// The kernel refused to duplicate the owner's descriptor (EPERM): whether the prober had
+    /// CAP_SYS_PTRACE and the Yama ptrace scope tell why.
+    Refused {
+        pid: u32,
+        error: OsError,
+        cap_sys_ptrace: bool,
+        #[serde(default)]
+        yama_ptrace_scope: Option<u32>,
+    },
+    /// The call or the option does not exist on this kernel (ENOSYS, ENOPROTOOPT).
+    Unsupported { error: OsError },
+    /// Any other failure.
+    Failed {
+        #[serde(default)]
+        pid: Option<u32>,
+        error: OsError,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -387,17 +504,44 @@ pub struct Owner {
 // ---------------------------------------------------------------------------------------------
 // Live probe
 
+/// The transport the diagnosis is for and the live probe sends.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LiveProbe {
-    /// `udp` or `tcp`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// The address traffic was sent to, with port.
     pub target: String,
     /// The route the kernel chose: output device and whether it is local.
     pub route: Option<RouteInfo>,
     /// Set when the probe could not run (for example the route is local); the counters are 0.
+    /// A sentence of fact; `not_run_cause` is the same as data.
     #[serde(default)]
     pub not_run: Option<String>,
+    /// Why nothing was sent, as data (absent in recordings made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run_cause: Option<NotRun>,
     /// One entry per traffic pattern tried (for UDP: MTU-sized datagrams, UDP GSO).
     pub runs: Vec<LiveRun>,
     /// The probe was stopped early (Ctrl-C).
@@ -409,23 +553,169 @@ pub struct LiveProbe {
     pub notes: Vec<String>,
 }
 
+/// Why the live probe sent nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum NotRun {
+    /// The target is an address of this host or namespace (route type `local`, or loopback).
+    LocalRoute,
+    /// The route is not unicast (broadcast, multicast, blackhole, unreachable, …).
+    NotUnicast { route_type: RouteType },
+    /// The route leaves through another device than the diagnosed one.
+    OtherDevice { device: String },
+    /// The route names no output device.
+    NoDevice,
+    /// The kernel had no route, or the lookup failed.
+    RouteLookup { error: OsError },
+    /// The probe's socket could not be set up.
+    Socket { error: OsError },
+    /// TCP: the connection to the sink failed (`error`), timed out, or was interrupted.
+    Connect {
+        #[serde(default)]
+        error: Option<OsError>,
+        #[serde(default)]
+        timed_out: bool,
+        #[serde(default)]
+        interrupted: bool,
+    },
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RouteInfo {
     pub device: Option<String>,
     pub ifindex: Option<u32>,
     pub gateway: Option<String>,
     pub source: Option<String>,
-    /// `unicast`, `local`, `broadcast`, …
-    pub route_type: String,
+    /// `unicast`, `local`, `broadcast`, … as `ip route` prints it.
+    pub route_type: RouteType,
     /// Path MTU from the route or the device.
     #[serde(default)]
     pub mtu: Option<u32>,
 }
 
+/// `RTN_*` (include/uapi/linux/rtnetlink.h), serialized as `ip route` names it; a type this
+/// table does not know is `type-N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum RouteType {
+    Unspec,
+    Unicast,
+    Local,
+    Broadcast,
+    Anycast,
+    Multicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+    Nat,
+    Xresolve,
+    Other(u8),
+}
+
+impl RouteType {
+    const NAMED: [(RouteType, &'static str); 12] = [
+        (RouteType::Unspec, "unspec"),
+        (RouteType::Unicast, "unicast"),
+        (RouteType::Local, "local"),
+        (RouteType::Broadcast, "broadcast"),
+        (RouteType::Anycast, "anycast"),
+        (RouteType::Multicast, "multicast"),
+        (RouteType::Blackhole, "blackhole"),
+        (RouteType::Unreachable, "unreachable"),
+        (RouteType::Prohibit, "prohibit"),
+        (RouteType::Throw, "throw"),
+        (RouteType::Nat, "nat"),
+        (RouteType::Xresolve, "xresolve"),
+    ];
+
+    /// From the kernel's `rtm_type` (`RTN_UNSPEC` is 0, then in the order above).
+    pub fn from_rtn(t: u8) -> RouteType {
+        RouteType::NAMED
+            .get(usize::from(t))
+            .map_or(RouteType::Other(t), |(r, _)| *r)
+    }
+}
+
+impl std::fmt::Display for RouteType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteType::Other(t) => write!(f, "type-{t}"),
+            named => {
+                let name = RouteType::NAMED
+                    .iter()
+                    .find(|(r, _)| r == named)
+                    .map_or("unspec", |(_, n)| n);
+                f.pad(name)
+            }
+        }
+    }
+}
+
+impl From<RouteType> for String {
+    fn from(r: RouteType) -> String {
+        r.to_string()
+    }
+}
+
+impl TryFrom<String> for RouteType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Some((r, _)) = RouteType::NAMED.iter().find(|(_, n)| *n == s) {
+            return Ok(*r);
+        }
+        s.strip_prefix("type-")
+            .and_then(|n| n.parse::<u8>().ok())
+            .map(RouteType::Other)
+            .ok_or_else(|| format!("{s:?} is not a route type"))
+    }
+}
+
+/// The traffic shape of one live-probe run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum RunPattern {
+    /// UDP datagrams that fit the path MTU.
+    Datagram,
+    /// UDP_SEGMENT super-datagrams.
+    Gso,
+    /// UDP datagrams one byte over the path MTU, no GSO (fragmented): an experiment.
+    Oversize,
+    /// A TCP stream.
+    Stream,
+}
+
+impl RunPattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPattern::Datagram => "datagram",
+            RunPattern::Gso => "gso",
+            RunPattern::Oversize => "oversize",
+            RunPattern::Stream => "stream",
+        }
+    }
+}
+
+impl std::fmt::Display for RunPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Why a live-probe phase stopped.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseEnd {
+    Duration,
+    ByteCap,
+    Interrupted,
+    /// Every send kept failing.
+    Errors,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LiveRun {
-    /// `datagram` (fits the MTU), `gso` (UDP_SEGMENT super-datagrams), `oversize`, `stream`.
-    pub pattern: String,
+    pub pattern: RunPattern,
     /// Bytes per send call.
     pub send_size: usize,
     /// UDP_SEGMENT size when GSO was used.
@@ -470,10 +760,9 @@ pub struct Phase {
     /// Send errors of this phase by errno name (`ENOBUFS`, `EAGAIN`, `EIO`, …).
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
-    /// Why the phase stopped: `duration`, `byte_cap`, `interrupted` or `errors` (every send
-    /// kept failing).
+    /// Why the phase stopped.
     #[serde(default)]
-    pub ended_by: Option<String>,
+    pub ended_by: Option<PhaseEnd>,
 }
 
 impl Phase {
@@ -540,6 +829,26 @@ mod tests {
         assert_eq!(KernelVersion::parse("5.4"), Some(KernelVersion::new(5, 4)));
         assert_eq!(KernelVersion::parse("garbage"), None);
         assert_eq!(KernelVersion::parse("6"), None);
+    }
+
+    #[test]
+    fn route_types_keep_their_ip_route_names() {
+        assert_eq!(RouteType::from_rtn(libc::RTN_LOCAL), RouteType::Local);
+        assert_eq!(RouteType::from_rtn(libc::RTN_XRESOLVE), RouteType::Xresolve);
+        assert_eq!(RouteType::from_rtn(42).to_string(), "type-42");
+        for t in 0..=255u8 {
+            let r = RouteType::from_rtn(t);
+            assert_eq!(RouteType::try_from(r.to_string()), Ok(r));
+        }
+        assert!(RouteType::try_from("sideways".to_string()).is_err());
+    }
+
+    #[test]
+    fn probe_names_parse() {
+        for p in ProbeName::ALL {
+            assert_eq!(p.as_str().parse::<ProbeName>(), Ok(p));
+        }
+        assert!("nope".parse::<ProbeName>().is_err());
     }
 
     #[test]

@@ -149,16 +149,10 @@ enum ProtocolArg {
 }
 
 impl ProtocolArg {
-    fn check(self) -> Protocol {
+    fn protocol(self) -> Protocol {
         match self {
             ProtocolArg::Udp => Protocol::Udp,
             ProtocolArg::Tcp => Protocol::Tcp,
-        }
-    }
-    fn live(self) -> live::Protocol {
-        match self {
-            ProtocolArg::Udp => live::Protocol::Udp,
-            ProtocolArg::Tcp => live::Protocol::Tcp,
         }
     }
 }
@@ -223,7 +217,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         taps: !args.no_taps,
         live: args.target.clone().map(|target| LiveRequest {
             target,
-            protocol: args.protocol.live(),
+            protocol: args.protocol.protocol(),
             duration: args.duration,
             byte_cap: args.byte_cap,
             progress: std::io::stderr().is_terminal(),
@@ -266,7 +260,7 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 None => gather(&args.probe)?,
             };
-            let report = check::diagnose(&evidence, args.probe.protocol.check());
+            let report = check::diagnose(&evidence, args.probe.protocol.protocol());
             match (args.json, args.format) {
                 (true, _) | (false, Format::Json) => render::json(&report, &mut stdout)?,
                 (false, Format::Human) => {

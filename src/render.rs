@@ -147,7 +147,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         out,
         "Interface {} ({} traffic), stack:",
         p.bold(&report.interface),
-        report.protocol.to_uppercase()
+        report.protocol.as_str().to_uppercase()
     )?;
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
     writeln!(out)?;
@@ -227,7 +227,7 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
     writeln!(
         out,
         "Live probe: {} to {}{}",
-        live.protocol.to_uppercase(),
+        live.protocol.as_str().to_uppercase(),
         live.target,
         if live.interrupted {
             " (interrupted)"

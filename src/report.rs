@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::evidence::{Device, Evidence, LiveProbe, ProbeStatus, TapScan};
+use crate::evidence::{Device, Evidence, LiveProbe, ProbeStatus, Protocol, TapScan};
 use crate::kernel::KernelFeatureState;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -95,7 +95,7 @@ pub struct Report {
     pub tool: Tool,
     pub host: HostSummary,
     pub interface: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub stack: Vec<Device>,
     pub kernel_features: Vec<KernelFeatureState>,
     pub verdict: Verdict,
@@ -111,7 +111,7 @@ pub struct Report {
 impl Report {
     pub fn new(
         evidence: &Evidence,
-        protocol: &str,
+        protocol: Protocol,
         findings: Vec<Finding>,
         passed: Vec<Passed>,
         verdict: Verdict,
@@ -128,7 +128,7 @@ impl Report {
                 os: evidence.host.os.clone(),
             },
             interface: evidence.interface.clone(),
-            protocol: protocol.to_string(),
+            protocol,
             stack: evidence.stack.clone(),
             kernel_features: crate::kernel::feature_table(evidence.kernel.version),
             verdict,

@@ -1,6 +1,11 @@
 //! Recorded hosts in fixtures/: each `NAME.evidence.json` is diagnosed and must give exactly the
 //! findings (code, severity, and where given the device and pid) and the verdict of
-//! `NAME.expect.toml`. Pure logic: no privileges, no host access.
+//! `NAME.expect.toml`, and render exactly the recorded reports `NAME.report.json` and
+//! `NAME.report.txt` (human, no color). Each fixture is its own test case. Pure logic: no
+//! privileges, no host access.
+//!
+//! After an intended change of the output, `ZCDOCTOR_BLESS=1 cargo test --profile fast --test
+//! fixtures` rewrites the recorded reports; review the diff before committing it.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use zcdoctor::check::{Protocol, diagnose};
 use zcdoctor::evidence::Evidence;
-use zcdoctor::report::{Finding, Zerocopy};
+use zcdoctor::render;
+use zcdoctor::report::{Finding, Report, Zerocopy};
 
 #[derive(Deserialize)]
 struct Expect {
@@ -119,18 +125,81 @@ fn check_fixture(expect_path: &Path) -> Result<(), String> {
             report.verdict.summary, expect.verdict
         ));
     }
-    Ok(())
+    check_rendered(expect_path, &report)
 }
 
-#[test]
-fn every_fixture_gives_its_expected_findings() {
+/// Compares `got` with the recorded `path`, or records it when `ZCDOCTOR_BLESS=1`.
+fn compare_recorded(path: &Path, got: &[u8]) -> Result<(), String> {
+    if std::env::var("ZCDOCTOR_BLESS").as_deref() == Ok("1") {
+        return std::fs::write(path, got).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let want = std::fs::read(path)
+        .map_err(|e| format!("{}: {e} (record it with ZCDOCTOR_BLESS=1)", path.display()))?;
+    if want == got {
+        return Ok(());
+    }
+    let (want, got) = (String::from_utf8_lossy(&want), String::from_utf8_lossy(got));
+    let line = want
+        .lines()
+        .zip(got.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| want.lines().count().min(got.lines().count()));
+    Err(format!(
+        "{} differs from the report rendered now, first at line {}:\n  recorded: {}\n  now:      {}",
+        path.display(),
+        line + 1,
+        want.lines().nth(line).unwrap_or("(end)"),
+        got.lines().nth(line).unwrap_or("(end)")
+    ))
+}
+
+/// The JSON and human reports of a fixture are exactly the recorded ones.
+fn check_rendered(expect_path: &Path, report: &Report) -> Result<(), String> {
+    let base = expect_path.to_string_lossy().replace(".expect.toml", "");
+    let mut json = Vec::new();
+    render::json(report, &mut json).map_err(|e| e.to_string())?;
+    compare_recorded(Path::new(&format!("{base}.report.json")), &json)?;
+    let mut text = Vec::new();
+    render::human(report, false, &mut text).map_err(|e| e.to_string())?;
+    compare_recorded(Path::new(&format!("{base}.report.txt")), &text)
+}
+
+fn plain(name: &str, f: fn()) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::test(name, move || {
+        f();
+        Ok(())
+    })
+}
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
     let all = fixtures();
     assert!(all.len() >= 10, "fixtures missing: {}", all.len());
-    let failures: Vec<String> = all.iter().filter_map(|p| check_fixture(p).err()).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let mut trials: Vec<libtest_mimic::Trial> = all
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".expect.toml"))
+                .unwrap_or("?")
+                .to_string();
+            libtest_mimic::Trial::test(format!("fixture::{name}"), move || {
+                check_fixture(&path).map_err(Into::into)
+            })
+        })
+        .collect();
+    trials.push(plain(
+        "remediation_names_the_actual_device_and_pid",
+        remediation_names_the_actual_device_and_pid,
+    ));
+    trials.push(plain(
+        "recordings_round_trip_through_json",
+        recordings_round_trip_through_json,
+    ));
+    libtest_mimic::run(&args, trials).exit()
 }
 
-#[test]
 fn remediation_names_the_actual_device_and_pid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/seed-bond1-lldpd-dhclient.evidence.json");
@@ -149,7 +218,6 @@ fn remediation_names_the_actual_device_and_pid() {
     assert!(!fix.contains('{'), "unfilled placeholder: {fix}");
 }
 
-#[test]
 fn recordings_round_trip_through_json() {
     for p in fixtures() {
         let ev = p.with_file_name(

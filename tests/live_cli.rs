@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Netns, codes, finding, pid_holds_packet_socket, pids, privileged};
+use common::{Netns, codes, finding, pid_holds_packet_socket, pids};
 use serde_json::Value;
 
 const SHORT: &str = "200ms";
@@ -23,11 +23,7 @@ fn copied_and_completions(doc: &Value) -> (u64, u64) {
     (sum("copied"), sum("completions"))
 }
 
-#[test]
 fn clean_ifb_is_proven_live() {
-    if !privileged("clean_ifb_is_proven_live") {
-        return;
-    }
     let ns = Netns::new("lclean");
     ns.ifb("ifbz", "198.18.0.1/24");
     let doc = live_check(&ns, &[]);
@@ -56,11 +52,7 @@ fn clean_ifb_is_proven_live() {
     assert!(finding(&doc, "live-copied").is_none());
 }
 
-#[test]
 fn tcpdump_is_proven_and_named() {
-    if !privileged("tcpdump_is_proven_and_named") {
-        return;
-    }
     let ns = Netns::new("ltd");
     ns.ifb("ifbz", "198.18.0.1/24");
     let mut tcpdump = ns.spawn(&[
@@ -93,11 +85,7 @@ fn tcpdump_is_proven_and_named() {
     assert!(finding(&doc, "copies-unexplained").is_none());
 }
 
-#[test]
 fn offloads_off_are_proven() {
-    if !privileged("offloads_off_are_proven") {
-        return;
-    }
     for (feature, code) in [("sg", "no-scatter-gather"), ("tx", "no-tx-checksum")] {
         let ns = Netns::new("loff");
         ns.ifb("ifbz", "198.18.0.1/24");
@@ -119,11 +107,7 @@ fn offloads_off_are_proven() {
     }
 }
 
-#[test]
 fn oversize_datagrams_are_copied_without_gso() {
-    if !privileged("oversize_datagrams_are_copied_without_gso") {
-        return;
-    }
     let ns = Netns::new("lover");
     ns.ifb("ifbz", "198.18.0.1/24");
     let doc = live_check(&ns, &["--oversize"]);
@@ -133,11 +117,7 @@ fn oversize_datagrams_are_copied_without_gso() {
     assert_eq!(doc["verdict"]["zerocopy"], "yes", "{:?}", codes(&doc));
 }
 
-#[test]
 fn own_address_is_local_delivery_and_nothing_is_sent() {
-    if !privileged("own_address_is_local_delivery_and_nothing_is_sent") {
-        return;
-    }
     let ns = Netns::new("llocal");
     ns.ifb("ifbz", "198.18.0.1/24");
     let (_, doc) = ns.check_json(&["ifbz", "--target", "198.18.0.1", "--duration", SHORT]);
@@ -148,11 +128,7 @@ fn own_address_is_local_delivery_and_nothing_is_sent() {
     assert_eq!(doc["verdict"]["zerocopy"], "no");
 }
 
-#[test]
 fn tiny_optmem_gives_enobufs_with_the_limit_named() {
-    if !privileged("tiny_optmem_gives_enobufs_with_the_limit_named") {
-        return;
-    }
     let ns = Netns::new("lopt");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.exec_ok(&["sysctl", "-q", "-w", "net.core.optmem_max=1000"]);
@@ -165,11 +141,7 @@ fn tiny_optmem_gives_enobufs_with_the_limit_named() {
     assert_eq!(doc["verdict"]["zerocopy"], "no");
 }
 
-#[test]
 fn tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer() {
-    if !privileged("tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer") {
-        return;
-    }
     let a = Netns::new("lta");
     let b = Netns::new("ltb");
     a.ip(&format!(
@@ -211,11 +183,7 @@ fn tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer() {
     assert!(finding(&doc, "copies-unexplained").is_none());
 }
 
-#[test]
 fn malformed_target_is_exit_2() {
-    if !privileged("malformed_target_is_exit_2") {
-        return;
-    }
     let ns = Netns::new("lbad");
     ns.ifb("ifbz", "198.18.0.1/24");
     for bad in ["198.18.0.300", "not-an-address", "gateway:x"] {
@@ -229,3 +197,7 @@ fn malformed_target_is_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no default gateway"));
 }
+
+harness_main!(
+    privileged: [clean_ifb_is_proven_live, tcpdump_is_proven_and_named, offloads_off_are_proven, oversize_datagrams_are_copied_without_gso, own_address_is_local_delivery_and_nothing_is_sent, tiny_optmem_gives_enobufs_with_the_limit_named, tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer, malformed_target_is_exit_2]
+);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use zcdoctor::evidence::{LiveProbe, LiveRun};
+use zcdoctor::evidence::{LiveProbe, LiveRun, PhaseEnd, RouteType, RunPattern};
 use zcdoctor::probe::live::{self, LiveOptions, Protocol};
 
 const PHASE: Duration = Duration::from_millis(200);
@@ -48,7 +48,7 @@ fn probe_in(ns: &Netns, opts: LiveOptions) -> LiveProbe {
     in_netns(ns, move || live::run(&opts, &AtomicBool::new(false)))
 }
 
-fn run<'a>(probe: &'a LiveProbe, pattern: &str) -> &'a LiveRun {
+fn run<'a>(probe: &'a LiveProbe, pattern: RunPattern) -> &'a LiveRun {
     probe
         .runs
         .iter()
@@ -71,22 +71,18 @@ fn assert_copied(r: &LiveRun) {
     assert_eq!(r.copied, r.completions, "{r:#?}");
 }
 
-#[test]
 fn clean_ifb_completes_without_copies() {
-    if !privileged("clean_ifb_completes_without_copies") {
-        return;
-    }
     let ns = ifb_ns("lpclean");
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
     assert_eq!(p.not_run, None, "{p:#?}");
     assert!(!p.interrupted);
     let route = p.route.as_ref().expect("route");
     assert_eq!(route.device.as_deref(), Some("ifbz"));
-    assert_eq!(route.route_type, "unicast");
-    let dgram = run(&p, "datagram");
+    assert_eq!(route.route_type, RouteType::Unicast);
+    let dgram = run(&p, RunPattern::Datagram);
     assert_eq!(dgram.send_size, 1472, "payload that fits MTU 1500");
     assert_zerocopy(dgram);
-    let gso = run(&p, "gso");
+    let gso = run(&p, RunPattern::Gso);
     assert_eq!(gso.gso_size, Some(1472));
     assert!(
         gso.send_size > 60_000 && gso.send_size <= 65_507,
@@ -106,77 +102,57 @@ fn clean_ifb_completes_without_copies() {
             copy.cpu_system_seconds + copy.cpu_user_seconds > 0.0,
             "{copy:#?}"
         );
-        assert_eq!(copy.ended_by.as_deref(), Some("duration"));
+        assert_eq!(copy.ended_by, Some(PhaseEnd::Duration));
         assert!(r.errors.is_empty(), "{r:#?}");
         // Completions are merged: far fewer records than sends.
         assert!(r.notifications > 0 && r.notifications <= r.completions);
     }
 }
 
-#[test]
 fn sg_off_copies() {
-    if !privileged("sg_off_copies") {
-        return;
-    }
     let ns = ifb_ns("lpsg");
     ns.ethtool_k("ifbz", "sg", "off");
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
-    assert_copied(run(&p, "datagram"));
+    assert_copied(run(&p, RunPattern::Datagram));
 }
 
-#[test]
 fn tx_checksum_off_copies() {
-    if !privileged("tx_checksum_off_copies") {
-        return;
-    }
     let ns = ifb_ns("lptx");
     ns.ethtool_k("ifbz", "tx", "off");
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
-    assert_copied(run(&p, "datagram"));
+    assert_copied(run(&p, RunPattern::Datagram));
     // With checksum offload off, UDP GSO sends are still accepted (segmented and
     // checksummed in software), and every one is flagged copied.
-    assert_copied(run(&p, "gso"));
+    assert_copied(run(&p, RunPattern::Gso));
 }
 
-#[test]
 fn oversize_datagrams_are_copied() {
-    if !privileged("oversize_datagrams_are_copied") {
-        return;
-    }
     let ns = ifb_ns("lpover");
     let mut opts = options("198.18.0.2:9", "ifbz");
     opts.oversize = true;
     let p = probe_in(&ns, opts);
-    let over = run(&p, "oversize");
+    let over = run(&p, RunPattern::Oversize);
     assert_eq!(over.send_size, 1473);
     assert_eq!(over.gso_size, None);
     assert_copied(over);
-    assert_zerocopy(run(&p, "datagram"));
+    assert_zerocopy(run(&p, RunPattern::Datagram));
 }
 
-#[test]
 fn bound_tap_copies_unless_it_ignores_outgoing() {
-    if !privileged("bound_tap_copies_unless_it_ignores_outgoing") {
-        return;
-    }
     let ns = ifb_ns("lptap");
     {
         let _tap = ns.tap_socket(Some("ifbz"), false);
         let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
-        assert_copied(run(&p, "datagram"));
-        assert_copied(run(&p, "gso"));
+        assert_copied(run(&p, RunPattern::Datagram));
+        assert_copied(run(&p, RunPattern::Gso));
     }
     let _quiet = ns.tap_socket(Some("ifbz"), true);
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
-    assert_zerocopy(run(&p, "datagram"));
-    assert_zerocopy(run(&p, "gso"));
+    assert_zerocopy(run(&p, RunPattern::Datagram));
+    assert_zerocopy(run(&p, RunPattern::Gso));
 }
 
-#[test]
 fn own_address_is_not_probed() {
-    if !privileged("own_address_is_not_probed") {
-        return;
-    }
     let ns = ifb_ns("lplocal");
     let p = probe_in(&ns, options("198.18.0.1:9", "ifbz"));
     assert_eq!(
@@ -188,8 +164,8 @@ fn own_address_is_not_probed() {
     );
     assert!(p.runs.is_empty());
     assert_eq!(
-        p.route.as_ref().map(|r| r.route_type.as_str()),
-        Some("local")
+        p.route.as_ref().map(|r| r.route_type),
+        Some(RouteType::Local)
     );
     let p = probe_in(&ns, options("127.0.0.1:9", "ifbz"));
     assert!(
@@ -200,11 +176,7 @@ fn own_address_is_not_probed() {
     );
 }
 
-#[test]
 fn route_through_another_device_is_not_probed() {
-    if !privileged("route_through_another_device_is_not_probed") {
-        return;
-    }
     let ns = ifb_ns("lpother");
     ns.ifb("ifby", "198.18.2.1/24");
     let p = probe_in(&ns, options("198.18.2.2:9", "ifbz"));
@@ -215,11 +187,7 @@ fn route_through_another_device_is_not_probed() {
     assert!(p.runs.is_empty());
 }
 
-#[test]
 fn stop_flag_ends_the_probe_early() {
-    if !privileged("stop_flag_ends_the_probe_early") {
-        return;
-    }
     let ns = ifb_ns("lpstop");
     let mut opts = options("198.18.0.2:9", "ifbz");
     opts.duration = Duration::from_secs(30);
@@ -237,15 +205,14 @@ fn stop_flag_ends_the_probe_early() {
     });
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(p.interrupted);
-    let dgram = run(&p, "datagram");
+    let dgram = run(&p, RunPattern::Datagram);
     let copy = dgram.copy_phase.as_ref().expect("copy phase");
-    assert_eq!(copy.ended_by.as_deref(), Some("interrupted"));
+    assert_eq!(copy.ended_by, Some(PhaseEnd::Interrupted));
     assert!(copy.sends > 0);
     assert!(dgram.zerocopy_phase.is_none());
     assert_eq!(p.runs.len(), 1, "later patterns are skipped");
 }
 
-#[test]
 fn sigint_sets_the_interrupt_flag() {
     let flag = live::install_interrupt_handler();
     assert!(std::ptr::eq(flag, live::install_interrupt_handler()));
@@ -253,41 +220,33 @@ fn sigint_sets_the_interrupt_flag() {
     assert!(flag.load(Ordering::SeqCst));
 }
 
-#[test]
 fn byte_cap_bounds_each_phase() {
-    if !privileged("byte_cap_bounds_each_phase") {
-        return;
-    }
     let ns = ifb_ns("lpcap");
     let mut opts = options("198.18.0.2:9", "ifbz");
     opts.byte_cap = 100 * 1472;
     opts.duration = Duration::from_secs(10);
     let p = probe_in(&ns, opts);
-    let dgram = run(&p, "datagram");
+    let dgram = run(&p, RunPattern::Datagram);
     for phase in [&dgram.copy_phase, &dgram.zerocopy_phase] {
         let phase = phase.as_ref().expect("phase");
         assert_eq!(phase.sends, 100);
-        assert_eq!(phase.ended_by.as_deref(), Some("byte_cap"));
+        assert_eq!(phase.ended_by, Some(PhaseEnd::ByteCap));
     }
     assert_zerocopy(dgram);
     // A 64 KB GSO send does not fit a cap of 147,200 bytes twice.
-    let gso = run(&p, "gso");
+    let gso = run(&p, RunPattern::Gso);
     assert_eq!(gso.sends, 2);
 }
 
 /// ENOBUFS: option memory (`optmem_max`, per network namespace since Linux 6.8) too small for
 /// the notifications of the sends in flight.
-#[test]
 fn tiny_optmem_gives_enobufs() {
-    if !privileged("tiny_optmem_gives_enobufs") {
-        return;
-    }
     let ns = ifb_ns("lpoptmem");
     // Room for one notification skb but not two: the second send fails until the first
     // notification has been read.
     ns.exec_ok(&["sysctl", "-q", "-w", "net.core.optmem_max=1000"]);
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
-    let dgram = run(&p, "datagram");
+    let dgram = run(&p, RunPattern::Datagram);
     assert!(dgram.enobufs > 0, "{dgram:#?}");
     assert!(
         dgram.sends > 0,
@@ -308,7 +267,7 @@ fn tiny_optmem_gives_enobufs() {
     let start = Instant::now();
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
     assert!(start.elapsed() < Duration::from_secs(5));
-    let dgram = run(&p, "datagram");
+    let dgram = run(&p, RunPattern::Datagram);
     assert_eq!(dgram.sends, 0, "{dgram:#?}");
     assert!(dgram.enobufs > 0, "{dgram:#?}");
 }
@@ -317,11 +276,7 @@ fn tiny_optmem_gives_enobufs() {
 /// but the traffic ends in a local socket of namespace B: local delivery, so every completion
 /// is flagged copied (skb_orphan_frags_rx on delivery), even though nothing on the sending
 /// side prevents zerocopy.
-#[test]
 fn tcp_over_veth_to_a_local_socket_is_copied() {
-    if !privileged("tcp_over_veth_to_a_local_socket_is_copied") {
-        return;
-    }
     let a = Netns::new("lpva");
     let b = Netns::new("lpvb");
     a.veth_to(&b);
@@ -349,12 +304,12 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     opts.protocol = Protocol::Tcp;
     let p = probe_in(&a, opts);
     assert_eq!(p.not_run, None, "{p:#?}");
-    assert_eq!(p.protocol, "tcp");
+    assert_eq!(p.protocol, Protocol::Tcp);
     assert_eq!(
         p.route.as_ref().and_then(|r| r.device.as_deref()),
         Some("va")
     );
-    let stream = run(&p, "stream");
+    let stream = run(&p, RunPattern::Stream);
     assert_copied(stream);
     assert_eq!(stream.missing, 0);
 
@@ -368,27 +323,19 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
 
 /// UDP from A through the veth to an address of B: local delivery in B, all copied, although
 /// A's output device (the veth) is zerocopy-capable.
-#[test]
 fn udp_over_veth_to_a_local_address_is_copied() {
-    if !privileged("udp_over_veth_to_a_local_address_is_copied") {
-        return;
-    }
     let a = Netns::new("lpua");
     let b = Netns::new("lpub");
     a.veth_to(&b);
     let p = probe_in(&a, options("198.18.1.2:9", "va"));
     assert_eq!(p.not_run, None, "{p:#?}");
-    assert_copied(run(&p, "datagram"));
-    assert_copied(run(&p, "gso"));
+    assert_copied(run(&p, RunPattern::Datagram));
+    assert_copied(run(&p, RunPattern::Gso));
 }
 
 /// UDP from A through the veth, forwarded by B (ip_forward=1) out of an ifb: no copy since
 /// Linux 6.17 (d2527ad3a9e1 "net: preserve MSG_ZEROCOPY with forwarding"); copied before.
-#[test]
 fn udp_forwarded_through_veth_keeps_zerocopy() {
-    if !privileged("udp_forwarded_through_veth_keeps_zerocopy") {
-        return;
-    }
     let a = Netns::new("lpfa");
     let b = Netns::new("lpfb");
     a.veth_to(&b);
@@ -405,7 +352,7 @@ fn udp_forwarded_through_veth_keeps_zerocopy() {
     let release = release.release().to_string_lossy().to_string();
     let forwarding_keeps_zc = zcdoctor::evidence::KernelVersion::parse(&release)
         .is_some_and(|v| v.at_least(zcdoctor::evidence::KernelVersion::new(6, 17)));
-    for pattern in ["datagram", "gso"] {
+    for pattern in [RunPattern::Datagram, RunPattern::Gso] {
         if forwarding_keeps_zc {
             assert_zerocopy(run(&p, pattern));
         } else {
@@ -414,11 +361,7 @@ fn udp_forwarded_through_veth_keeps_zerocopy() {
     }
 }
 
-#[test]
 fn tcp_without_a_listener_is_not_run() {
-    if !privileged("tcp_without_a_listener_is_not_run") {
-        return;
-    }
     let a = Netns::new("lpnol");
     let b = Netns::new("lpnolb");
     a.veth_to(&b);
@@ -434,8 +377,6 @@ fn tcp_without_a_listener_is_not_run() {
 
 /// Not a test: `bench/live/run.sh` runs this inside its namespace with ZCD_BENCH_* set and
 /// reads the JSON it prints.
-#[test]
-#[ignore = "benchmark helper, run by bench/live/run.sh"]
 fn bench_live_probe() {
     let target = std::env::var("ZCD_BENCH_TARGET").unwrap_or_else(|_| "198.18.0.2:9".into());
     let iface = std::env::var("ZCD_BENCH_IFACE").unwrap_or_else(|_| "ifbz".into());
@@ -455,3 +396,9 @@ fn bench_live_probe() {
         serde_json::to_string(&p).expect("serialize")
     );
 }
+
+harness_main!(
+    privileged: [clean_ifb_completes_without_copies, sg_off_copies, tx_checksum_off_copies, oversize_datagrams_are_copied, bound_tap_copies_unless_it_ignores_outgoing, own_address_is_not_probed, route_through_another_device_is_not_probed, stop_flag_ends_the_probe_early, byte_cap_bounds_each_phase, tiny_optmem_gives_enobufs, tcp_over_veth_to_a_local_socket_is_copied, udp_over_veth_to_a_local_address_is_copied, udp_forwarded_through_veth_keeps_zerocopy, tcp_without_a_listener_is_not_run],
+    plain: [sigint_sets_the_interrupt_flag],
+    on_request: [bench_live_probe]
+);

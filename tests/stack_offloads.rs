@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Netns, codes, finding, privileged};
+use common::{Netns, codes, finding};
 use serde_json::Value;
 
 fn stack_names(doc: &Value) -> Vec<String> {
@@ -17,11 +17,7 @@ fn stack_names(doc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
 fn clean_ifb_predicts_zerocopy() {
-    if !privileged("clean_ifb_predicts_zerocopy") {
-        return;
-    }
     let ns = Netns::new("clean");
     ns.ifb("ifbz", "198.18.0.1/24");
     let (code, doc) = ns.check_json(&["ifbz"]);
@@ -52,11 +48,7 @@ fn clean_ifb_predicts_zerocopy() {
     );
 }
 
-#[test]
 fn scatter_gather_off_is_a_blocker() {
-    if !privileged("scatter_gather_off_is_a_blocker") {
-        return;
-    }
     let ns = Netns::new("sg");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ethtool_k("ifbz", "sg", "off");
@@ -85,11 +77,7 @@ fn scatter_gather_off_is_a_blocker() {
     );
 }
 
-#[test]
 fn tx_checksum_off_is_a_blocker() {
-    if !privileged("tx_checksum_off_is_a_blocker") {
-        return;
-    }
     let ns = Netns::new("csum");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ethtool_k("ifbz", "tx", "off");
@@ -105,11 +93,7 @@ fn tx_checksum_off_is_a_blocker() {
     );
 }
 
-#[test]
 fn macvlan_names_the_lower_device_without_sg() {
-    if !privileged("macvlan_names_the_lower_device_without_sg") {
-        return;
-    }
     let ns = Netns::new("mv");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ethtool_k("ifbz", "sg", "off");
@@ -131,11 +115,7 @@ fn macvlan_names_the_lower_device_without_sg() {
     assert_eq!(sg[0]["severity"], "blocker");
 }
 
-#[test]
 fn bridge_port_without_sg_is_found_below_the_bridge() {
-    if !privileged("bridge_port_without_sg_is_found_below_the_bridge") {
-        return;
-    }
     let ns = Netns::new("br");
     ns.ip("link add br0 type bridge");
     ns.ip("link add ifb2 type ifb");
@@ -177,11 +157,7 @@ fn bridge_port_without_sg_is_found_below_the_bridge() {
     assert_eq!(sg[0]["evidence"]["affects"], serde_json::json!(["br0"]));
 }
 
-#[test]
 fn optmem_is_read_in_the_diagnosed_namespace() {
-    if !privileged("optmem_is_read_in_the_diagnosed_namespace") {
-        return;
-    }
     let ns = Netns::new("opt");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.exec_ok(&["sysctl", "-q", "-w", "net.core.optmem_max=20480"]);
@@ -191,11 +167,7 @@ fn optmem_is_read_in_the_diagnosed_namespace() {
     assert_eq!(f["severity"], "warning");
 }
 
-#[test]
 fn loopback_is_local_delivery() {
-    if !privileged("loopback_is_local_delivery") {
-        return;
-    }
     let ns = Netns::new("lo");
     let (_, doc) = ns.check_json(&["lo"]);
     let f = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
@@ -203,11 +175,7 @@ fn loopback_is_local_delivery() {
     assert_eq!(doc["verdict"]["zerocopy"], "no");
 }
 
-#[test]
 fn default_interface_is_the_default_route_device() {
-    if !privileged("default_interface_is_the_default_route_device") {
-        return;
-    }
     let ns = Netns::new("dflt");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ip("link add ifbq type ifb");
@@ -226,11 +194,7 @@ fn default_interface_is_the_default_route_device() {
     );
 }
 
-#[test]
 fn unknown_interface_exits_2_listing_the_real_ones() {
-    if !privileged("unknown_interface_exits_2_listing_the_real_ones") {
-        return;
-    }
     let ns = Netns::new("unk");
     ns.ifb("ifbz", "198.18.0.1/24");
     let out = ns.zcdoctor(&["check", "bond1"]);
@@ -247,11 +211,7 @@ fn unknown_interface_exits_2_listing_the_real_ones() {
     );
 }
 
-#[test]
 fn snapshot_then_check_from_gives_the_same_diagnosis() {
-    if !privileged("snapshot_then_check_from_gives_the_same_diagnosis") {
-        return;
-    }
     let ns = Netns::new("snap");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ethtool_k("ifbz", "sg", "off");
@@ -276,11 +236,7 @@ fn snapshot_then_check_from_gives_the_same_diagnosis() {
     assert_eq!(recorded["stack"], live["stack"]);
 }
 
-#[test]
 fn human_output_fits_80_columns_without_color() {
-    if !privileged("human_output_fits_80_columns_without_color") {
-        return;
-    }
     let ns = Netns::new("human");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ethtool_k("ifbz", "sg", "off");
@@ -297,3 +253,7 @@ fn human_output_fits_80_columns_without_color() {
     let colored = ns.zcdoctor(&["check", "ifbz", "--color", "always"]);
     assert!(String::from_utf8_lossy(&colored.stdout).contains('\x1b'));
 }
+
+harness_main!(
+    privileged: [clean_ifb_predicts_zerocopy, scatter_gather_off_is_a_blocker, tx_checksum_off_is_a_blocker, macvlan_names_the_lower_device_without_sg, bridge_port_without_sg_is_found_below_the_bridge, optmem_is_read_in_the_diagnosed_namespace, loopback_is_local_delivery, default_interface_is_the_default_route_device, unknown_interface_exits_2_listing_the_real_ones, snapshot_then_check_from_gives_the_same_diagnosis, human_output_fits_80_columns_without_color]
+);

@@ -6,15 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Netns, codes, finding, pid_holds_packet_socket, pids, privileged};
+use common::{Netns, codes, finding, pid_holds_packet_socket, pids};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[test]
 fn tcpdump_on_the_lower_device_of_a_macvlan_forces_copies() {
-    if !privileged("tcpdump_on_the_lower_device_of_a_macvlan_forces_copies") {
-        return;
-    }
     let ns = Netns::new("ctd");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ip("link add mv0 link ifbz type macvlan mode bridge");
@@ -48,11 +44,7 @@ fn tcpdump_on_the_lower_device_of_a_macvlan_forces_copies() {
     assert_eq!(after["verdict"]["zerocopy"], "yes");
 }
 
-#[test]
 fn own_sockets_bound_unbound_and_ignoring_outgoing() {
-    if !privileged("own_sockets_bound_unbound_and_ignoring_outgoing") {
-        return;
-    }
     let me = u64::from(std::process::id());
     let ns = Netns::new("cown");
     ns.ifb("ifbz", "198.18.0.1/24");
@@ -92,11 +84,7 @@ fn own_sockets_bound_unbound_and_ignoring_outgoing() {
     assert!(f["summary"].as_str().unwrap().contains("unbound"));
 }
 
-#[test]
 fn unbound_tap_in_another_namespace_is_not_on_the_path() {
-    if !privileged("unbound_tap_in_another_namespace_is_not_on_the_path") {
-        return;
-    }
     let ns = Netns::new("cns1");
     ns.ifb("ifbz", "198.18.0.1/24");
     let other = Netns::new("cns2");
@@ -122,11 +110,7 @@ fn unbound_tap_in_another_namespace_is_not_on_the_path() {
     }
 }
 
-#[test]
 fn taps_on_a_bridge_port_and_on_the_bridge() {
-    if !privileged("taps_on_a_bridge_port_and_on_the_bridge") {
-        return;
-    }
     let ns = Netns::new("cbr");
     ns.ip("link add br0 type bridge");
     ns.ip("link add ifb2 type ifb");
@@ -146,11 +130,7 @@ fn taps_on_a_bridge_port_and_on_the_bridge() {
     assert_eq!(f["evidence"]["device"], "br0");
 }
 
-#[test]
 fn dhclient_is_named_with_a_dhcp_specific_fix() {
-    if !privileged("dhclient_is_named_with_a_dhcp_specific_fix") {
-        return;
-    }
     let ns = Netns::new("cdh");
     ns.ifb("ifbz", "198.18.0.1/24");
     let dhclient = ns.start_dhclient("ifbz");
@@ -169,11 +149,7 @@ fn dhclient_is_named_with_a_dhcp_specific_fix() {
 
 /// Debian 12's lldpd 1.0.16 sets PACKET_IGNORE_OUTGOING: its tap must be reported harmless,
 /// read from the socket its unprivileged child holds.
-#[test]
 fn lldpd_tap_is_read_from_the_socket_and_harmless() {
-    if !privileged("lldpd_tap_is_read_from_the_socket_and_harmless") {
-        return;
-    }
     let ns = Netns::new("cll");
     ns.ifb("ifbz", "198.18.0.1/24");
     let lldpd = ns.start_lldpd("ifbz");
@@ -189,3 +165,7 @@ fn lldpd_tap_is_read_from_the_socket_and_harmless() {
     assert_eq!(doc["verdict"]["zerocopy"], "yes");
     drop(lldpd);
 }
+
+harness_main!(
+    privileged: [tcpdump_on_the_lower_device_of_a_macvlan_forces_copies, own_sockets_bound_unbound_and_ignoring_outgoing, unbound_tap_in_another_namespace_is_not_on_the_path, taps_on_a_bridge_port_and_on_the_bridge, dhclient_is_named_with_a_dhcp_specific_fix, lldpd_tap_is_read_from_the_socket_and_harmless]
+);

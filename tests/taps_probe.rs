@@ -1,8 +1,8 @@
 //! The tap probe against real sockets: ETH_P_ALL sockets this test holds inside throw-away
 //! namespaces (which have no process of their own), and real tcpdump, dhclient and lldpd.
 //!
-//! Every test is privileged (root, network namespaces) and skips otherwise; see
-//! `common::privileged`. Everything started is ended by pid, every namespace removed on drop.
+//! Every test is privileged (root, network namespaces) and is reported as ignored otherwise;
+//! see `common::run_cases`. Everything started is ended by pid, every namespace removed on drop.
 
 mod common;
 
@@ -57,11 +57,7 @@ fn own_netns() -> u64 {
         .ino()
 }
 
-#[test]
 fn bound_tap_held_by_this_process_is_found_and_not_set() {
-    if !common::privileged("bound_tap_held_by_this_process_is_found_and_not_set") {
-        return;
-    }
     let ns = Netns::new("tpb");
     ns.ifb("ifbz", "198.18.0.1/24");
     let tap = ns.tap_socket(Some("ifbz"), false);
@@ -99,11 +95,7 @@ fn bound_tap_held_by_this_process_is_found_and_not_set() {
     );
 }
 
-#[test]
 fn bound_tap_with_ignore_outgoing_reads_set() {
-    if !common::privileged("bound_tap_with_ignore_outgoing_reads_set") {
-        return;
-    }
     let ns = Netns::new("tpi");
     ns.ifb("ifbz", "198.18.0.1/24");
     let tap = ns.tap_socket(Some("ifbz"), true);
@@ -114,11 +106,7 @@ fn bound_tap_with_ignore_outgoing_reads_set() {
     assert_eq!(s.ignore_outgoing, IgnoreOutgoing::Set);
 }
 
-#[test]
 fn unbound_tap_has_no_ifindex() {
-    if !common::privileged("unbound_tap_has_no_ifindex") {
-        return;
-    }
     let ns = Netns::new("tpu");
     ns.ifb("ifbz", "198.18.0.1/24");
     let tap = ns.tap_socket(None, false);
@@ -191,11 +179,7 @@ fn fanout_tap(ns: &Netns, group: u16, type_flags: u16, own_ignore_outgoing: bool
     TapSocket { fd }
 }
 
-#[test]
 fn fanout_group_flag_decides() {
-    if !common::privileged("fanout_group_flag_decides") {
-        return;
-    }
     const HASH: u16 = 0;
     const FLAG_IGNORE_OUTGOING: u16 = 0x4000;
     let ns = Netns::new("tpf");
@@ -227,11 +211,7 @@ fn fanout_group_flag_decides() {
     assert_eq!(b.ignore_outgoing, IgnoreOutgoing::NotSet);
 }
 
-#[test]
 fn tcpdump_is_found_and_not_set() {
-    if !common::privileged("tcpdump_is_found_and_not_set") {
-        return;
-    }
     let ns = Netns::new("tpt");
     ns.ifb("ifbz", "198.18.0.1/24");
     // -Q in and a filter do not help (the copy happens before both), so use them.
@@ -256,11 +236,7 @@ fn tcpdump_is_found_and_not_set() {
     }
 }
 
-#[test]
 fn dhclient_is_found_and_not_set() {
-    if !common::privileged("dhclient_is_found_and_not_set") {
-        return;
-    }
     let ns = Netns::new("tpd");
     ns.ifb("ifbz", "198.18.0.1/24");
     let dhclient = ns.start_dhclient("ifbz");
@@ -282,11 +258,7 @@ fn dhclient_is_found_and_not_set() {
 /// lldpd's privileged monitor opens the raw socket and hands it to its unprivileged child
 /// (user _lldpd), which holds it. Debian 12's lldpd 1.0.16 sets PACKET_IGNORE_OUTGOING on it
 /// (the socket reads 1), so the probe must report Set, read from the socket itself.
-#[test]
 fn lldpd_socket_reads_set() {
-    if !common::privileged("lldpd_socket_reads_set") {
-        return;
-    }
     let ns = Netns::new("tpl");
     ns.ifb("ifbz", "198.18.0.1/24");
     let lldpd = ns.start_lldpd("ifbz");
@@ -315,11 +287,7 @@ fn lldpd_socket_reads_set() {
     drop(lldpd);
 }
 
-#[test]
 fn scan_counts_and_never_fails() {
-    if !common::privileged("scan_counts_and_never_fails") {
-        return;
-    }
     let scan = scan();
     assert!(scan.processes_listed > 0);
     assert!(scan.namespaces_scanned >= 1);
@@ -330,7 +298,7 @@ fn scan_counts_and_never_fails() {
         .iter()
         .filter(|s| s.protocol == PacketSocket::ETH_P_ALL)
     {
-        if let IgnoreOutgoing::Unknown { reason } = &s.ignore_outgoing {
+        if let IgnoreOutgoing::Unknown { reason, .. } = &s.ignore_outgoing {
             assert!(!reason.is_empty());
         }
     }
@@ -345,8 +313,6 @@ fn scan_counts_and_never_fails() {
 }
 
 /// Prints one scan as JSON and its wall time (used by bench/taps-scale.sh).
-#[test]
-#[ignore]
 fn dump_scan() {
     let start = std::time::Instant::now();
     let scan = scan();
@@ -357,3 +323,8 @@ fn dump_scan() {
     );
     eprintln!("scan took {elapsed:?}");
 }
+
+harness_main!(
+    privileged: [bound_tap_held_by_this_process_is_found_and_not_set, bound_tap_with_ignore_outgoing_reads_set, unbound_tap_has_no_ifindex, fanout_group_flag_decides, tcpdump_is_found_and_not_set, dhclient_is_found_and_not_set, lldpd_socket_reads_set, scan_counts_and_never_fails],
+    on_request: [dump_scan]
+);

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use crate::evidence::{LiveProbe, LiveRun, Phase, RouteInfo};
+pub use crate::evidence::Protocol;
+use crate::evidence::{LiveProbe, LiveRun, Phase, PhaseEnd, RouteInfo, RouteType, RunPattern};
 
 use crate::probe::netlink;
 
@@ -73,22 +74,6 @@ const ERRNO_SLOTS: usize = 160;
 /// `include/uapi/linux/errqueue.h`; libc does not export these two.
 const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    #[default]
-    Udp,
-    Tcp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
@@ -152,10 +137,11 @@ pub fn install_interrupt_handler() -> &'static AtomicBool {
 /// said in `not_run` (nothing sent) or `notes` (a pattern skipped).
 pub fn run(opts: &LiveOptions, stop: &AtomicBool) -> LiveProbe {
     let mut probe = LiveProbe {
-        protocol: opts.protocol.as_str().to_string(),
+        protocol: opts.protocol,
         target: opts.target.to_string(),
         route: None,
         not_run: None,
+        not_run_cause: None,
         runs: Vec::new(),
         interrupted: false,
         notes: Vec::new(),
@@ -187,12 +173,12 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool) -> LiveProbe {
 
 /// Why traffic to `ip` must not be sent (or would prove nothing about `iface`).
 fn refusal(route: &RouteInfo, ip: IpAddr, iface: &str) -> Option<String> {
-    if route.route_type == "local" || ip.is_loopback() {
+    if route.route_type == RouteType::Local || ip.is_loopback() {
         return Some(format!(
             "{ip} is an address of this host: traffic is delivered locally and always copied"
         ));
     }
-    if route.route_type != "unicast" {
+    if route.route_type != RouteType::Unicast {
         return Some(format!(
             "the route to {ip} is of type {}, not unicast: the probe sends only unicast traffic",
             route.route_type
@@ -221,7 +207,7 @@ impl Ctx<'_> {
 }
 
 struct Pattern {
-    name: &'static str,
+    name: RunPattern,
     send_size: usize,
     gso_size: Option<u16>,
 }
@@ -265,13 +251,13 @@ fn run_udp(ctx: &mut Ctx, probe: &mut LiveProbe) {
     let segments = (max_udp / payload).min(UDP_MAX_SEGMENTS);
 
     let mut patterns = vec![Pattern {
-        name: "datagram",
+        name: RunPattern::Datagram,
         send_size: payload,
         gso_size: None,
     }];
     match u16::try_from(payload) {
         Ok(gso) if segments >= 2 => patterns.push(Pattern {
-            name: "gso",
+            name: RunPattern::Gso,
             send_size: payload * segments,
             gso_size: Some(gso),
         }),
@@ -281,7 +267,7 @@ fn run_udp(ctx: &mut Ctx, probe: &mut LiveProbe) {
     }
     if opts.oversize {
         patterns.push(Pattern {
-            name: "oversize",
+            name: RunPattern::Oversize,
             send_size: payload + 1,
             gso_size: None,
         });
@@ -390,7 +376,7 @@ fn run_tcp(ctx: &mut Ctx, probe: &mut LiveProbe) {
         }
     }
     let pattern = Pattern {
-        name: "stream",
+        name: RunPattern::Stream,
         send_size: TCP_SEND_SIZE,
         gso_size: None,
     };
@@ -583,9 +569,9 @@ fn measure(
 ) -> LiveRun {
     let tcp = ctx.opts.protocol == Protocol::Tcp;
     let mut zc = Completions::default();
-    let copy = send_phase(ctx, fd, data, pattern.name, None);
+    let copy = send_phase(ctx, fd, data, pattern.name.as_str(), None);
     let mut run = LiveRun {
-        pattern: pattern.name.to_string(),
+        pattern: pattern.name,
         send_size: data.len(),
         gso_size: pattern.gso_size,
         sends: 0,
@@ -604,7 +590,7 @@ fn measure(
     if tcp {
         wait_tcp_flushed(fd, TCP_FLUSH);
     }
-    let zerocopy = send_phase(ctx, fd, data, pattern.name, Some(&mut zc));
+    let zerocopy = send_phase(ctx, fd, data, pattern.name.as_str(), Some(&mut zc));
     zc.settle(fd.as_raw_fd(), zerocopy.phase.sends, grace);
     run.sends = zerocopy.phase.sends;
     run.completions = zc.completions;
@@ -665,7 +651,7 @@ fn send_phase(
     let deadline = start + ctx.opts.duration;
     loop {
         if bytes.saturating_add(len) > cap {
-            ended_by = "byte_cap";
+            ended_by = PhaseEnd::ByteCap;
             break;
         }
         // SAFETY: msg points at iov, which points at `data`; both outlive the call, and the
@@ -691,7 +677,7 @@ fn send_phase(
                 _ => {
                     failures += 1;
                     if failures >= MAX_CONSECUTIVE_FAILURES {
-                        ended_by = "errors";
+                        ended_by = PhaseEnd::Errors;
                         break;
                     }
                 }
@@ -710,12 +696,12 @@ fn send_phase(
         if tick >= CHECK_EVERY {
             tick = 0;
             if ctx.stop.load(Ordering::Relaxed) {
-                ended_by = "interrupted";
+                ended_by = PhaseEnd::Interrupted;
                 break;
             }
             let now = Instant::now();
             if now >= deadline {
-                ended_by = "duration";
+                ended_by = PhaseEnd::Duration;
                 break;
             }
             ctx.progress
@@ -738,7 +724,7 @@ fn send_phase(
             cpu_system_seconds: (cpu1.0 - cpu0.0).max(0.0),
             cpu_user_seconds: (cpu1.1 - cpu0.1).max(0.0),
             errors,
-            ended_by: Some(ended_by.to_string()),
+            ended_by: Some(ended_by),
         },
         enobufs,
     }
@@ -938,7 +924,7 @@ mod tests {
             ifindex: None,
             gateway: None,
             source: None,
-            route_type: ty.to_string(),
+            route_type: RouteType::try_from(ty.to_string()).expect("route type literal"),
             mtu: None,
         }
     }

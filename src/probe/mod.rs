@@ -11,7 +11,7 @@ pub mod taps;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 
-use crate::evidence::{EVIDENCE_VERSION, Evidence, ProbeState, ProbeStatus};
+use crate::evidence::{EVIDENCE_VERSION, Evidence, ProbeName, ProbeState, ProbeStatus};
 
 /// Where the live probe sends: an address, or IFACE's default gateway.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,9 +68,9 @@ impl std::fmt::Display for GatherError {
 
 impl std::error::Error for GatherError {}
 
-fn status(name: &str, state: ProbeState, detail: impl Into<String>) -> ProbeStatus {
+fn status(name: ProbeName, state: ProbeState, detail: impl Into<String>) -> ProbeStatus {
     ProbeStatus {
-        name: name.to_string(),
+        name,
         status: state,
         detail: detail.into(),
     }
@@ -95,13 +95,21 @@ fn default_interface(links: &[netlink::Link]) -> Option<(String, Option<IpAddr>)
 pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, GatherError> {
     let mut probes = Vec::new();
     let kernel = host::kernel();
-    probes.push(status("kernel", ProbeState::Ok, kernel.release.clone()));
+    probes.push(status(
+        ProbeName::Kernel,
+        ProbeState::Ok,
+        kernel.release.clone(),
+    ));
 
     let (sysctls, problems) = host::sysctls();
     probes.push(if problems.is_empty() {
-        status("sysctls", ProbeState::Ok, "read in the diagnosed namespace")
+        status(
+            ProbeName::Sysctls,
+            ProbeState::Ok,
+            "read in the diagnosed namespace",
+        )
     } else {
-        status("sysctls", ProbeState::Error, problems.join("; "))
+        status(ProbeName::Sysctls, ProbeState::Error, problems.join("; "))
     });
 
     let links = netlink::dump_links().map_err(GatherError::Netlink)?;
@@ -119,7 +127,7 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
     let mut stack =
         stack::stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
     probes.push(status(
-        "links",
+        ProbeName::Links,
         ProbeState::Ok,
         format!("{} device(s) in the stack of {iface}", stack.len()),
     ));
@@ -132,9 +140,17 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
         }
     }
     probes.push(if feature_errors.is_empty() {
-        status("features", ProbeState::Ok, "ethtool netlink FEATURES_GET")
+        status(
+            ProbeName::Features,
+            ProbeState::Ok,
+            "ethtool netlink FEATURES_GET",
+        )
     } else {
-        status("features", ProbeState::Error, feature_errors.join("; "))
+        status(
+            ProbeName::Features,
+            ProbeState::Error,
+            feature_errors.join("; "),
+        )
     });
 
     let process = host::process_limits();
@@ -165,17 +181,21 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
                 "{detail}; without CAP_SYS_PTRACE and CAP_SYS_ADMIN (run as root) owners and PACKET_IGNORE_OUTGOING of other users' sockets cannot be read"
             )
         };
-        probes.push(status("taps", state, detail));
+        probes.push(status(ProbeName::Taps, state, detail));
         Some(scan)
     } else {
-        probes.push(status("taps", ProbeState::Skipped, "--no-taps given"));
+        probes.push(status(
+            ProbeName::Taps,
+            ProbeState::Skipped,
+            "--no-taps given",
+        ));
         None
     };
 
     let live = match &opts.live {
         None => {
             probes.push(status(
-                "live",
+                ProbeName::Live,
                 ProbeState::Skipped,
                 format!("no --target: run `zcdoctor check {iface} --target ADDR` to send a short burst and prove the verdict"),
             ));
@@ -208,7 +228,7 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
             };
             let result = live::run(&lopts, stop);
             probes.push(status(
-                "live",
+                ProbeName::Live,
                 if result.not_run.is_some() {
                     ProbeState::Skipped
                 } else {

@@ -31,7 +31,7 @@ use neli::{
     utils::Groups,
 };
 
-use crate::evidence::{FeatureState, Features, RouteInfo};
+use crate::evidence::{FeatureState, Features, RouteInfo, RouteType};
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -176,7 +176,7 @@ pub fn route_get(dst: IpAddr) -> Result<RouteInfo, NetlinkError> {
             .and_then(|n| n.gateway)
             .map(|g| g.to_string()),
         source: route.prefsrc.map(|s| s.to_string()),
-        route_type: rtn_name(route.rtm_type),
+        route_type: RouteType::from_rtn(route.rtm_type),
         mtu: route.mtu,
     })
 }
@@ -875,26 +875,6 @@ fn parse_multipath(mut data: &[u8]) -> Vec<NextHop> {
     hops
 }
 
-/// `RTN_*` (include/uapi/linux/rtnetlink.h) as `ip route` prints it.
-fn rtn_name(t: u8) -> String {
-    match t {
-        libc::RTN_UNSPEC => "unspec",
-        libc::RTN_UNICAST => "unicast",
-        libc::RTN_LOCAL => "local",
-        libc::RTN_BROADCAST => "broadcast",
-        libc::RTN_ANYCAST => "anycast",
-        libc::RTN_MULTICAST => "multicast",
-        libc::RTN_BLACKHOLE => "blackhole",
-        libc::RTN_UNREACHABLE => "unreachable",
-        libc::RTN_PROHIBIT => "prohibit",
-        libc::RTN_THROW => "throw",
-        libc::RTN_NAT => "nat",
-        libc::RTN_XRESOLVE => "xresolve",
-        other => return format!("type-{other}"),
-    }
-    .to_string()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Generic netlink: family lookup and ethtool
 
@@ -1251,7 +1231,7 @@ mod tests {
     #[test]
     fn route_to_loopback_is_local() {
         let r = route_get(IpAddr::V4(Ipv4Addr::LOCALHOST)).expect("route to 127.0.0.1");
-        assert_eq!(r.route_type, "local");
+        assert_eq!(r.route_type, RouteType::Local);
         assert_eq!(r.device.as_deref(), Some("lo"));
         assert_eq!(r.ifindex, Some(1));
         assert_eq!(r.source.as_deref(), Some("127.0.0.1"));

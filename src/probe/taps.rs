@@ -149,6 +149,8 @@ pub fn scan() -> TapScan {
                     (
                         IgnoreOutgoing::Unknown {
                             reason: no_owner_reason(&scan),
+
+                            cause: None,
                         },
                         None,
                     )
@@ -164,6 +166,8 @@ pub fn scan() -> TapScan {
                             "not read: protocol 0x{:04x} is not ETH_P_ALL, so the socket never sees outgoing packets",
                             raw.protocol
                         ),
+
+                        cause: None,
                     },
                     None,
                 )
@@ -1170,6 +1174,8 @@ fn read_setting_any(
     (
         IgnoreOutgoing::Unknown {
             reason: reasons.join("; "),
+
+            cause: None,
         },
         None,
     )
@@ -1266,11 +1272,15 @@ fn read_setting(
         Ok(_) => IgnoreOutgoing::Set,
         Err(Errno::ENOPROTOOPT) => IgnoreOutgoing::Unknown {
             reason: "this kernel does not know PACKET_IGNORE_OUTGOING (added in Linux 4.20), so no tap on it can skip outgoing packets".to_string(),
+
+            cause: None,
         },
         Err(e) => IgnoreOutgoing::Unknown {
             reason: format!(
                 "getsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING) on the duplicate of fd {fd} of pid {pid} failed: {e}"
             ),
+
+            cause: None,
         },
     };
     Ok((setting, None))

@@ -14,27 +14,90 @@ use serde_json::Value;
 /// Path of the binary under test.
 pub const ZCDOCTOR: &str = env!("CARGO_BIN_EXE_zcdoctor");
 
-/// True when this process may build network namespaces. Otherwise prints a SKIPPED line, or
-/// fails when `ZCDOCTOR_REQUIRE_PRIV=1` (CI), so a skip can never pass for a success there.
-pub fn privileged(test: &str) -> bool {
-    let reason = if !nix::unistd::geteuid().is_root() {
-        Some("not root".to_string())
-    } else {
-        match Netns::try_new("probe") {
-            Ok(_) => None,
-            Err(e) => Some(format!("cannot create a network namespace: {e}")),
+/// Why privileged tests cannot run here (not root, or no network namespace can be made);
+/// `None` when they can.
+pub fn privilege_problem() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".to_string());
+    }
+    Netns::try_new("probe")
+        .err()
+        .map(|e| format!("cannot create a network namespace: {e}"))
+}
+
+/// A test function of a privileged test file, and how the harness treats it.
+pub enum Case {
+    /// Needs root and network namespaces: ignored (and counted as such) without them, failed
+    /// without them when `ZCDOCTOR_REQUIRE_PRIV=1`.
+    Privileged(&'static str, fn()),
+    /// Runs everywhere.
+    Plain(&'static str, fn()),
+    /// Run only on request (`-- --ignored NAME`): benchmark helpers.
+    OnRequest(&'static str, fn()),
+}
+
+/// The `main` of a privileged test file (`harness = false` in Cargo.toml): libtest's command
+/// line and output, with privileged cases reported as *ignored* where they cannot run, so a
+/// skipped test never counts as passed.
+pub fn run_cases(cases: Vec<Case>) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let problem = privilege_problem();
+    let required = std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1");
+    if let Some(why) = &problem {
+        eprintln!(
+            "{}: privileged tests cannot run here ({why}){}",
+            std::env::args().next().unwrap_or_default(),
+            if required {
+                "; ZCDOCTOR_REQUIRE_PRIV=1 makes each of them fail"
+            } else {
+                "; they are reported as ignored (SKIPPED): run as root to include them"
+            }
+        );
+    }
+    let trial = |name: &'static str, f: fn()| {
+        libtest_mimic::Trial::test(name, move || {
+            f();
+            Ok(())
+        })
+    };
+    let trials = cases
+        .into_iter()
+        .map(|case| match case {
+            Case::Plain(name, f) => trial(name, f),
+            Case::OnRequest(name, f) => trial(name, f).with_ignored_flag(true),
+            Case::Privileged(name, f) => match (&problem, required) {
+                (None, _) => trial(name, f),
+                (Some(why), true) => {
+                    let why = why.clone();
+                    libtest_mimic::Trial::test(name, move || {
+                        Err(format!(
+                            "privileged test cannot run ({why}) and ZCDOCTOR_REQUIRE_PRIV=1"
+                        )
+                        .into())
+                    })
+                }
+                (Some(_), false) => trial(name, f).with_ignored_flag(true),
+            },
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}
+
+/// `harness_main!(privileged: [a, b], plain: [c], on_request: [d]);` writes the test file's
+/// `main` (each list optional, in that order).
+#[macro_export]
+macro_rules! harness_main {
+    (privileged: [$($p:ident),* $(,)?]
+     $(, plain: [$($t:ident),* $(,)?])?
+     $(, on_request: [$($r:ident),* $(,)?])? $(,)?) => {
+        fn main() {
+            #[allow(unused_mut)]
+            let mut cases = vec![$(common::Case::Privileged(stringify!($p), $p)),*];
+            $($(cases.push(common::Case::Plain(stringify!($t), $t));)*)?
+            $($(cases.push(common::Case::OnRequest(stringify!($r), $r));)*)?
+            common::run_cases(cases)
         }
     };
-    match reason {
-        None => true,
-        Some(why) => {
-            if std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1") {
-                panic!("{test}: privileged test cannot run ({why}) and ZCDOCTOR_REQUIRE_PRIV=1");
-            }
-            eprintln!("SKIPPED {test}: {why} (run as root to include it)");
-            false
-        }
-    }
 }
 
 /// Runs a command, returning its output; panics with the command line and stderr on failure.
