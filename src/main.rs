@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use zcdoctor::check::{self, Protocol};
+use zcdoctor::check::{self, Code, Protocol};
 use zcdoctor::evidence::Evidence;
 use zcdoctor::knowledge::Knowledge;
 use zcdoctor::probe::{self, GatherOptions, LiveRequest, TargetSpec, live};
@@ -295,13 +295,13 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Explain { code, color } => {
             let kb = Knowledge::get();
-            match kb.entry(&code) {
+            match code.parse::<Code>().ok().and_then(|c| kb.entry(c)) {
                 Some(entry) => {
                     render::explain(entry, use_color(color), &mut stdout)?;
                     Ok(0)
                 }
                 None => {
-                    let codes: Vec<&str> = kb.entries.iter().map(|e| e.code.as_str()).collect();
+                    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
                     bail!(
                         "unknown finding code {code:?}; known codes: {}",
                         codes.join(", ")

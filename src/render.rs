@@ -178,7 +178,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     if !report.findings.is_empty() {
         for f in &report.findings {
             writeln!(out)?;
-            let head = format!("{} {}", p.severity(f.severity), p.bold(&f.code));
+            let head = format!("{} {}", p.severity(f.severity), p.bold(f.code.as_str()));
             writeln!(out, "{head}  {}", f.title)?;
             wrap(out, "  ", 2, 2, &f.summary)?;
             for note in &f.notes {
@@ -276,7 +276,7 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
         out,
         "{} {}  {}",
         p.severity(entry.severity),
-        p.bold(&entry.code),
+        p.bold(entry.code.as_str()),
         entry.title
     )?;
     for (label, text) in [

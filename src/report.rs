@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::check::Code;
 use crate::evidence::{Device, Evidence, LiveProbe, ProbeStatus, Protocol, TapScan};
 use crate::kernel::KernelFeatureState;
 
@@ -30,7 +31,7 @@ impl Severity {
 /// One diagnosis: a stable code, how bad it is, what showed it, and how to fix it here.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Finding {
-    pub code: String,
+    pub code: Code,
     pub severity: Severity,
     pub title: String,
     /// One line naming what was seen, with the actual device/pid/values.

@@ -35,7 +35,7 @@ struct ExpectedFinding {
 
 impl ExpectedFinding {
     fn matches(&self, f: &Finding) -> bool {
-        f.code == self.code
+        f.code.as_str() == self.code
             && f.severity.as_str() == self.severity
             && self.device.as_ref().is_none_or(|d| {
                 f.evidence.get("device").and_then(Value::as_str) == Some(d)
@@ -208,7 +208,7 @@ fn remediation_names_the_actual_device_and_pid() {
     let dhclient = report
         .findings
         .iter()
-        .find(|f| f.code == "tap-forces-copy" && f.summary.contains("dhclient"))
+        .find(|f| f.code.as_str() == "tap-forces-copy" && f.summary.contains("dhclient"))
         .expect("dhclient finding");
     let fix = dhclient.remediation.join("\n");
     assert!(

@@ -1,0 +1,122 @@
+//! Cost: whether MSG_ZEROCOPY pays on this path, from the live probe's copy and zerocopy phases.
+//! Slower means less throughput *and* no CPU saved per byte: on a real NIC the link is often
+//! the bottleneck, and then the CPU zerocopy saves is the gain.
+
+use serde_json::{Value, json};
+
+use super::findings::{Code, Findings};
+use super::live::primary_runs;
+use crate::evidence::{LiveProbe, LiveRun};
+use crate::report::Severity;
+
+/// Zerocopy that saves at least this share of CPU per byte pays even when throughput is lower.
+const CPU_GAIN_THAT_PAYS: f64 = 1.1;
+/// Below about this many bytes per send, pinning and notifications cost more than the copy.
+const SMALL_SEND: usize = 10_000;
+
+pub fn check(live: &LiveProbe, out: &mut Findings) {
+    let slower: Vec<&LiveRun> = primary_runs(live)
+        .filter(|r| r.gain().is_some_and(|g| g < 1.0))
+        .filter(|r| r.copied > 0 || r.cpu_gain().is_none_or(|c| c < CPU_GAIN_THAT_PAYS))
+        .collect();
+    for r in primary_runs(live).filter(|r| r.copied == 0) {
+        if let (Some(g), Some(c)) = (r.gain(), r.cpu_gain())
+            && c >= CPU_GAIN_THAT_PAYS
+        {
+            out.pass(
+                Code::ZerocopySlower.as_str(),
+                format!(
+                    "{} sends of {} bytes: zerocopy moved {:.2}x the bytes per CPU-second of a copy ({g:.2}x the throughput)",
+                    r.pattern, r.send_size, c
+                ),
+            );
+        }
+    }
+    if slower.is_empty() {
+        return;
+    }
+    let any_copied = slower.iter().any(|r| r.copied > 0);
+    let because = if any_copied {
+        "the sends were copied anyway, so MSG_ZEROCOPY is slowing the application down"
+    } else if slower.iter().any(|r| r.enobufs > 0) {
+        "sends refused with ENOBUFS had to wait for completions"
+    } else if slower.iter().all(|r| r.send_size < SMALL_SEND) {
+        "the sends are too small for pinning and notifications to pay off"
+    } else {
+        "pinning pages and reading completions cost more than the copy they save here"
+    };
+    let parts: Vec<String> = slower
+        .iter()
+        .map(|r| {
+            format!(
+                "{:.2}x for {} sends of {} bytes",
+                r.gain().unwrap_or_default(),
+                r.pattern,
+                r.send_size
+            )
+        })
+        .collect();
+    let runs: Vec<Value> = slower
+        .iter()
+        .map(|r| {
+            json!({"pattern": r.pattern, "send_size": r.send_size, "gain": r.gain(), "cpu_gain": r.cpu_gain(), "copied": r.copied,
+                   "copy_bytes_per_second": r.copy_phase.as_ref().map(|p| p.bytes_per_second()),
+                   "zerocopy_bytes_per_second": r.zerocopy_phase.as_ref().map(|p| p.bytes_per_second())})
+        })
+        .collect();
+    out.raise_as(
+        Code::ZerocopySlower,
+        if any_copied {
+            Severity::Blocker
+        } else {
+            Severity::Warning
+        },
+        format!(
+            "zerocopy throughput vs copy: {}; {because}",
+            parts.join(", ")
+        ),
+        json!({"runs": runs}),
+        vec![if any_copied {
+            "Turn MSG_ZEROCOPY off for this path until the copy causes are fixed.".to_string()
+        } else {
+            format!(
+                "Use MSG_ZEROCOPY only for sends of about {} KB and more (UDP_SEGMENT batches small datagrams into large sends).",
+                SMALL_SEND / 1000
+            )
+        }],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testing::fixture;
+
+    #[test]
+    fn copied_and_slower_is_a_blocker() {
+        let ev = fixture("live-tap-copied");
+        let mut out = Findings::new();
+        check(ev.live.as_ref().expect("live"), &mut out);
+        let f = out.findings.first().expect("zerocopy-slower");
+        assert_eq!(f.code, Code::ZerocopySlower);
+        assert_eq!(f.severity, Severity::Blocker);
+    }
+
+    #[test]
+    fn cpu_saved_per_byte_is_a_pass_not_a_finding() {
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        for r in &mut live.runs {
+            if let (Some(copy), Some(zc)) = (r.copy_phase.as_mut(), r.zerocopy_phase.as_mut()) {
+                zc.bytes = copy.bytes * 9 / 10;
+                zc.seconds = copy.seconds;
+                zc.cpu_system_seconds = copy.cpu_system_seconds / 2.0;
+                zc.cpu_user_seconds = copy.cpu_user_seconds / 2.0;
+            }
+        }
+        let mut out = Findings::new();
+        check(live, &mut out);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert!(!out.passed.is_empty());
+    }
+}

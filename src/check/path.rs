@@ -1,0 +1,238 @@
+//! The path itself: local delivery (loopback, tun, a local target), veth, devices that are
+//! down, and lower devices that live in another namespace.
+
+use serde_json::json;
+
+use super::findings::{Code, Findings};
+use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe};
+use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
+use crate::report::Severity;
+
+pub fn check(ev: &Evidence, out: &mut Findings) {
+    delivery(ev, out);
+    device_down(ev, out);
+    lowers_elsewhere(ev, out);
+}
+
+/// Where traffic is delivered on this host instead of leaving it.
+pub enum LocalDelivery<'a> {
+    /// The diagnosed device itself delivers locally (loopback, tun/tap).
+    Device(&'a Device),
+    /// The live probe's target is an address of this host or namespace.
+    Target(&'a LiveProbe),
+}
+
+/// Raises `local-delivery`: the one place it is worded.
+pub fn raise_local_delivery(ev: &Evidence, at: LocalDelivery, out: &mut Findings) {
+    match at {
+        LocalDelivery::Device(dev) => {
+            let how = if dev.kind == DeviceKind::Loopback {
+                "is the loopback device: every packet is delivered to a local socket"
+            } else {
+                "is a tun/tap device: packets are handed to a user-space reader"
+            };
+            out.raise(
+                Code::LocalDelivery,
+                format!("{} {how}, which always copies", dev.name),
+                json!({"device": dev.name, "kind": dev.kind.as_str()}),
+                vec![
+                    format!(
+                        "Do not enable MSG_ZEROCOPY for traffic through {}: it is always copied and only adds notification overhead.",
+                        dev.name
+                    ),
+                    "Diagnose the interface that really leaves the host instead (`zcdoctor check` with no argument uses the default route's device).".to_string(),
+                ],
+            );
+        }
+        LocalDelivery::Target(live) => {
+            out.raise(
+                Code::LocalDelivery,
+                format!(
+                    "{} is an address of this host: traffic to it is delivered locally, which always copies",
+                    live.target
+                ),
+                json!({"target": live.target, "route": live.route}),
+                vec![format!(
+                    "Do not use MSG_ZEROCOPY towards {}: local delivery always copies. Probe a destination that leaves through {}.",
+                    live.target, ev.interface
+                )],
+            );
+        }
+    }
+}
+
+fn delivery(ev: &Evidence, out: &mut Findings) {
+    let Some(top) = ev.stack.first() else {
+        return;
+    };
+    match top.kind {
+        DeviceKind::Loopback | DeviceKind::Tun => {
+            raise_local_delivery(ev, LocalDelivery::Device(top), out)
+        }
+        DeviceKind::Veth => veth(ev, top, out),
+        _ => out.pass(
+            "delivery",
+            format!(
+                "{} ({}) transmits off the host: no local delivery on the device itself",
+                top.name,
+                top.kind.as_str()
+            ),
+        ),
+    }
+}
+
+fn veth(ev: &Evidence, top: &Device, out: &mut Findings) {
+    let forwarding_ok = kernel::has(ev.kernel.version, FORWARDING_KEEPS_ZEROCOPY);
+    let (severity, summary, fix) = if forwarding_ok {
+        (
+            Severity::Warning,
+            format!(
+                "{} is a veth: sends to an address of the peer namespace are delivered locally and copied; forwarded traffic keeps zerocopy on this kernel",
+                top.name
+            ),
+            format!(
+                "Prove the real path with a live probe to the final destination: `zcdoctor check {} --target ADDR`.",
+                top.name
+            ),
+        )
+    } else {
+        (
+            Severity::Blocker,
+            format!(
+                "{} is a veth and Linux {} copies all traffic arriving through veth, even when forwarded (fixed in 6.17)",
+                top.name,
+                ev.kernel.version.map(|v| v.to_string()).unwrap_or_default()
+            ),
+            format!(
+                "Turn MSG_ZEROCOPY off for senders behind {} until the host runs Linux 6.17 or newer.",
+                top.name
+            ),
+        )
+    };
+    out.raise_as(
+        Code::VethPath,
+        severity,
+        summary,
+        json!({"device": top.name, "kernel": ev.kernel.release, "forwarding_keeps_zerocopy": forwarding_ok}),
+        vec![fix],
+    );
+}
+
+fn device_down(ev: &Evidence, out: &mut Findings) {
+    let Some(top) = ev.stack.first() else {
+        return;
+    };
+    let down = !top.admin_up
+        || matches!(
+            top.oper_state.as_str(),
+            "down" | "lowerlayerdown" | "notpresent"
+        );
+    if !down {
+        return;
+    }
+    out.raise(
+        Code::DeviceDown,
+        format!(
+            "{} is {} (operational state {})",
+            top.name,
+            if top.admin_up {
+                "up but not running"
+            } else {
+                "administratively down"
+            },
+            top.oper_state
+        ),
+        json!({"device": top.name, "admin_up": top.admin_up, "oper_state": top.oper_state}),
+        vec![if top.admin_up {
+            format!(
+                "{} has no carrier: check its cable or lower devices (`ip link show {}`), then diagnose it again.",
+                top.name, top.name
+            )
+        } else {
+            format!("ip link set {} up", top.name)
+        }],
+    );
+}
+
+fn lowers_elsewhere(ev: &Evidence, out: &mut Findings) {
+    for dev in ev.stack.iter().filter(|d| !d.lowers_elsewhere.is_empty()) {
+        let ifindexes: Vec<String> = dev.lowers_elsewhere.iter().map(u32::to_string).collect();
+        out.raise(
+            Code::LowerDeviceElsewhere,
+            format!(
+                "{} sits on a device of another network namespace (ifindex {}), which was not inspected",
+                dev.name,
+                ifindexes.join(", ")
+            ),
+            json!({"device": dev.name, "lower_ifindexes": dev.lowers_elsewhere}),
+            vec![format!(
+                "Run `zcdoctor check` on {}'s lower device inside the namespace that owns it (`ip netns exec NS zcdoctor check DEV`).",
+                dev.name
+            )],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testing::{evidence_with_kernel, fixture};
+
+    #[test]
+    fn loopback_is_local_delivery() {
+        let ev = fixture("loopback");
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        assert!(out.has(Code::LocalDelivery));
+        assert!(
+            out.findings[0]
+                .summary
+                .starts_with("lo is the loopback device")
+        );
+    }
+
+    #[test]
+    fn veth_is_a_blocker_only_before_6_17() {
+        for (release, severity) in [
+            ("6.16.3", Severity::Blocker),
+            ("6.18.44", Severity::Warning),
+        ] {
+            let mut ev = evidence_with_kernel(release);
+            ev.stack[0].kind = DeviceKind::Veth;
+            let mut out = Findings::new();
+            check(&ev, &mut out);
+            assert_eq!(out.findings[0].code, Code::VethPath);
+            assert_eq!(out.findings[0].severity, severity, "{release}");
+        }
+    }
+
+    #[test]
+    fn down_and_no_carrier_are_told_apart() {
+        let mut ev = fixture("clean-nic");
+        ev.stack[0].admin_up = false;
+        ev.stack[0].oper_state = "down".into();
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        let f = &out.findings[0];
+        assert_eq!(f.code, Code::DeviceDown);
+        assert!(f.summary.contains("administratively down"), "{}", f.summary);
+        assert!(f.remediation[0].starts_with("ip link set "));
+
+        ev.stack[0].admin_up = true;
+        ev.stack[0].oper_state = "lowerlayerdown".into();
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        assert!(out.findings[0].summary.contains("up but not running"));
+    }
+
+    #[test]
+    fn lower_in_another_namespace_is_named() {
+        let mut ev = fixture("clean-nic");
+        ev.stack[0].lowers_elsewhere = vec![5, 7];
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        let f = &out.findings[0];
+        assert_eq!(f.code, Code::LowerDeviceElsewhere);
+        assert!(f.summary.contains("ifindex 5, 7"), "{}", f.summary);
+    }
+}

@@ -1,0 +1,248 @@
+//! Packet taps: which ETH_P_ALL sockets sit on the path, what their owners are, and whether
+//! each forces a copy (PACKET_IGNORE_OUTGOING not set, or a kernel before 4.20).
+
+use serde_json::json;
+
+use super::findings::{Code, Findings};
+use super::tap_fix;
+use crate::evidence::{Evidence, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState};
+use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
+
+/// Why a tap is on the path of the diagnosed interface, or `None` when it is not.
+fn tap_on_path(ev: &Evidence, diagnosed_netns: u64, s: &PacketSocket) -> Option<String> {
+    if !s.is_tx_tap() {
+        return None;
+    }
+    let same_netns = s.netns.inode == diagnosed_netns;
+    match s.ifindex {
+        None if same_netns => Some("unbound (all devices) in the same namespace".to_string()),
+        None if !kernel::has(ev.kernel.version, PER_NETNS_TAPS) => Some(format!(
+            "unbound in namespace {}: before Linux 6.15 such a tap sees every namespace's traffic",
+            netns_label(s)
+        )),
+        None => None,
+        Some(idx) if same_netns => {
+            let dev = ev.stack.iter().find(|d| d.ifindex == idx)?;
+            Some(if dev.depth == 0 {
+                format!("bound to {}", dev.name)
+            } else {
+                format!(
+                    "bound to {}, below {} in the stack",
+                    dev.name,
+                    dev.upper.as_deref().unwrap_or(&ev.interface)
+                )
+            })
+        }
+        Some(_) => None,
+    }
+}
+
+fn netns_label(s: &PacketSocket) -> String {
+    match &s.netns.name {
+        Some(n) => format!("{n} (net:[{}])", s.netns.inode),
+        None => format!("net:[{}]", s.netns.inode),
+    }
+}
+
+fn owner_label(o: &Owner) -> String {
+    let mut s = format!("{} (pid {}", o.comm, o.pid);
+    if let Some(u) = &o.unit {
+        s.push_str(&format!(", {u}"));
+    }
+    if let Some(c) = &o.container {
+        s.push_str(&format!(", container {c}"));
+    }
+    s.push(')');
+    s
+}
+
+pub fn check(ev: &Evidence, out: &mut Findings) {
+    let tap_probe = ev.probes.iter().find(|p| p.name == ProbeName::Taps);
+    let Some(scan) = &ev.taps else {
+        let why = tap_probe
+            .map(|p| p.detail.clone())
+            .unwrap_or_else(|| "the tap probe did not run".to_string());
+        let by_request = tap_probe.is_some_and(|p| p.status == ProbeState::Skipped);
+        out.raise(
+            Code::TapsNotChecked,
+            format!("packet taps were not checked: {why}"),
+            json!({"reason": why}),
+            vec![if by_request {
+                "Run without --no-taps to check them.".to_string()
+            } else {
+                "Run zcdoctor as root (it reads every namespace's packet table and each owner's socket through pidfd_getfd).".to_string()
+            }],
+        );
+        return;
+    };
+    // Before 4.20 the option does not exist: whatever the read said, a tap copies.
+    let option_exists = kernel::has(ev.kernel.version, IGNORE_OUTGOING);
+    let mut groups: Vec<TapGroup> = Vec::new();
+    for s in &scan.sockets {
+        let Some(why) = tap_on_path(ev, scan.diagnosed_netns, s) else {
+            continue;
+        };
+        let setting = if option_exists {
+            effective_setting(s)
+        } else {
+            IgnoreOutgoing::NotSet
+        };
+        let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
+        pids.sort_unstable();
+        // One finding per owner and setting: lldpd's socket per interface is one cause.
+        match groups
+            .iter_mut()
+            .find(|g| !pids.is_empty() && g.pids == pids && g.setting == setting)
+        {
+            Some(g) => g.sockets.push((s, why)),
+            None => groups.push(TapGroup {
+                pids,
+                setting,
+                sockets: vec![(s, why)],
+            }),
+        }
+    }
+    let on_path = groups.len();
+    for g in &groups {
+        let (first, _) = g.sockets[0];
+        let owners: Vec<String> = first.owners.iter().map(owner_label).collect();
+        let who = if owners.is_empty() {
+            format!("an unknown process (socket inode {})", first.inode)
+        } else {
+            owners.join(", ")
+        };
+        let whys: Vec<&str> = g.sockets.iter().map(|(_, w)| w.as_str()).collect();
+        let what = if g.sockets.len() == 1 {
+            format!("an ETH_P_ALL packet socket {}", whys[0])
+        } else {
+            format!(
+                "{} ETH_P_ALL packet sockets: {}",
+                g.sockets.len(),
+                whys.join("; ")
+            )
+        };
+        let devices: Vec<String> = g
+            .sockets
+            .iter()
+            .map(|(s, _)| {
+                s.device
+                    .clone()
+                    .unwrap_or_else(|| "(all devices)".to_string())
+            })
+            .collect();
+        let evidence = json!({
+            "device": first.device,
+            "devices": devices,
+            "inodes": g.sockets.iter().map(|(s, _)| s.inode).collect::<Vec<_>>(),
+            "netns": first.netns,
+            "on_path": whys,
+            "owners": first.owners,
+            "pids": g.pids,
+            "ignore_outgoing": g.setting,
+            "read_from_socket": first.ignore_outgoing,
+            "fanout": first.fanout,
+        });
+        let mut fix: Vec<String> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        for (s, _) in &g.sockets {
+            let (n, f) = tap_fix::for_socket(s);
+            notes.extend(n);
+            fix.extend(f);
+        }
+        dedup_keep_order(&mut fix);
+        dedup_keep_order(&mut notes);
+        match &g.setting {
+            IgnoreOutgoing::NotSet => {
+                let summary = if option_exists {
+                    format!("{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING")
+                } else {
+                    fix.insert(
+                        0,
+                        format!(
+                            "Linux {} predates PACKET_IGNORE_OUTGOING (4.20): no daemon build can avoid the copy here, only taking the tap off this path (or a newer kernel) does.",
+                            ev.kernel.version.map(|v| v.to_string()).unwrap_or_default()
+                        ),
+                    );
+                    format!(
+                        "{who} holds {what}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send"
+                    )
+                };
+                out.raise(Code::TapForcesCopy, summary, evidence, fix).notes = notes;
+            }
+            IgnoreOutgoing::Set => {
+                out.raise(
+                    Code::TapIgnoresOutgoing,
+                    format!("{who} holds {what}, but sets PACKET_IGNORE_OUTGOING: harmless"),
+                    evidence,
+                    vec!["Nothing to do.".to_string()],
+                );
+            }
+            IgnoreOutgoing::Unknown { reason, cause } => {
+                fix.insert(0, tap_fix::unreadable(cause.as_ref()));
+                out.raise(
+                    Code::TapUnknownSetting,
+                    format!(
+                        "{who} holds {what}; its PACKET_IGNORE_OUTGOING could not be read: {reason}"
+                    ),
+                    evidence,
+                    fix,
+                )
+                .notes = notes;
+            }
+        }
+    }
+    if on_path == 0 {
+        let total_taps = scan.sockets.iter().filter(|s| s.is_tx_tap()).count();
+        out.pass(
+            "taps",
+            format!(
+                "no packet tap on the path ({} packet socket{}, {total_taps} ETH_P_ALL, in {} namespace{}; {} processes scanned)",
+                scan.sockets.len(),
+                if scan.sockets.len() == 1 { "" } else { "s" },
+                scan.namespaces_scanned,
+                if scan.namespaces_scanned == 1 { "" } else { "s" },
+                scan.processes_scanned
+            ),
+        );
+    }
+    if scan.namespaces_unreadable > 0 {
+        out.raise(
+            Code::TapsNotChecked,
+            format!(
+                "the packet tables of {} namespace{} could not be read",
+                scan.namespaces_unreadable,
+                if scan.namespaces_unreadable == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            json!({"namespaces_unreadable": scan.namespaces_unreadable, "problems": scan.problems}),
+            vec!["Run zcdoctor as root so it can enter every network namespace.".to_string()],
+        );
+    }
+}
+
+struct TapGroup<'a> {
+    pids: Vec<u32>,
+    setting: IgnoreOutgoing,
+    sockets: Vec<(&'a PacketSocket, String)>,
+}
+
+fn dedup_keep_order(lines: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    lines.retain(|l| seen.insert(l.clone()));
+}
+
+/// `PACKET_FANOUT_FLAG_IGNORE_OUTGOING`, in the flags half of `getsockopt(PACKET_FANOUT)`.
+const FANOUT_FLAG_IGNORE_OUTGOING: u16 = 0x4000;
+
+/// The setting the kernel applies: a fanout member's own option is irrelevant, because the
+/// group's hook replaces the member's (`fanout_add`), so the group flag decides.
+fn effective_setting(s: &PacketSocket) -> IgnoreOutgoing {
+    match &s.fanout {
+        Some(f) if f.flags & FANOUT_FLAG_IGNORE_OUTGOING != 0 => IgnoreOutgoing::Set,
+        Some(_) => IgnoreOutgoing::NotSet,
+        None => s.ignore_outgoing.clone(),
+    }
+}

@@ -1,0 +1,32 @@
+//! Recorded hosts for the checks' unit tests (the same files `tests/fixtures.rs` diagnoses).
+
+use crate::evidence::{Evidence, KernelVersion};
+
+/// A recording from `fixtures/`, by name.
+pub fn fixture(name: &str) -> Evidence {
+    let text = match name {
+        "clean-nic" => include_str!("../../fixtures/clean-nic.evidence.json"),
+        "loopback" => include_str!("../../fixtures/loopback.evidence.json"),
+        "bond-sg-requested-on" => include_str!("../../fixtures/bond-sg-requested-on.evidence.json"),
+        "vlan-no-tx-checksum" => include_str!("../../fixtures/vlan-no-tx-checksum.evidence.json"),
+        "seed" => include_str!("../../fixtures/seed-bond1-lldpd-dhclient.evidence.json"),
+        "container-5.15" => include_str!("../../fixtures/container-tcpdump-5.15.evidence.json"),
+        "container-6.18" => include_str!("../../fixtures/container-tcpdump-6.18.evidence.json"),
+        "live-clean" => include_str!("../../fixtures/live-clean.evidence.json"),
+        "live-tap-copied" => include_str!("../../fixtures/live-tap-copied.evidence.json"),
+        "live-enobufs-optmem" => include_str!("../../fixtures/live-enobufs-optmem.evidence.json"),
+        "live-enobufs-memlock" => {
+            include_str!("../../fixtures/live-enobufs-memlock.evidence.json")
+        }
+        other => panic!("no fixture {other}"),
+    };
+    serde_json::from_str(text).expect("fixture parses")
+}
+
+/// The clean NIC recording with another kernel release.
+pub fn evidence_with_kernel(release: &str) -> Evidence {
+    let mut ev = fixture("clean-nic");
+    ev.kernel.release = release.to_string();
+    ev.kernel.version = KernelVersion::parse(release);
+    ev
+}
