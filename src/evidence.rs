@@ -264,6 +264,7 @@ pub struct ProbeStatus {
 pub enum ProbeName {
     Kernel,
     Sysctls,
+    Limits,
     Links,
     Features,
     Taps,
@@ -271,9 +272,10 @@ pub enum ProbeName {
 }
 
 impl ProbeName {
-    pub const ALL: [ProbeName; 6] = [
+    pub const ALL: [ProbeName; 7] = [
         ProbeName::Kernel,
         ProbeName::Sysctls,
+        ProbeName::Limits,
         ProbeName::Links,
         ProbeName::Features,
         ProbeName::Taps,
@@ -284,6 +286,7 @@ impl ProbeName {
         match self {
             ProbeName::Kernel => "kernel",
             ProbeName::Sysctls => "sysctls",
+            ProbeName::Limits => "limits",
             ProbeName::Links => "links",
             ProbeName::Features => "features",
             ProbeName::Taps => "taps",

@@ -1,204 +1,22 @@
 //! zcdoctor command line. Exit status: 0 no finding at or above --fail-on, 1 there is one,
 //! 2 usage or runtime error (never a panic or a backtrace).
 
+mod cli;
+
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 
-use zcdoctor::check::{self, Code, Protocol};
+use cli::args::{Cli, ColorChoice, Command, FailOn, Format, ProbeArgs};
+use zcdoctor::check::{self, Code};
 use zcdoctor::evidence::Evidence;
 use zcdoctor::knowledge::Knowledge;
-use zcdoctor::probe::{self, GatherOptions, LiveRequest, TargetSpec, live};
+use zcdoctor::probe::{self, GatherOptions, LiveRequest};
 use zcdoctor::render;
 use zcdoctor::report::Severity;
-
-#[derive(Parser)]
-#[command(
-    name = "zcdoctor",
-    version,
-    about = "Tells why MSG_ZEROCOPY sends are copied (zc=n), proves it live, and says how to fix it",
-    after_help = "Exit status: 0 nothing at or above --fail-on, 1 a finding at or above it, 2 error."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Diagnose an interface (default: the device of the default route).
-    Check(CheckArgs),
-    /// Record the evidence of an interface to a file, to diagnose elsewhere with `check --from`.
-    Snapshot(SnapshotArgs),
-    /// Explain a finding code: what it means, why it copies, how to fix it.
-    Explain {
-        /// A finding code, e.g. tap-forces-copy (see `zcdoctor checks`).
-        code: String,
-        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-        color: ColorChoice,
-    },
-    /// List every finding code with its usual severity.
-    Checks {
-        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-        color: ColorChoice,
-    },
-    /// Receive and discard live-probe traffic (TCP and UDP) on ADDR:PORT.
-    Sink(SinkArgs),
-}
-
-#[derive(Args, Clone)]
-struct ProbeArgs {
-    /// Interface to diagnose; default: the device of the default route.
-    iface: Option<String>,
-    /// Send a short, bounded burst of MSG_ZEROCOPY traffic to ADDR[:PORT] (or `gateway[:PORT]`,
-    /// the interface's default gateway) and read every completion: proves the verdict.
-    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_target)]
-    target: Option<TargetSpec>,
-    /// Traffic the diagnosis is for, and the live probe sends.
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Udp)]
-    protocol: ProtocolArg,
-    /// Length of each live-probe phase (copy, then zerocopy), e.g. 1s, 500ms.
-    #[arg(long, value_parser = parse_duration, default_value = "1s")]
-    duration: Duration,
-    /// Most bytes one live-probe phase may send.
-    #[arg(long, default_value_t = 8 << 30)]
-    byte_cap: u64,
-    /// Live probe, UDP: also send datagrams one byte over the path MTU without UDP_SEGMENT,
-    /// to show what IP fragmentation costs.
-    #[arg(long)]
-    oversize: bool,
-    /// Do not scan packet taps.
-    #[arg(long)]
-    no_taps: bool,
-}
-
-#[derive(Args)]
-struct CheckArgs {
-    #[command(flatten)]
-    probe: ProbeArgs,
-    /// Print one JSON document (same as --format json).
-    #[arg(long)]
-    json: bool,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
-    /// Color: auto means only on a terminal and when NO_COLOR is unset.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    color: ColorChoice,
-    /// Exit 1 when a finding is at or above this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::Blocker)]
-    fail_on: FailOn,
-    /// Diagnose a recording made by `zcdoctor snapshot` instead of this host.
-    #[arg(long, value_name = "FILE")]
-    from: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct SnapshotArgs {
-    #[command(flatten)]
-    probe: ProbeArgs,
-    /// Where to write the evidence (`-` for stdout).
-    #[arg(short, long, value_name = "FILE")]
-    output: PathBuf,
-}
-
-#[derive(Args)]
-struct SinkArgs {
-    /// Address and port to listen on (TCP and UDP).
-    #[arg(long, value_name = "ADDR:PORT")]
-    listen: SocketAddr,
-    /// Most concurrent TCP connections.
-    #[arg(long, default_value_t = 16)]
-    max_conns: usize,
-    /// Close a connection idle this long.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    idle_timeout: Duration,
-    /// Exit after this long (default: until Ctrl-C).
-    #[arg(long, value_parser = parse_duration)]
-    duration: Option<Duration>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Human,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FailOn {
-    Blocker,
-    Warning,
-    Never,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ProtocolArg {
-    Udp,
-    Tcp,
-}
-
-impl ProtocolArg {
-    fn protocol(self) -> Protocol {
-        match self {
-            ProtocolArg::Udp => Protocol::Udp,
-            ProtocolArg::Tcp => Protocol::Tcp,
-        }
-    }
-}
-
-/// `ADDR`, `ADDR:PORT`, `[V6]:PORT`, `gateway`, `gateway:PORT`; the port defaults to 9 (discard).
-fn parse_target(s: &str) -> Result<TargetSpec, String> {
-    const DISCARD: u16 = 9;
-    let bad =
-        || format!("{s:?} is not an address: use ADDR, ADDR:PORT, [IPV6]:PORT or gateway[:PORT]");
-    if let Some(rest) = s.strip_prefix("gateway") {
-        let port = match rest.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None if rest.is_empty() => DISCARD,
-            None => return Err(bad()),
-        };
-        return Ok(TargetSpec::Gateway { port });
-    }
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(TargetSpec::Addr(SocketAddr::new(ip, DISCARD)));
-    }
-    s.parse::<SocketAddr>()
-        .map(TargetSpec::Addr)
-        .map_err(|_| bad())
-}
-
-/// `1s`, `500ms`, `2m`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration: use e.g. 500ms, 1s, 2m");
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(bad()),
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!(
-            "{s:?}: a duration must be over 0 and at most 1 hour"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
 
 fn use_color(choice: ColorChoice) -> bool {
     match choice {
@@ -214,7 +32,7 @@ fn use_color(choice: ColorChoice) -> bool {
 fn gather(args: &ProbeArgs) -> Result<Evidence> {
     let opts = GatherOptions {
         iface: args.iface.clone(),
-        taps: !args.no_taps,
+        selection: args.selection(),
         live: args.target.clone().map(|target| LiveRequest {
             target,
             protocol: args.protocol.protocol(),
@@ -224,8 +42,8 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             oversize: args.oversize,
         }),
     };
-    let stop = live::install_interrupt_handler();
-    Ok(probe::gather(&opts, stop)?)
+    let stop = cli::signals::stop_flag();
+    Ok(probe::gather(&opts, &stop)?)
 }
 
 fn load(path: &PathBuf) -> Result<Evidence> {
@@ -313,6 +131,19 @@ fn run(cli: Cli) -> Result<u8> {
             render::list(&Knowledge::get().entries, use_color(color), &mut stdout)?;
             Ok(0)
         }
+        Command::Probes => {
+            for p in probe::REGISTRY {
+                writeln!(
+                    stdout,
+                    "{:<9} {}{}\n          privileges: {}",
+                    p.name(),
+                    p.reads(),
+                    if p.required() { " (required)" } else { "" },
+                    p.privileges()
+                )?;
+            }
+            Ok(0)
+        }
         Command::Sink(args) => {
             zcdoctor::sink::run(
                 args.listen,
@@ -343,48 +174,5 @@ fn main() -> ExitCode {
             eprintln!("zcdoctor: error: {e:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse() {
-        assert_eq!(
-            parse_target("198.18.0.2"),
-            Ok(TargetSpec::Addr("198.18.0.2:9".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_target("198.18.0.2:5201"),
-            Ok(TargetSpec::Addr("198.18.0.2:5201".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_target("[2001:db8::2]:7"),
-            Ok(TargetSpec::Addr("[2001:db8::2]:7".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_target("2001:db8::2"),
-            Ok(TargetSpec::Addr("[2001:db8::2]:9".parse().unwrap()))
-        );
-        assert_eq!(parse_target("gateway"), Ok(TargetSpec::Gateway { port: 9 }));
-        assert_eq!(
-            parse_target("gateway:80"),
-            Ok(TargetSpec::Gateway { port: 80 })
-        );
-        assert!(parse_target("gatewayx").is_err());
-        assert!(parse_target("198.18.0.300").is_err());
-        assert!(parse_target("host.example").is_err());
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("1h").is_err());
-        assert!(parse_duration("fast").is_err());
     }
 }

@@ -1,6 +1,81 @@
-//! Host identity, kernel release, sysctls and the probing process's limits.
+//! Host identity, kernel release, sysctls and the probing process's limits: the `kernel`,
+//! `sysctls` and `limits` probes.
 
-use crate::evidence::{Host, Kernel, KernelVersion, ProcessLimits, Sysctls};
+use super::{Context, GatherError, Outcome, Probe};
+use crate::evidence::{
+    Evidence, Host, Kernel, KernelVersion, ProbeName, ProbeState, ProcessLimits, Sysctls,
+};
+
+pub struct KernelProbe;
+
+impl Probe for KernelProbe {
+    fn name(&self) -> ProbeName {
+        ProbeName::Kernel
+    }
+    fn reads(&self) -> &'static str {
+        "uname(2): the kernel release every version rule is judged against"
+    }
+    fn privileges(&self) -> &'static str {
+        "none"
+    }
+    fn required(&self) -> bool {
+        true
+    }
+    fn gather(&self, _: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
+        ev.kernel = kernel();
+        Ok(Outcome::ok(ev.kernel.release.clone()))
+    }
+}
+
+pub struct SysctlsProbe;
+
+impl Probe for SysctlsProbe {
+    fn name(&self) -> ProbeName {
+        ProbeName::Sysctls
+    }
+    fn reads(&self) -> &'static str {
+        "/proc/sys: net.core.optmem_max, wmem, ip_forward, in the diagnosed namespace"
+    }
+    fn privileges(&self) -> &'static str {
+        "none"
+    }
+    fn gather(&self, _: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
+        let (sysctls, problems) = sysctls();
+        ev.sysctls = sysctls;
+        Ok(if problems.is_empty() {
+            Outcome::ok("read in the diagnosed namespace")
+        } else {
+            Outcome::new(ProbeState::Error, problems.join("; "))
+        })
+    }
+}
+
+pub struct LimitsProbe;
+
+impl Probe for LimitsProbe {
+    fn name(&self) -> ProbeName {
+        ProbeName::Limits
+    }
+    fn reads(&self) -> &'static str {
+        "this process's RLIMIT_MEMLOCK, locked memory and capabilities (/proc/self/status)"
+    }
+    fn privileges(&self) -> &'static str {
+        "none"
+    }
+    fn gather(&self, _: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
+        let limits = process_limits();
+        let detail = format!(
+            "uid {}, RLIMIT_MEMLOCK {}, CAP_IPC_LOCK {}",
+            limits.uid,
+            limits
+                .memlock_soft
+                .map_or("unlimited".to_string(), |b| format!("{} KiB", b / 1024)),
+            if limits.cap_ipc_lock { "yes" } else { "no" }
+        );
+        ev.process = Some(limits);
+        Ok(Outcome::ok(detail))
+    }
+}
 
 pub fn host() -> Host {
     Host {
@@ -69,38 +144,24 @@ const CAP_IPC_LOCK: u32 = 14;
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// Effective capabilities of this process, from /proc/self/status.
-pub fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
-}
-
+/// The limits and capabilities of this process; what cannot be read counts as absent.
 pub fn process_limits() -> ProcessLimits {
     use nix::sys::resource::{Resource, getrlimit};
-    let caps = effective_caps();
+    let status = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .ok();
+    let caps = status.as_ref().map_or(0, |s| s.capeff);
     let has = |cap: u32| caps & (1u64 << cap) != 0;
     let memlock_soft = match getrlimit(Resource::RLIMIT_MEMLOCK) {
         Ok((soft, _)) if soft == libc::RLIM_INFINITY => None,
         Ok((soft, _)) => Some(soft),
         Err(_) => None,
     };
-    let locked_vm = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmLck:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map(|kb| kb * 1024)
-        });
     ProcessLimits {
         memlock_soft,
-        locked_vm,
+        locked_vm: status
+            .and_then(|s| s.vmlck)
+            .map(|kb| kb.saturating_mul(1024)),
         cap_ipc_lock: has(CAP_IPC_LOCK),
         cap_net_admin: has(CAP_NET_ADMIN),
         cap_sys_ptrace: has(CAP_SYS_PTRACE),

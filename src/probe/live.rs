@@ -133,6 +133,75 @@ pub fn install_interrupt_handler() -> &'static AtomicBool {
     &INTERRUPTED
 }
 
+/// The `live` probe: runs only when a target was given.
+pub struct LiveProbeRunner;
+
+impl super::Probe for LiveProbeRunner {
+    fn name(&self) -> crate::evidence::ProbeName {
+        crate::evidence::ProbeName::Live
+    }
+    fn reads(&self) -> &'static str {
+        "sends a bounded MSG_ZEROCOPY burst to --target and reads every completion (only with --target)"
+    }
+    fn privileges(&self) -> &'static str {
+        "none (SO_BINDTODEVICE to the interface needs CAP_NET_RAW; without it the route decides)"
+    }
+    fn not_requested(&self, opts: &super::GatherOptions) -> Option<String> {
+        opts.live
+            .is_none()
+            .then(|| "not requested: no --target given".to_string())
+    }
+    fn gather(
+        &self,
+        cx: &mut super::Context,
+        ev: &mut crate::evidence::Evidence,
+    ) -> Result<super::Outcome, super::GatherError> {
+        use crate::evidence::ProbeState;
+        let Some(req) = &cx.opts.live else {
+            return Ok(super::Outcome::new(
+                ProbeState::Skipped,
+                "not requested: no --target given",
+            ));
+        };
+        let target = match req.target {
+            super::TargetSpec::Addr(a) => a,
+            super::TargetSpec::Gateway { port } => {
+                let top = ev.stack.first().map(|d| d.ifindex);
+                let gw = netlink::default_routes(false)
+                    .into_iter()
+                    .chain(netlink::default_routes(true))
+                    .flatten()
+                    .filter(|r| Some(r.ifindex) == top)
+                    .find_map(|r| r.gateway);
+                match gw {
+                    Some(ip) => SocketAddr::new(ip, port),
+                    None => {
+                        return Err(super::GatherError::NoGateway {
+                            iface: ev.interface.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        let opts = LiveOptions {
+            target,
+            protocol: req.protocol,
+            iface: ev.interface.clone(),
+            duration: req.duration,
+            byte_cap: req.byte_cap,
+            progress: req.progress,
+            oversize: req.oversize,
+        };
+        let result = run(&opts, cx.stop);
+        let outcome = match &result.not_run {
+            Some(why) => super::Outcome::new(ProbeState::Skipped, why.clone()),
+            None => super::Outcome::ok(format!("{} to {}", result.protocol, result.target)),
+        };
+        ev.live = Some(result);
+        Ok(outcome)
+    }
+}
+
 /// Runs the live probe. Never panics on what the system answers: whatever cannot be done is
 /// said in `not_run` (nothing sent) or `notes` (a pattern skipped).
 pub fn run(opts: &LiveOptions, stop: &AtomicBool) -> LiveProbe {

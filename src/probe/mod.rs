@@ -1,6 +1,12 @@
-//! Probes: the only code that touches the OS. [`gather`] runs them in order and assembles
-//! [`Evidence`]; every probe records what it did in `Evidence::probes`.
+//! Probes: the only code that touches the OS. Each [`Probe`] reads one part of the host into
+//! [`Evidence`] and says what it did (`Evidence::probes`); [`REGISTRY`] lists them in the order
+//! they run, and [`gather`] runs the selected ones. Adding a probe is one file with a `Probe`
+//! impl and one line in [`REGISTRY`] (plus its name in [`ProbeName`]).
+//!
+//! Probes record facts, never advice: what a fact means and what to do about it is the checks'
+//! business.
 
+pub mod features;
 pub mod host;
 pub mod live;
 pub mod netlink;
@@ -8,10 +14,13 @@ mod sockopt;
 pub mod stack;
 pub mod taps;
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 
-use crate::evidence::{EVIDENCE_VERSION, Evidence, ProbeName, ProbeState, ProbeStatus};
+use crate::evidence::{
+    EVIDENCE_VERSION, Evidence, Kernel, ProbeName, ProbeState, ProbeStatus, Protocol, Sysctls,
+};
 
 /// Where the live probe sends: an address, or IFACE's default gateway.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +32,7 @@ pub enum TargetSpec {
 #[derive(Debug, Clone)]
 pub struct LiveRequest {
     pub target: TargetSpec,
-    pub protocol: live::Protocol,
+    pub protocol: Protocol,
     pub duration: std::time::Duration,
     pub byte_cap: u64,
     pub progress: bool,
@@ -31,228 +40,187 @@ pub struct LiveRequest {
     pub oversize: bool,
 }
 
+/// Which probes run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Selection {
+    /// Every probe (the live probe only with a [`LiveRequest`]).
+    #[default]
+    All,
+    /// Only these, and the required ones.
+    Only(BTreeSet<ProbeName>),
+    /// All but these.
+    Skip(BTreeSet<ProbeName>),
+}
+
+impl Selection {
+    /// A deselected probe's status detail: the option that deselected it.
+    fn why_not(&self, name: ProbeName) -> String {
+        match self {
+            Selection::All => String::new(),
+            Selection::Skip(_) => format!("not run: --skip {name}"),
+            Selection::Only(names) => {
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                format!("not run: --only {}", names.join(","))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GatherOptions {
     /// `None`: the device of the default route.
     pub iface: Option<String>,
-    /// Scan packet taps (on by default; off for a quick offload-only look).
-    pub taps: bool,
+    pub selection: Selection,
     pub live: Option<LiveRequest>,
 }
 
-#[derive(Debug)]
+/// Why there is nothing to diagnose. Every other failure is a probe's own status.
+#[derive(Debug, thiserror::Error)]
 pub enum GatherError {
-    UnknownInterface(stack::UnknownInterface),
+    #[error(transparent)]
+    UnknownInterface(#[from] stack::UnknownInterface),
+    #[error(
+        "no default route in this network namespace, so no interface to pick; name one of: {}",
+        existing.join(", ")
+    )]
     NoDefaultRoute { existing: Vec<String> },
+    #[error("--target gateway: {iface} has no default gateway; give an address with --target ADDR")]
     NoGateway { iface: String },
+    #[error("cannot read the link table: {0}")]
     Netlink(netlink::NetlinkError),
+    #[error("the {0} probe is required: nothing can be diagnosed without it")]
+    Required(ProbeName),
 }
 
-impl std::fmt::Display for GatherError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GatherError::UnknownInterface(e) => e.fmt(f),
-            GatherError::NoDefaultRoute { existing } => write!(
-                f,
-                "no default route in this network namespace, so no interface to pick; name one of: {}",
-                existing.join(", ")
-            ),
-            GatherError::NoGateway { iface } => write!(
-                f,
-                "--target gateway: {iface} has no default gateway; give an address with --target ADDR"
-            ),
-            GatherError::Netlink(e) => write!(f, "cannot read the link table: {e}"),
+/// What a probe did: its state and one line of fact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub state: ProbeState,
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn new(state: ProbeState, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            state,
+            detail: detail.into(),
         }
     }
-}
 
-impl std::error::Error for GatherError {}
-
-fn status(name: ProbeName, state: ProbeState, detail: impl Into<String>) -> ProbeStatus {
-    ProbeStatus {
-        name,
-        status: state,
-        detail: detail.into(),
+    pub fn ok(detail: impl Into<String>) -> Outcome {
+        Outcome::new(ProbeState::Ok, detail)
     }
 }
 
-/// The device of the lowest-metric default route (IPv4 first, then IPv6).
-fn default_interface(links: &[netlink::Link]) -> Option<(String, Option<IpAddr>)> {
-    for v6 in [false, true] {
-        if let Ok(routes) = netlink::default_routes(v6) {
-            for r in routes {
-                if let Some(l) = links.iter().find(|l| l.ifindex == r.ifindex) {
-                    return Some((l.name.clone(), r.gateway));
-                }
-            }
-        }
-    }
-    None
+/// What a probe may use while it runs.
+pub struct Context<'a> {
+    pub opts: &'a GatherOptions,
+    /// Set by the command line on SIGINT/SIGTERM/SIGHUP: long probes stop soon after.
+    pub stop: &'a AtomicBool,
 }
 
-/// Reads the host into Evidence. Fails only when there is nothing to diagnose (no such
-/// interface, no link table); every other probe records its own failure and the rest go on.
-pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, GatherError> {
-    let mut probes = Vec::new();
-    let kernel = host::kernel();
-    probes.push(status(
-        ProbeName::Kernel,
-        ProbeState::Ok,
-        kernel.release.clone(),
-    ));
-
-    let (sysctls, problems) = host::sysctls();
-    probes.push(if problems.is_empty() {
-        status(
-            ProbeName::Sysctls,
-            ProbeState::Ok,
-            "read in the diagnosed namespace",
-        )
-    } else {
-        status(ProbeName::Sysctls, ProbeState::Error, problems.join("; "))
-    });
-
-    let links = netlink::dump_links().map_err(GatherError::Netlink)?;
-    let iface = match &opts.iface {
-        Some(name) => name.clone(),
-        None => match default_interface(&links) {
-            Some((name, _)) => name,
-            None => {
-                let mut existing: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
-                existing.sort();
-                return Err(GatherError::NoDefaultRoute { existing });
-            }
-        },
-    };
-    let mut stack =
-        stack::stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
-    probes.push(status(
-        ProbeName::Links,
-        ProbeState::Ok,
-        format!("{} device(s) in the stack of {iface}", stack.len()),
-    ));
-
-    let mut feature_errors = Vec::new();
-    for dev in &mut stack {
-        match netlink::features(&dev.name) {
-            Ok(f) => dev.features = Some(f),
-            Err(e) => feature_errors.push(format!("{}: {e}", dev.name)),
-        }
+/// One source of evidence.
+pub trait Probe: Sync {
+    fn name(&self) -> ProbeName;
+    /// What it reads, for `zcdoctor probes`.
+    fn reads(&self) -> &'static str;
+    /// The privileges it needs for a complete answer, for `zcdoctor probes`.
+    fn privileges(&self) -> &'static str;
+    /// A required probe cannot be skipped: without it there is nothing to diagnose.
+    fn required(&self) -> bool {
+        false
     }
-    probes.push(if feature_errors.is_empty() {
-        status(
-            ProbeName::Features,
-            ProbeState::Ok,
-            "ethtool netlink FEATURES_GET",
-        )
-    } else {
-        status(
-            ProbeName::Features,
-            ProbeState::Error,
-            feature_errors.join("; "),
-        )
-    });
-
-    let process = host::process_limits();
-    let taps = if opts.taps {
-        let scan = taps::scan();
-        let detail = format!(
-            "{} packet socket(s) in {} namespace(s); {} processes scanned, {} unreadable, {} vanished",
-            scan.sockets.len(),
-            scan.namespaces_scanned,
-            scan.processes_scanned,
-            scan.processes_unreadable,
-            scan.processes_vanished
-        );
-        let detail = if scan.problems.is_empty() {
-            detail
-        } else {
-            format!("{detail}; {}", scan.problems.join("; "))
-        };
-        let state = if process.cap_sys_ptrace && process.cap_sys_admin {
-            ProbeState::Ok
-        } else {
-            ProbeState::Error
-        };
-        let detail = if state == ProbeState::Ok {
-            detail
-        } else {
-            format!(
-                "{detail}; without CAP_SYS_PTRACE and CAP_SYS_ADMIN (run as root) owners and PACKET_IGNORE_OUTGOING of other users' sockets cannot be read"
-            )
-        };
-        probes.push(status(ProbeName::Taps, state, detail));
-        Some(scan)
-    } else {
-        probes.push(status(
-            ProbeName::Taps,
-            ProbeState::Skipped,
-            "--no-taps given",
-        ));
+    /// Why it does not run although selected (the live probe without a target), if so.
+    fn not_requested(&self, _opts: &GatherOptions) -> Option<String> {
         None
-    };
+    }
+    /// Reads its part of the host into `ev`. `Err` only when nothing can be diagnosed.
+    fn gather(&self, cx: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError>;
+}
 
-    let live = match &opts.live {
-        None => {
-            probes.push(status(
-                ProbeName::Live,
-                ProbeState::Skipped,
-                format!("no --target: run `zcdoctor check {iface} --target ADDR` to send a short burst and prove the verdict"),
-            ));
-            None
-        }
-        Some(req) => {
-            let target = match req.target {
-                TargetSpec::Addr(a) => a,
-                TargetSpec::Gateway { port } => {
-                    let gw = netlink::default_routes(false)
-                        .into_iter()
-                        .chain(netlink::default_routes(true))
-                        .flatten()
-                        .filter(|r| stack.first().is_some_and(|d| d.ifindex == r.ifindex))
-                        .find_map(|r| r.gateway);
-                    match gw {
-                        Some(ip) => SocketAddr::new(ip, port),
-                        None => return Err(GatherError::NoGateway { iface }),
-                    }
-                }
-            };
-            let lopts = live::LiveOptions {
-                target,
-                protocol: req.protocol,
-                iface: iface.clone(),
-                duration: req.duration,
-                byte_cap: req.byte_cap,
-                progress: req.progress,
-                oversize: req.oversize,
-            };
-            let result = live::run(&lopts, stop);
-            probes.push(status(
-                ProbeName::Live,
-                if result.not_run.is_some() {
-                    ProbeState::Skipped
-                } else {
-                    ProbeState::Ok
-                },
-                result
-                    .not_run
-                    .clone()
-                    .unwrap_or_else(|| format!("{} to {}", result.protocol, result.target)),
-            ));
-            Some(result)
-        }
-    };
+/// Every probe, in the order they run: later probes use what earlier ones recorded (the stack
+/// before its features, taps and live probe).
+pub static REGISTRY: &[&dyn Probe] = &[
+    &host::KernelProbe,
+    &host::SysctlsProbe,
+    &host::LimitsProbe,
+    &stack::LinksProbe,
+    &features::FeaturesProbe,
+    &taps::TapsProbe,
+    &live::LiveProbeRunner,
+];
 
-    Ok(Evidence {
+/// The registered probe called `name`.
+pub fn probe(name: ProbeName) -> Option<&'static dyn Probe> {
+    REGISTRY.iter().copied().find(|p| p.name() == name)
+}
+
+/// Reads the host into Evidence with the selected probes. Fails only when there is nothing to
+/// diagnose (no such interface, no link table, a required probe deselected); every other probe
+/// records its own failure and the rest go on.
+pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, GatherError> {
+    let mut ev = Evidence {
         evidence_version: EVIDENCE_VERSION,
         host: host::host(),
-        kernel,
-        sysctls,
-        interface: iface,
-        stack,
-        process: Some(process),
-        taps,
-        live,
-        probes,
-    })
+        kernel: Kernel {
+            release: String::new(),
+            version: None,
+        },
+        sysctls: Sysctls::default(),
+        interface: String::new(),
+        stack: Vec::new(),
+        process: None,
+        taps: None,
+        live: None,
+        probes: Vec::new(),
+    };
+    let mut cx = Context { opts, stop };
+    for probe in REGISTRY {
+        let name = probe.name();
+        let deselected = match &opts.selection {
+            Selection::All => false,
+            Selection::Only(names) => !names.contains(&name) && !probe.required(),
+            Selection::Skip(names) => names.contains(&name),
+        };
+        if deselected && probe.required() {
+            return Err(GatherError::Required(name));
+        }
+        let outcome = if deselected {
+            Outcome::new(ProbeState::Skipped, opts.selection.why_not(name))
+        } else if let Some(why) = probe.not_requested(opts) {
+            Outcome::new(ProbeState::Skipped, why)
+        } else {
+            probe.gather(&mut cx, &mut ev)?
+        };
+        ev.probes.push(ProbeStatus {
+            name,
+            status: outcome.state,
+            detail: outcome.detail,
+        });
+    }
+    Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_has_every_probe_once_in_order() {
+        let names: Vec<ProbeName> = REGISTRY.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ProbeName::ALL);
+        for p in REGISTRY {
+            assert!(!p.reads().is_empty() && !p.privileges().is_empty());
+        }
+    }
+
+    #[test]
+    fn required_probes_cannot_be_skipped() {
+        let opts = GatherOptions {
+            selection: Selection::Skip(BTreeSet::from([ProbeName::Links])),
+            ..GatherOptions::default()
+        };
+        let err = gather(&opts, &AtomicBool::new(false)).expect_err("links is required");
+        assert!(matches!(err, GatherError::Required(ProbeName::Links)));
+    }
 }

@@ -3,8 +3,61 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::netlink::Link;
-use crate::evidence::{Device, DeviceKind};
+use std::net::IpAddr;
+
+use super::netlink::{self, Link};
+use super::{Context, GatherError, Outcome, Probe};
+use crate::evidence::{Device, DeviceKind, Evidence, ProbeName};
+
+/// The `links` probe: the diagnosed interface (or the default route's) and every device below.
+pub struct LinksProbe;
+
+impl Probe for LinksProbe {
+    fn name(&self) -> ProbeName {
+        ProbeName::Links
+    }
+    fn reads(&self) -> &'static str {
+        "rtnetlink link dump and default routes: the interface and every device below it"
+    }
+    fn privileges(&self) -> &'static str {
+        "none"
+    }
+    fn required(&self) -> bool {
+        true
+    }
+    fn gather(&self, cx: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
+        let links = netlink::dump_links().map_err(GatherError::Netlink)?;
+        let iface = match &cx.opts.iface {
+            Some(name) => name.clone(),
+            None => match default_interface(&links) {
+                Some((name, _)) => name,
+                None => {
+                    let mut existing: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
+                    existing.sort();
+                    return Err(GatherError::NoDefaultRoute { existing });
+                }
+            },
+        };
+        ev.stack = stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
+        let detail = format!("{} device(s) in the stack of {iface}", ev.stack.len());
+        ev.interface = iface;
+        Ok(Outcome::ok(detail))
+    }
+}
+
+/// The device of the lowest-metric default route (IPv4 first, then IPv6).
+fn default_interface(links: &[Link]) -> Option<(String, Option<IpAddr>)> {
+    for v6 in [false, true] {
+        if let Ok(routes) = netlink::default_routes(v6) {
+            for r in routes {
+                if let Some(l) = links.iter().find(|l| l.ifindex == r.ifindex) {
+                    return Some((l.name.clone(), r.gateway));
+                }
+            }
+        }
+    }
+    None
+}
 
 /// The interface does not exist in this namespace; carries the ones that do.
 #[derive(Debug)]

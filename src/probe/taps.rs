@@ -69,6 +69,56 @@ const TAP_DAEMONS_TOML: &str = include_str!("../../checks/tap-daemons.toml");
 const PARALLEL_WALK_MIN_PROCESSES: usize = 256;
 const MAX_WALK_THREADS: usize = 4;
 
+/// The `taps` probe.
+pub struct TapsProbe;
+
+impl super::Probe for TapsProbe {
+    fn name(&self) -> crate::evidence::ProbeName {
+        crate::evidence::ProbeName::Taps
+    }
+    fn reads(&self) -> &'static str {
+        "every namespace's /proc/net/packet, owners from /proc/*/fd, each tap's PACKET_IGNORE_OUTGOING via pidfd_getfd"
+    }
+    fn privileges(&self) -> &'static str {
+        "CAP_SYS_ADMIN (enter other namespaces) and CAP_SYS_PTRACE (read other users' sockets): root"
+    }
+    fn gather(
+        &self,
+        _: &mut super::Context,
+        ev: &mut crate::evidence::Evidence,
+    ) -> Result<super::Outcome, super::GatherError> {
+        use crate::evidence::ProbeState;
+        let caps = super::host::process_limits();
+        let scan = scan();
+        let mut detail = format!(
+            "{} packet socket(s) in {} namespace(s); {} processes scanned, {} unreadable, {} vanished",
+            scan.sockets.len(),
+            scan.namespaces_scanned,
+            scan.processes_scanned,
+            scan.processes_unreadable,
+            scan.processes_vanished
+        );
+        if !scan.problems.is_empty() {
+            detail = format!("{detail}; {}", scan.problems.join("; "));
+        }
+        let mut lacking = Vec::new();
+        if !caps.cap_sys_ptrace {
+            lacking.push("CAP_SYS_PTRACE");
+        }
+        if !caps.cap_sys_admin {
+            lacking.push("CAP_SYS_ADMIN");
+        }
+        let state = if lacking.is_empty() {
+            ProbeState::Ok
+        } else {
+            detail = format!("{detail}; zcdoctor lacks {}", lacking.join(" and "));
+            ProbeState::Error
+        };
+        ev.taps = Some(scan);
+        Ok(super::Outcome::new(state, detail))
+    }
+}
+
 /// Every packet socket of every network namespace, with owners and real settings of the TX
 /// taps. Never fails: what cannot be read is counted in the scan and explained in `problems`.
 pub fn scan() -> TapScan {

@@ -1,0 +1,5 @@
+//! The binary's side of the program: options, signals, progress display. The library does the
+//! work; nothing here decides a diagnosis.
+
+pub mod args;
+pub mod signals;

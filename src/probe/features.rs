@@ -1,0 +1,33 @@
+//! The `features` probe: offload features of every device of the stack, as `ethtool -k` shows
+//! them (ethtool netlink `FEATURES_GET`).
+
+use super::{Context, GatherError, Outcome, Probe, netlink};
+use crate::evidence::{Evidence, ProbeName, ProbeState};
+
+pub struct FeaturesProbe;
+
+impl Probe for FeaturesProbe {
+    fn name(&self) -> ProbeName {
+        ProbeName::Features
+    }
+    fn reads(&self) -> &'static str {
+        "ethtool netlink FEATURES_GET of every device of the stack (hw, wanted, active, fixed)"
+    }
+    fn privileges(&self) -> &'static str {
+        "none"
+    }
+    fn gather(&self, _: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
+        let mut errors = Vec::new();
+        for dev in &mut ev.stack {
+            match netlink::features(&dev.name) {
+                Ok(f) => dev.features = Some(f),
+                Err(e) => errors.push(format!("{}: {e}", dev.name)),
+            }
+        }
+        Ok(if errors.is_empty() {
+            Outcome::ok("ethtool netlink FEATURES_GET")
+        } else {
+            Outcome::new(ProbeState::Error, errors.join("; "))
+        })
+    }
+}
