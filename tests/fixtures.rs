@@ -7,6 +7,7 @@
 //! After an intended change of the output, `ZCDOCTOR_BLESS=1 cargo test --profile fast --test
 //! fixtures` rewrites the recorded reports; review the diff before committing it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -65,12 +66,14 @@ fn fixtures() -> Vec<PathBuf> {
     v
 }
 
-fn check_fixture(expect_path: &Path) -> Result<(), String> {
+/// A fixture's name, its expectations and the report diagnosed from its recording.
+fn diagnose_fixture(expect_path: &Path) -> Result<(String, Expect, Report), String> {
     let name = expect_path
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".expect.toml"))
-        .ok_or("bad name")?;
+        .ok_or("bad name")?
+        .to_string();
     let expect: Expect =
         toml::from_str(&std::fs::read_to_string(expect_path).map_err(|e| e.to_string())?)
             .map_err(|e| format!("{name}.expect.toml: {e}"))?;
@@ -84,6 +87,11 @@ fn check_fixture(expect_path: &Path) -> Result<(), String> {
         _ => Protocol::Udp,
     };
     let report = diagnose(&evidence, protocol);
+    Ok((name, expect, report))
+}
+
+fn check_fixture(expect_path: &Path) -> Result<(), String> {
+    let (name, expect, report) = diagnose_fixture(expect_path)?;
     let got: Vec<String> = report
         .findings
         .iter()
@@ -197,6 +205,10 @@ fn main() {
         "recordings_round_trip_through_json",
         recordings_round_trip_through_json,
     ));
+    trials.push(plain(
+        "every_finding_code_fires_in_a_fixture",
+        every_finding_code_fires_in_a_fixture,
+    ));
     libtest_mimic::run(&args, trials).exit()
 }
 
@@ -231,4 +243,57 @@ fn recordings_round_trip_through_json() {
         let again: Evidence = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(e, again, "{}", ev.display());
     }
+}
+
+/// Every code of the knowledge base is produced by at least one fixture, and no fixture
+/// produces a code the knowledge base does not know: each code's behaviour is documented by a
+/// recorded host.
+fn every_finding_code_fires_in_a_fixture() {
+    #[derive(Deserialize)]
+    struct KnowledgeBase {
+        finding: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        code: String,
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/findings.toml");
+    let kb: KnowledgeBase = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let known: BTreeSet<String> = kb.finding.into_iter().map(|e| e.code).collect();
+
+    let mut fired: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in fixtures() {
+        let (name, _, report) = diagnose_fixture(&p).unwrap_or_else(|e| panic!("{e}"));
+        for f in report.findings {
+            let by = fired.entry(f.code).or_default();
+            if !by.contains(&name) {
+                by.push(name.clone());
+            }
+        }
+    }
+    let missing: Vec<&str> = known
+        .iter()
+        .filter(|c| !fired.contains_key(*c))
+        .map(String::as_str)
+        .collect();
+    let unknown: Vec<String> = fired
+        .iter()
+        .filter(|(c, _)| !known.contains(*c))
+        .map(|(c, by)| format!("{c} (in {})", by.join(", ")))
+        .collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "the codes fired across fixtures/ differ from checks/findings.toml:\n  fired by no fixture: {}\n  fired but not in findings.toml: {}",
+        if missing.is_empty() {
+            "-".to_string()
+        } else {
+            missing.join(", ")
+        },
+        if unknown.is_empty() {
+            "-".to_string()
+        } else {
+            unknown.join(", ")
+        },
+    );
 }
