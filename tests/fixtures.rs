@@ -266,7 +266,7 @@ fn every_finding_code_fires_in_a_fixture() {
     for p in fixtures() {
         let (name, _, report) = diagnose_fixture(&p).unwrap_or_else(|e| panic!("{e}"));
         for f in report.findings {
-            let by = fired.entry(f.code).or_default();
+            let by = fired.entry(f.code.to_string()).or_default();
             if !by.contains(&name) {
                 by.push(name.clone());
             }
