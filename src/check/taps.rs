@@ -68,7 +68,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
             format!("packet taps were not checked: {why}"),
             json!({"reason": why}),
             vec![if by_request {
-                "Run without --no-taps to check them.".to_string()
+                "Run without --skip taps (or --no-taps) to check them.".to_string()
             } else {
                 "Run zcdoctor as root (it reads every namespace's packet table and each owner's socket through pidfd_getfd).".to_string()
             }],
