@@ -155,7 +155,13 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
 
     let process = host::process_limits();
     let taps = if opts.taps {
-        let scan = taps::scan();
+        let scan = taps::scan(&taps::ScanOptions {
+            known_daemons: crate::knowledge::Knowledge::get()
+                .daemons
+                .iter()
+                .flat_map(|d| d.names.iter().cloned())
+                .collect(),
+        });
         let detail = format!(
             "{} packet socket(s) in {} namespace(s); {} processes scanned, {} unreadable, {} vanished",
             scan.sockets.len(),
