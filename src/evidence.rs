@@ -382,7 +382,8 @@ pub struct TapScan {
     /// several processes may list only some of them. `false` in old recordings.
     #[serde(default)]
     pub owner_walk_stopped_early: bool,
-    /// Human-readable notes on anything that could not be read.
+    /// Sentences of fact on anything that could not be read (what failed and what is
+    /// therefore missing from the scan); never advice.
     #[serde(default)]
     pub problems: Vec<String>,
 }
@@ -406,9 +407,15 @@ pub struct PacketSocket {
     /// Socket owner uid, as /proc/net/packet reports it.
     #[serde(default)]
     pub uid: Option<u32>,
+    /// Processes found holding the socket (the owner walk may stop before finding them all:
+    /// see `TapScan::owner_walk_stopped_early`).
     pub owners: Vec<Owner>,
+    /// The socket's own `PACKET_IGNORE_OUTGOING`, as read from it. For a fanout member the
+    /// kernel obeys the group's hook instead (see `fanout`); recordings made before probes
+    /// recorded facts only hold the group's flag here for fanout members.
     pub ignore_outgoing: IgnoreOutgoing,
-    /// Fanout group id and flags, when the socket is in one.
+    /// Fanout group id and flags as `getsockopt(PACKET_FANOUT)` read them, when the socket is in
+    /// a group.
     #[serde(default)]
     pub fanout: Option<Fanout>,
 }
@@ -434,21 +441,26 @@ pub struct NetnsRef {
     pub name: Option<String>,
 }
 
+/// A fanout group membership: `getsockopt(PACKET_FANOUT)` split into its halves.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Fanout {
+    /// Group id (low 16 bits).
     pub group: u16,
+    /// Fanout type and `PACKET_FANOUT_FLAG_*` bits (high 16 bits), e.g.
+    /// `PACKET_FANOUT_FLAG_IGNORE_OUTGOING` (0x4000).
     pub flags: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum IgnoreOutgoing {
-    /// `PACKET_IGNORE_OUTGOING` (or the fanout flag) is set: the tap costs no copy.
+    /// Read from the socket itself: set (non-zero).
     Set,
     /// Read from the socket itself: not set.
     NotSet,
-    /// Could not be read; never a guess. `reason` is the probe's account of what failed;
-    /// `cause` the same as data (absent in recordings made before it existed).
+    /// Not read; never a guess. `reason` is the probe's factual account (the failed call and
+    /// its errno, or why it was not attempted); `cause` the same as data. `cause` is absent for
+    /// a socket not read because it is not ETH_P_ALL, and in recordings made before it existed.
     Unknown {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -464,8 +476,9 @@ pub enum Unreadable {
     NoOwner,
     /// The owner exited, or closed or reused the descriptor, while it was being read.
     OwnerGone { pid: u32 },
-    /// The kernel refused to duplicate the owner's descriptor (EPERM): whether the prober had
-    /// CAP_SYS_PTRACE and the Yama ptrace scope tell why.
+    /// The kernel refused to duplicate the owner's descriptor (EPERM), with whether the
+    /// prober had CAP_SYS_PTRACE in its effective set and the Yama ptrace scope (`None` when
+    /// unreadable, e.g. no Yama).
     Refused {
         pid: u32,
         error: OsError,
@@ -473,7 +486,8 @@ pub enum Unreadable {
         #[serde(default)]
         yama_ptrace_scope: Option<u32>,
     },
-    /// The call or the option does not exist on this kernel (ENOSYS, ENOPROTOOPT).
+    /// The call or the option does not exist on this kernel, or is filtered (ENOSYS,
+    /// ENOPROTOOPT).
     Unsupported { error: OsError },
     /// Any other failure.
     Failed {

@@ -4,14 +4,16 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Netns, codes, finding, pid_holds_packet_socket, pids};
+use common::{Culprit, Netns, TapSocket, ZCDOCTOR, codes, finding, pid_holds_packet_socket, pids};
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn tcpdump_on_the_lower_device_of_a_macvlan_forces_copies() {
-    let ns = Netns::new("ctd");
+    let ns = Netns::new("tpctd");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ip("link add mv0 link ifbz type macvlan mode bridge");
     ns.ip("link set mv0 up");
@@ -46,7 +48,7 @@ fn tcpdump_on_the_lower_device_of_a_macvlan_forces_copies() {
 
 fn own_sockets_bound_unbound_and_ignoring_outgoing() {
     let me = u64::from(std::process::id());
-    let ns = Netns::new("cown");
+    let ns = Netns::new("tpcown");
     ns.ifb("ifbz", "198.18.0.1/24");
     ns.ip("link add ifbq type ifb");
     ns.ip("link set ifbq up");
@@ -85,9 +87,9 @@ fn own_sockets_bound_unbound_and_ignoring_outgoing() {
 }
 
 fn unbound_tap_in_another_namespace_is_not_on_the_path() {
-    let ns = Netns::new("cns1");
+    let ns = Netns::new("tpcns1");
     ns.ifb("ifbz", "198.18.0.1/24");
-    let other = Netns::new("cns2");
+    let other = Netns::new("tpcns2");
     other.ifb("ifbz", "198.18.0.1/24");
     let elsewhere = other.tap_socket(None, false);
     let (_, doc) = ns.check_json(&["ifbz"]);
@@ -111,7 +113,7 @@ fn unbound_tap_in_another_namespace_is_not_on_the_path() {
 }
 
 fn taps_on_a_bridge_port_and_on_the_bridge() {
-    let ns = Netns::new("cbr");
+    let ns = Netns::new("tpcbr");
     ns.ip("link add br0 type bridge");
     ns.ip("link add ifb2 type ifb");
     ns.ip("link set ifb2 master br0");
@@ -131,7 +133,7 @@ fn taps_on_a_bridge_port_and_on_the_bridge() {
 }
 
 fn dhclient_is_named_with_a_dhcp_specific_fix() {
-    let ns = Netns::new("cdh");
+    let ns = Netns::new("tpcdh");
     ns.ifb("ifbz", "198.18.0.1/24");
     let dhclient = ns.start_dhclient("ifbz");
     let pid = dhclient.culprit.pid();
@@ -150,7 +152,7 @@ fn dhclient_is_named_with_a_dhcp_specific_fix() {
 /// Debian 12's lldpd 1.0.16 sets PACKET_IGNORE_OUTGOING: its tap must be reported harmless,
 /// read from the socket its unprivileged child holds.
 fn lldpd_tap_is_read_from_the_socket_and_harmless() {
-    let ns = Netns::new("cll");
+    let ns = Netns::new("tpcll");
     ns.ifb("ifbz", "198.18.0.1/24");
     let lldpd = ns.start_lldpd("ifbz");
     let (_, doc) = ns.check_json(&["ifbz"]);
@@ -166,6 +168,172 @@ fn lldpd_tap_is_read_from_the_socket_and_harmless() {
     drop(lldpd);
 }
 
+/// setpriv arguments that make the rest of the command line run as nobody with no capability.
+const AS_NOBODY: [&str; 5] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
+/// Words of advice or conclusion that the probe's account of a failure must not contain.
+const ADVICE: [&str; 4] = ["run zcdoctor", "as root", "so no tap", "needs CAP"];
+
+/// `zcdoctor snapshot ifbz` inside the namespace, run through `prefix` (a setpriv command
+/// line): the recorded evidence.
+fn snapshot_as(ns: &Netns, prefix: &[&str]) -> Value {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .args(prefix)
+        .args([ZCDOCTOR, "snapshot", "ifbz", "-o", "-"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run zcdoctor snapshot: {e}"));
+    assert!(
+        out.status.success(),
+        "zcdoctor snapshot through {prefix:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("snapshot is not JSON: {e}"))
+}
+
+/// The recorded socket with `inode`.
+fn recorded(doc: &Value, inode: u64) -> &Value {
+    doc["taps"]["sockets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["inode"] == inode))
+        .unwrap_or_else(|| panic!("socket {inode} not recorded: {:#}", doc["taps"]))
+}
+
+fn assert_factual(text: &str) {
+    for word in ADVICE {
+        assert!(!text.contains(word), "{word:?} in {text:?}");
+    }
+}
+
+/// The tap, handed over as stdin to `sleep` running as nobody without capabilities; this
+/// process keeps no copy. Ended by pid on drop.
+fn held_by_nobody(tap: TapSocket) -> Culprit {
+    let mut cmd = Command::new(AS_NOBODY[0]);
+    cmd.args(&AS_NOBODY[1..])
+        .args(["sleep", "600"])
+        .stdin(Stdio::from(tap.fd))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start setpriv: {e}"));
+    drop(cmd); // closes this process's copy of the tap
+    let mut holder = Culprit {
+        child,
+        what: "sleep as nobody".to_string(),
+    };
+    let pid = holder.pid();
+    holder.wait_until("setpriv execs sleep as nobody", WAIT, || {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        comm.trim() == "sleep" && status.contains("Uid:\t65534\t65534\t65534\t65534")
+    });
+    holder
+}
+
+/// An unprivileged zcdoctor (nobody, no capability) cannot read a root process's descriptors:
+/// the root-held tap has no owner, recorded as the typed cause `no-owner` with the counts.
+fn unprivileged_scan_records_no_owner_for_a_root_held_tap() {
+    let ns = Netns::new("tpcnoown");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let tap = ns.tap_socket(Some("ifbz"), false);
+    let doc = snapshot_as(&ns, &AS_NOBODY);
+    let s = recorded(&doc, tap.inode());
+    assert_eq!(s["owners"], json!([]), "{s:#}");
+    assert_eq!(s["device"], "ifbz");
+    let io = &s["ignore_outgoing"];
+    assert_eq!(io["state"], "unknown", "{s:#}");
+    assert_eq!(io["cause"], json!({"kind": "no-owner"}), "{s:#}");
+    let unreadable = doc["taps"]["processes_unreadable"].as_u64().unwrap_or(0);
+    assert!(unreadable > 0, "{:#}", doc["taps"]);
+    let vanished = doc["taps"]["processes_vanished"].as_u64().unwrap_or(0);
+    let mut expected = format!(
+        "no owner found among the descriptors of {} process(es) ({unreadable} process(es) unreadable",
+        doc["taps"]["processes_scanned"]
+    );
+    if vanished > 0 {
+        expected.push_str(&format!(", {vanished} exited meanwhile"));
+    }
+    expected.push(')');
+    assert_eq!(io["reason"], expected, "{s:#}");
+    for p in doc["taps"]["problems"].as_array().into_iter().flatten() {
+        assert_factual(p.as_str().unwrap_or_default());
+    }
+    drop(tap);
+}
+
+/// A tap held by nobody (no capability), scanned by a zcdoctor whose effective (so file-system)
+/// uid is nobody but whose real uid is root, without any capability. Listing `/proc/PID/fd` is
+/// checked with PTRACE_MODE_READ_FSCREDS and allowed; `pidfd_getfd` is checked with
+/// PTRACE_MODE_ATTACH_REALCREDS and refused (EPERM): the owner is recorded and the setting is
+/// `unknown` with the typed cause `refused`. The same scan run fully as nobody reads it.
+fn refused_pidfd_getfd_is_recorded_as_refused() {
+    let ns = Netns::new("tpcref");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let tap = ns.tap_socket(Some("ifbz"), false);
+    let inode = tap.inode();
+    let holder = held_by_nobody(tap);
+    let pid = holder.pid();
+    let yama: Value = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .map_or(Value::Null, Value::from);
+
+    let doc = snapshot_as(
+        &ns,
+        &[
+            "setpriv",
+            "--ruid=0",
+            "--euid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ],
+    );
+    let s = recorded(&doc, inode);
+    assert_eq!(s["owners"][0]["pid"], pid, "{s:#}");
+    assert_eq!(s["owners"][0]["comm"], "sleep");
+    assert_eq!(s["owners"][0]["uid"], 65534);
+    assert_eq!(s["fanout"], Value::Null);
+    let op = format!("pidfd_getfd(pid {pid}, fd 0)");
+    assert_eq!(
+        s["ignore_outgoing"]["cause"],
+        json!({
+            "kind": "refused",
+            "pid": pid,
+            "error": {"op": op, "errno": libc::EPERM},
+            "cap_sys_ptrace": false,
+            "yama_ptrace_scope": yama,
+        }),
+        "{s:#}"
+    );
+    let yama_text = match yama.as_u64() {
+        Some(n) => format!("Yama ptrace_scope is {n}"),
+        None => "Yama ptrace_scope is not readable".to_string(),
+    };
+    assert_eq!(
+        s["ignore_outgoing"]["reason"],
+        format!(
+            "{op}: Operation not permitted (EPERM); CAP_SYS_PTRACE is not in zcdoctor's effective capabilities; {yama_text}"
+        )
+    );
+
+    // Real uid nobody too: the same process may duplicate the socket.
+    let doc = snapshot_as(&ns, &AS_NOBODY);
+    let s = recorded(&doc, inode);
+    assert_eq!(s["owners"][0]["pid"], pid, "{s:#}");
+    assert_eq!(s["ignore_outgoing"], json!({"state": "not-set"}), "{s:#}");
+    drop(holder);
+}
+
 harness_main!(
-    privileged: [tcpdump_on_the_lower_device_of_a_macvlan_forces_copies, own_sockets_bound_unbound_and_ignoring_outgoing, unbound_tap_in_another_namespace_is_not_on_the_path, taps_on_a_bridge_port_and_on_the_bridge, dhclient_is_named_with_a_dhcp_specific_fix, lldpd_tap_is_read_from_the_socket_and_harmless]
+    privileged: [tcpdump_on_the_lower_device_of_a_macvlan_forces_copies, own_sockets_bound_unbound_and_ignoring_outgoing, unbound_tap_in_another_namespace_is_not_on_the_path, taps_on_a_bridge_port_and_on_the_bridge, dhclient_is_named_with_a_dhcp_specific_fix, lldpd_tap_is_read_from_the_socket_and_harmless, unprivileged_scan_records_no_owner_for_a_root_held_tap, refused_pidfd_getfd_is_recorded_as_refused]
 );

@@ -11,10 +11,38 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use common::{Netns, TapSocket, pid_holds_packet_socket};
-use zcdoctor::evidence::{Fanout, IgnoreOutgoing, PacketSocket, TapScan};
-use zcdoctor::probe::taps::scan;
+use zcdoctor::evidence::{Fanout, IgnoreOutgoing, PacketSocket, TapScan, Unreadable};
+use zcdoctor::knowledge::Knowledge;
+use zcdoctor::probe::taps::{self, ScanOptions};
 
 const WAIT: Duration = Duration::from_secs(15);
+
+/// A scan told the known daemon names, as `zcdoctor` runs it.
+fn scan() -> TapScan {
+    taps::scan(&ScanOptions {
+        known_daemons: Knowledge::get()
+            .daemons
+            .iter()
+            .flat_map(|d| d.names.iter().cloned())
+            .collect(),
+    })
+}
+
+/// Words of advice or conclusion that a probe's account of a failure must not contain.
+const ADVICE: [&str; 6] = [
+    "run zcdoctor",
+    "as root",
+    "so no tap",
+    "cannot skip",
+    "should",
+    "needs CAP",
+];
+
+fn assert_factual(reason: &str) {
+    for word in ADVICE {
+        assert!(!reason.contains(word), "{word:?} in {reason:?}");
+    }
+}
 
 fn netns_inode(ns: &Netns) -> u64 {
     std::fs::metadata(format!("/run/netns/{}", ns.name))
@@ -179,15 +207,19 @@ fn fanout_tap(ns: &Netns, group: u16, type_flags: u16, own_ignore_outgoing: bool
     TapSocket { fd }
 }
 
-fn fanout_group_flag_decides() {
-    const HASH: u16 = 0;
-    const FLAG_IGNORE_OUTGOING: u16 = 0x4000;
+/// A fanout member's two settings are recorded as read: its own PACKET_IGNORE_OUTGOING in
+/// `ignore_outgoing`, the group's flags in `fanout`. (That the group's hook, and so its
+/// PACKET_FANOUT_FLAG_IGNORE_OUTGOING, decides is the checks' rule.)
+fn fanout_records_own_option_and_group_flags() {
+    const HASH: u16 = libc::PACKET_FANOUT_HASH as u16;
+    const FLAG_IGNORE_OUTGOING: u16 = libc::PACKET_FANOUT_FLAG_IGNORE_OUTGOING as u16;
     let ns = Netns::new("tpf");
     ns.ifb("ifbz", "198.18.0.1/24");
-    // Group 41 ignores outgoing as a group; group 42 does not, although its member sets the
-    // socket option (the member's own hook is replaced by the group's).
+    // Group 41 ignores outgoing as a group, its member does not; group 42 does not, although
+    // its member sets the socket option; group 43 and its member both do.
     let with_flag = fanout_tap(&ns, 41, HASH | FLAG_IGNORE_OUTGOING, false);
     let own_only = fanout_tap(&ns, 42, HASH, true);
+    let both = fanout_tap(&ns, 43, HASH | FLAG_IGNORE_OUTGOING, true);
     let scan = scan();
 
     let a = socket(&scan, with_flag.inode());
@@ -198,7 +230,7 @@ fn fanout_group_flag_decides() {
             flags: FLAG_IGNORE_OUTGOING
         })
     );
-    assert_eq!(a.ignore_outgoing, IgnoreOutgoing::Set);
+    assert_eq!(a.ignore_outgoing, IgnoreOutgoing::NotSet);
 
     let b = socket(&scan, own_only.inode());
     assert_eq!(
@@ -208,7 +240,76 @@ fn fanout_group_flag_decides() {
             flags: 0
         })
     );
-    assert_eq!(b.ignore_outgoing, IgnoreOutgoing::NotSet);
+    assert_eq!(b.ignore_outgoing, IgnoreOutgoing::Set);
+
+    let c = socket(&scan, both.inode());
+    assert_eq!(
+        c.fanout,
+        Some(Fanout {
+            group: 43,
+            flags: FLAG_IGNORE_OUTGOING
+        })
+    );
+    assert_eq!(c.ignore_outgoing, IgnoreOutgoing::Set);
+    for s in [a, b, c] {
+        assert!(
+            s.owners.iter().any(|o| o.pid == std::process::id()),
+            "{s:#?}"
+        );
+        assert_eq!(s.device.as_deref(), Some("ifbz"));
+    }
+}
+
+/// A tap no process holds (its only descriptor is in flight in a unix socket's queue): found in
+/// the table, no owner, and `Unknown` with the typed cause `NoOwner` and a factual account.
+fn tap_held_by_no_process_is_unknown_with_no_owner() {
+    use nix::sys::socket::{
+        AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
+    };
+    let ns = Netns::new("tpn");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let tap = ns.tap_socket(Some("ifbz"), true);
+    let inode = tap.inode();
+    let (tx, rx) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("socketpair");
+    let fds = [tap.fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"x")];
+    sendmsg::<()>(
+        tx.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .expect("send the tap");
+    drop(tap);
+
+    let scan = scan();
+    let s = socket(&scan, inode);
+    assert!(s.owners.is_empty(), "{s:#?}");
+    assert_eq!(s.device.as_deref(), Some("ifbz"));
+    assert_eq!(s.fanout, None);
+    match &s.ignore_outgoing {
+        IgnoreOutgoing::Unknown { reason, cause } => {
+            assert_eq!(cause, &Some(Unreadable::NoOwner), "{s:#?}");
+            assert!(reason.starts_with("no owner found"), "{reason}");
+            assert!(
+                reason.contains(&format!("{} process(es)", scan.processes_scanned)),
+                "{reason}"
+            );
+            assert_factual(reason);
+        }
+        other => panic!("read although no process holds it: {other:?}"),
+    }
+    // Nobody stopped early: the whole host was walked for it.
+    assert!(!scan.owner_walk_stopped_early);
+    // Closing the receiving end releases the socket in flight.
+    drop((tx, rx));
 }
 
 fn tcpdump_is_found_and_not_set() {
@@ -298,9 +399,26 @@ fn scan_counts_and_never_fails() {
         .iter()
         .filter(|s| s.protocol == PacketSocket::ETH_P_ALL)
     {
-        if let IgnoreOutgoing::Unknown { reason, .. } = &s.ignore_outgoing {
+        if let IgnoreOutgoing::Unknown { reason, cause } = &s.ignore_outgoing {
             assert!(!reason.is_empty());
+            // Every ETH_P_ALL socket that was not read says why, as data.
+            assert!(cause.is_some(), "{s:#?}");
+            assert_factual(reason);
         }
+    }
+    // Sockets of other protocols are not read, so they have no cause.
+    for s in scan
+        .sockets
+        .iter()
+        .filter(|s| s.protocol != PacketSocket::ETH_P_ALL)
+    {
+        assert!(
+            matches!(&s.ignore_outgoing, IgnoreOutgoing::Unknown { cause: None, reason } if reason.starts_with("not read")),
+            "{s:#?}"
+        );
+    }
+    for p in &scan.problems {
+        assert_factual(p);
     }
     // Recordings made before the new counters existed still parse.
     let mut v = serde_json::to_value(&scan).expect("serialize");
@@ -325,6 +443,6 @@ fn dump_scan() {
 }
 
 harness_main!(
-    privileged: [bound_tap_held_by_this_process_is_found_and_not_set, bound_tap_with_ignore_outgoing_reads_set, unbound_tap_has_no_ifindex, fanout_group_flag_decides, tcpdump_is_found_and_not_set, dhclient_is_found_and_not_set, lldpd_socket_reads_set, scan_counts_and_never_fails],
+    privileged: [bound_tap_held_by_this_process_is_found_and_not_set, bound_tap_with_ignore_outgoing_reads_set, unbound_tap_has_no_ifindex, fanout_records_own_option_and_group_flags, tap_held_by_no_process_is_unknown_with_no_owner, tcpdump_is_found_and_not_set, dhclient_is_found_and_not_set, lldpd_socket_reads_set, scan_counts_and_never_fails],
     on_request: [dump_scan]
 );
