@@ -140,12 +140,14 @@ pub fn features(ifname: &str) -> Result<Features, NetlinkError> {
     let reply = conn
         .request::<u16, _, Genlmsghdr<EthtoolReply, FeaturesAttr>>(family, NlmF::empty(), request)
         .map_err(|e| match e {
-            NetlinkError::Kernel { op, errno, .. } if errno == Errno::ENODEV => {
-                NetlinkError::NoDevice {
-                    op,
-                    ifname: ifname.to_string(),
-                }
-            }
+            NetlinkError::Kernel {
+                op,
+                errno: Errno::ENODEV,
+                ..
+            } => NetlinkError::NoDevice {
+                op,
+                ifname: ifname.to_string(),
+            },
             e => e,
         })?;
     let sets = parse_features_reply(&reply.messages).map_err(|e| conn.malformed(e))?;
@@ -175,12 +177,14 @@ fn resolve_family(conn: &mut Conn, name: &str) -> Result<u16, NetlinkError> {
     let reply = conn
         .request::<GenlId, _, Genlmsghdr<CtrlCmd, CtrlAttr>>(GenlId::Ctrl, NlmF::empty(), request)
         .map_err(|e| match e {
-            NetlinkError::Kernel { op, errno, .. } if errno == Errno::ENOENT => {
-                NetlinkError::NoFamily {
-                    op,
-                    family: name.to_string(),
-                }
-            }
+            NetlinkError::Kernel {
+                op,
+                errno: Errno::ENOENT,
+                ..
+            } => NetlinkError::NoFamily {
+                op,
+                family: name.to_string(),
+            },
             e => e,
         })?;
     reply
