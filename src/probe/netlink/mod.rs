@@ -1,18 +1,19 @@
 //! rtnetlink (links, routes) and generic netlink ethtool (features), on neli's typed layer.
 //!
-//! - [`link`]: `RTM_GETLINK` dump ([`dump_links`]).
-//! - [`route`]: `RTM_GETROUTE` lookups ([`route_get`], [`route_lookup`]) and the default-route
+//! - `link`: `RTM_GETLINK` dump ([`dump_links`]).
+//! - `route`: `RTM_GETROUTE` lookups ([`route_get`], [`route_lookup`]) and the default-route
 //!   dump ([`default_routes`]).
-//! - [`ethtool`]: ethtool `FEATURES_GET` + `STRSET_GET` ([`features`]).
+//! - `ethtool`: ethtool `FEATURES_GET` + `STRSET_GET` ([`features`]).
 //!
-//! This file holds what they share: the error type and [`Conn`], one request/reply exchange
+//! This file holds what they share: the error type and `Conn`, one request/reply exchange
 //! on a neli [`NlSocketHandle`] (sequence matching, `NLMSG_ERROR` with its extended ack,
 //! `NLMSG_DONE`, `NLM_F_DUMP_INTR`, a receive timeout).
 //!
 //! **Network namespaces.** Every public function opens its own socket in the network namespace
 //! of the *calling thread* and closes it before returning. To ask another namespace, a caller
 //! runs the call on a thread that first did `setns(fd, CLONE_NEWNET)` (see `in_netns` in the
-//! tests); nothing here changes namespaces or keeps sockets across calls.
+//! tests); nothing here changes namespaces or keeps sockets across calls. Further requests
+//! (`RTM_GETNEIGH`, bridge FDB dumps) fit `Conn::request` / `Conn::dump` as they are.
 //!
 //! **Why `NlSocketHandle` and not `NlRouter`.** neli's router receives on a background thread
 //! and hands replies over a channel without a timeout, so a missing reply would hang the
@@ -87,7 +88,7 @@ pub enum NetlinkError {
         #[source]
         source: io::Error,
     },
-    /// The kernel sent nothing within [`RECV_TIMEOUT`].
+    /// The kernel sent nothing within the receive timeout (5 s).
     #[error("{op}: no reply from the kernel within {} s", RECV_TIMEOUT.as_secs())]
     Timeout { op: String },
     /// A reply that does not decode, or lacks what the request must return.
@@ -249,6 +250,10 @@ impl Conn {
     /// Sends one request (`SP`) and collects its typed reply (`RP`): every message up to
     /// `NLMSG_DONE` for a dump, the single answer otherwise; `NLMSG_ERROR` becomes
     /// [`NetlinkError::Kernel`].
+    ///
+    /// neli receives into 32 KiB buffers: the most the kernel puts in one dump datagram
+    /// (`netlink_recvmsg` caps its allocation there). A single larger message would fail to
+    /// decode ([`NetlinkError::Malformed`]), never be misread.
     pub(super) fn request<T, SP, RP>(
         &mut self,
         nl_type: T,
