@@ -1,0 +1,127 @@
+//! Devices of the stack and their offload features.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Device {
+    pub name: String,
+    pub ifindex: u32,
+    pub kind: DeviceKind,
+    /// `IFLA_INFO_KIND` verbatim when the kernel gave one (`bond`, `vlan`, …).
+    #[serde(default)]
+    pub link_kind: Option<String>,
+    pub mtu: u32,
+    /// Operational state as rtnetlink reports it (`up`, `down`, `unknown`, …).
+    pub oper_state: String,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// 0 for the diagnosed device, 1 for its lower devices, and so on.
+    pub depth: u32,
+    /// The device this one was found below (`None` for the diagnosed device).
+    #[serde(default)]
+    pub upper: Option<String>,
+    /// Names of the devices directly below this one.
+    #[serde(default)]
+    pub lowers: Vec<String>,
+    /// Lower devices that live in another network namespace, by ifindex there.
+    #[serde(default)]
+    pub lowers_elsewhere: Vec<u32>,
+    /// Offload features; `None` when ethtool netlink could not be read (reason in `probes`).
+    pub features: Option<Features>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    Physical,
+    Loopback,
+    Bond,
+    Team,
+    Vlan,
+    Macvlan,
+    Macvtap,
+    Ipvlan,
+    Bridge,
+    Veth,
+    Tun,
+    Ifb,
+    Vxlan,
+    Geneve,
+    Dummy,
+    Wireguard,
+    Other,
+}
+
+impl DeviceKind {
+    /// Maps `IFLA_INFO_KIND` (absent for real NICs) to a kind.
+    pub fn from_link_kind(kind: Option<&str>, is_loopback: bool) -> Self {
+        if is_loopback {
+            return DeviceKind::Loopback;
+        }
+        match kind {
+            None => DeviceKind::Physical,
+            Some("bond") => DeviceKind::Bond,
+            Some("team") => DeviceKind::Team,
+            Some("vlan") => DeviceKind::Vlan,
+            Some("macvlan") => DeviceKind::Macvlan,
+            Some("macvtap") => DeviceKind::Macvtap,
+            Some("ipvlan") | Some("ipvtap") => DeviceKind::Ipvlan,
+            Some("bridge") => DeviceKind::Bridge,
+            Some("veth") => DeviceKind::Veth,
+            Some("tun") => DeviceKind::Tun,
+            Some("ifb") => DeviceKind::Ifb,
+            Some("vxlan") => DeviceKind::Vxlan,
+            Some("geneve") => DeviceKind::Geneve,
+            Some("dummy") => DeviceKind::Dummy,
+            Some("wireguard") => DeviceKind::Wireguard,
+            Some(_) => DeviceKind::Other,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeviceKind::Physical => "physical",
+            DeviceKind::Loopback => "loopback",
+            DeviceKind::Bond => "bond",
+            DeviceKind::Team => "team",
+            DeviceKind::Vlan => "vlan",
+            DeviceKind::Macvlan => "macvlan",
+            DeviceKind::Macvtap => "macvtap",
+            DeviceKind::Ipvlan => "ipvlan",
+            DeviceKind::Bridge => "bridge",
+            DeviceKind::Veth => "veth",
+            DeviceKind::Tun => "tun",
+            DeviceKind::Ifb => "ifb",
+            DeviceKind::Vxlan => "vxlan",
+            DeviceKind::Geneve => "geneve",
+            DeviceKind::Dummy => "dummy",
+            DeviceKind::Wireguard => "wireguard",
+            DeviceKind::Other => "other",
+        }
+    }
+}
+
+/// Offload features by their ethtool names (`tx-scatter-gather`, `tx-checksum-ipv4`, …).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Features(pub BTreeMap<String, FeatureState>);
+
+impl Features {
+    pub fn get(&self, name: &str) -> Option<&FeatureState> {
+        self.0.get(name)
+    }
+
+    pub fn is_active(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|f| f.active)
+    }
+}
+
+/// One feature as `ethtool -k` shows it: `off [requested on]` is `active: false, wanted: true`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeatureState {
+    pub active: bool,
+    pub wanted: bool,
+    /// The driver does not let it change (`[fixed]`).
+    pub fixed: bool,
+}

@@ -1,0 +1,284 @@
+//! Evidence: everything the probes observed about a host, as plain serde data.
+//!
+//! Probes are the only code that fills these types; checks only read them. Because it is data,
+//! a host can be recorded (`zcdoctor snapshot`) and diagnosed anywhere (`check --from FILE`).
+
+mod device;
+mod live;
+mod taps;
+
+pub use device::*;
+pub use live::*;
+pub use taps::*;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a field changes meaning; new optional fields do not bump it.
+pub const EVIDENCE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evidence {
+    pub evidence_version: u32,
+    pub host: Host,
+    pub kernel: Kernel,
+    /// Sysctls read in the network namespace of the diagnosed interface.
+    pub sysctls: Sysctls,
+    /// The interface being diagnosed (the first device of `stack`).
+    pub interface: String,
+    /// The diagnosed device first, then every device below it, breadth first.
+    pub stack: Vec<Device>,
+    /// Limits of the probing process (they matter for the live probe's ENOBUFS).
+    #[serde(default)]
+    pub process: Option<ProcessLimits>,
+    /// Packet sockets of every namespace; `None` when the tap probe did not run.
+    #[serde(default)]
+    pub taps: Option<TapScan>,
+    /// The live probe's result; `None` when no `--target` was given.
+    #[serde(default)]
+    pub live: Option<LiveProbe>,
+    /// What each probe did: ok, skipped or error, and why.
+    pub probes: Vec<ProbeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Host {
+    pub hostname: String,
+    #[serde(default)]
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Kernel {
+    /// `uname -r`, verbatim.
+    pub release: String,
+    /// Parsed from `release`; `None` when it does not start with `X.Y`.
+    pub version: Option<KernelVersion>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelVersion {
+    pub major: u32,
+    pub minor: u32,
+    #[serde(default)]
+    pub patch: u32,
+}
+
+impl KernelVersion {
+    pub const fn new(major: u32, minor: u32) -> Self {
+        KernelVersion {
+            major,
+            minor,
+            patch: 0,
+        }
+    }
+
+    /// Parses the leading `X.Y[.Z]` of a release string such as `6.18.44-fc-v669`.
+    pub fn parse(release: &str) -> Option<Self> {
+        let numeric: String = release
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = numeric.split('.').filter(|p| !p.is_empty());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(KernelVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    pub fn at_least(&self, other: KernelVersion) -> bool {
+        (self.major, self.minor) >= (other.major, other.minor)
+    }
+}
+
+impl std::fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Sysctls bearing on zerocopy; `None` means the file could not be read (reason in `probes`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sysctls {
+    /// `net.core.optmem_max`: caps per-socket option memory, which holds zerocopy notifications.
+    pub optmem_max: Option<u64>,
+    /// `net.ipv4.ip_forward`.
+    #[serde(default)]
+    pub ip_forward: Option<u64>,
+    /// `net.core.wmem_max`.
+    #[serde(default)]
+    pub wmem_max: Option<u64>,
+    /// Anything else read, by dotted name.
+    #[serde(default)]
+    pub other: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessLimits {
+    /// `RLIMIT_MEMLOCK` soft limit in bytes; `None` = unlimited.
+    pub memlock_soft: Option<u64>,
+    /// Bytes already locked by the probing user (`locked_vm` is charged per user).
+    #[serde(default)]
+    pub locked_vm: Option<u64>,
+    /// Whether the probing process has CAP_IPC_LOCK (pinned pages are then not charged).
+    pub cap_ipc_lock: bool,
+    /// Whether it has CAP_NET_ADMIN and CAP_SYS_PTRACE (tap probe needs them).
+    #[serde(default)]
+    pub cap_net_admin: bool,
+    #[serde(default)]
+    pub cap_sys_ptrace: bool,
+    #[serde(default)]
+    pub cap_sys_admin: bool,
+    pub uid: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeStatus {
+    pub name: ProbeName,
+    pub status: ProbeState,
+    pub detail: String,
+}
+
+/// The probes zcdoctor has; the serde names are the `probes[].name` of recordings and reports.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeName {
+    Kernel,
+    Sysctls,
+    Limits,
+    Links,
+    Features,
+    Taps,
+    Live,
+}
+
+impl ProbeName {
+    pub const ALL: [ProbeName; 7] = [
+        ProbeName::Kernel,
+        ProbeName::Sysctls,
+        ProbeName::Limits,
+        ProbeName::Links,
+        ProbeName::Features,
+        ProbeName::Taps,
+        ProbeName::Live,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeName::Kernel => "kernel",
+            ProbeName::Sysctls => "sysctls",
+            ProbeName::Limits => "limits",
+            ProbeName::Links => "links",
+            ProbeName::Features => "features",
+            ProbeName::Taps => "taps",
+            ProbeName::Live => "live",
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProbeName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ProbeName::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ProbeName::ALL.iter().map(|p| p.as_str()).collect();
+                format!("no probe named {s:?}; probes: {}", names.join(", "))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeState {
+    Ok,
+    Skipped,
+    Error,
+}
+
+/// A system call or netlink request that failed, as a probe saw it: the operation and the
+/// errno, so checks match on the kind of failure, never on prose.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OsError {
+    /// What was attempted: `pidfd_getfd(pid 812, fd 5)`, `getsockopt(PACKET_IGNORE_OUTGOING)`.
+    pub op: String,
+    /// The raw errno value (`libc::EPERM`, …).
+    pub errno: i32,
+}
+
+impl OsError {
+    pub fn new(op: impl Into<String>, errno: nix::errno::Errno) -> OsError {
+        OsError {
+            op: op.into(),
+            errno: errno as i32,
+        }
+    }
+
+    pub fn errno(&self) -> nix::errno::Errno {
+        nix::errno::Errno::from_raw(self.errno)
+    }
+}
+
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.errno();
+        write!(f, "{}: {} ({e:?})", self.op, e.desc())
+    }
+}
+
+impl std::error::Error for OsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kernel_releases() {
+        assert_eq!(
+            KernelVersion::parse("6.18.44-fc-v669"),
+            Some(KernelVersion {
+                major: 6,
+                minor: 18,
+                patch: 44
+            })
+        );
+        assert_eq!(
+            KernelVersion::parse("4.18.0-553.el8_10.x86_64"),
+            Some(KernelVersion {
+                major: 4,
+                minor: 18,
+                patch: 0
+            })
+        );
+        assert_eq!(KernelVersion::parse("5.4"), Some(KernelVersion::new(5, 4)));
+        assert_eq!(KernelVersion::parse("garbage"), None);
+        assert_eq!(KernelVersion::parse("6"), None);
+    }
+
+    #[test]
+    fn probe_names_parse() {
+        for p in ProbeName::ALL {
+            assert_eq!(p.as_str().parse::<ProbeName>(), Ok(p));
+        }
+        assert!("nope".parse::<ProbeName>().is_err());
+    }
+
+    #[test]
+    fn version_ordering_ignores_patch() {
+        let v = KernelVersion::parse("6.15.0").unwrap();
+        assert!(v.at_least(KernelVersion::new(6, 15)));
+        assert!(!v.at_least(KernelVersion::new(6, 17)));
+    }
+}
