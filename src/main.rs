@@ -13,9 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use zcdoctor::check::{self, Protocol};
 use zcdoctor::evidence::Evidence;
 use zcdoctor::knowledge::Knowledge;
-use zcdoctor::probe::{self, GatherOptions, LiveRequest, TargetSpec, live};
+use zcdoctor::probe::{self, GatherOptions, LiveRequest, TargetSpec};
 use zcdoctor::render;
 use zcdoctor::report::Severity;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -220,12 +222,14 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             protocol: args.protocol.protocol(),
             duration: args.duration,
             byte_cap: args.byte_cap,
-            progress: std::io::stderr().is_terminal(),
             oversize: args.oversize,
         }),
     };
-    let stop = live::install_interrupt_handler();
-    Ok(probe::gather(&opts, stop)?)
+    let stop = cli::install_interrupt_handler();
+    let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
+    let evidence = probe::gather(&opts, stop, &mut |tick| progress.tick(tick));
+    progress.clear();
+    Ok(evidence?)
 }
 
 fn load(path: &PathBuf) -> Result<Evidence> {
@@ -321,6 +325,7 @@ fn run(cli: Cli) -> Result<u8> {
                     idle_timeout: args.idle_timeout,
                     duration: args.duration,
                 },
+                cli::install_interrupt_handler(),
             )?;
             Ok(0)
         }

@@ -26,7 +26,6 @@ pub struct LiveRequest {
     pub protocol: live::Protocol,
     pub duration: std::time::Duration,
     pub byte_cap: u64,
-    pub progress: bool,
     /// Also send datagrams over the path MTU without UDP_SEGMENT (shows fragmentation copies).
     pub oversize: bool,
 }
@@ -92,7 +91,13 @@ fn default_interface(links: &[netlink::Link]) -> Option<(String, Option<IpAddr>)
 
 /// Reads the host into Evidence. Fails only when there is nothing to diagnose (no such
 /// interface, no link table); every other probe records its own failure and the rest go on.
-pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, GatherError> {
+///
+/// `stop` ends the live probe early; `on_tick` is its progress callback (see [`live::run`]).
+pub fn gather(
+    opts: &GatherOptions,
+    stop: &AtomicBool,
+    on_tick: &mut dyn FnMut(&live::Tick),
+) -> Result<Evidence, GatherError> {
     let mut probes = Vec::new();
     let kernel = host::kernel();
     probes.push(status(
@@ -223,10 +228,9 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
                 iface: iface.clone(),
                 duration: req.duration,
                 byte_cap: req.byte_cap,
-                progress: req.progress,
                 oversize: req.oversize,
             };
-            let result = live::run(&lopts, stop);
+            let result = live::run(&lopts, stop, on_tick);
             probes.push(status(
                 ProbeName::Live,
                 if result.not_run.is_some() {
