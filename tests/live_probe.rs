@@ -50,7 +50,9 @@ fn options(target: &str, iface: &str) -> LiveOptions {
 }
 
 fn probe_in(ns: &Netns, opts: LiveOptions) -> LiveProbe {
-    in_netns(ns, move || live::run(&opts, &AtomicBool::new(false), &mut |_| {}))
+    in_netns(ns, move || {
+        live::run(&opts, &AtomicBool::new(false), &mut |_| {})
+    })
 }
 
 /// Runs the probe in `ns` and sets its stop flag after `after`; the probe and how long it took.
@@ -82,7 +84,7 @@ fn assert_ran(p: &LiveProbe) {
     assert_eq!(p.not_run_cause, None, "{p:#?}");
 }
 
-fn run<'a>(probe: &'a LiveProbe, pattern: RunPattern) -> &'a LiveRun {
+fn run(probe: &LiveProbe, pattern: RunPattern) -> &LiveRun {
     probe
         .runs
         .iter()
@@ -286,7 +288,11 @@ fn progress_ticks_at_most_every_200ms() {
     assert_ran(&p);
     // Two patterns, two phases of 700 ms each: 2.8 s of sending, so at least 10 ticks and at
     // most 14.
-    assert!((10..=14).contains(&ticks.len()), "{} ticks: {ticks:#?}", ticks.len());
+    assert!(
+        (10..=14).contains(&ticks.len()),
+        "{} ticks: {ticks:#?}",
+        ticks.len()
+    );
     for pair in ticks.windows(2) {
         let ((t0, a), (t1, b)) = (&pair[0], &pair[1]);
         // The probe measures 200 ms on its own clock reading, taken a moment before ours.
@@ -299,7 +305,9 @@ fn progress_ticks_at_most_every_200ms() {
     for pattern in [RunPattern::Datagram, RunPattern::Gso] {
         for phase in [PhaseKind::Copy, PhaseKind::Zerocopy] {
             assert!(
-                ticks.iter().any(|(_, t)| (t.pattern, t.phase) == (pattern, phase)),
+                ticks
+                    .iter()
+                    .any(|(_, t)| (t.pattern, t.phase) == (pattern, phase)),
                 "no tick of {pattern} {phase}: {ticks:#?}"
             );
         }

@@ -101,7 +101,11 @@ mod tests {
     fn clears_on_drop_and_draws_nothing_when_disabled() {
         let mut out = Vec::new();
         ProgressLine::new(Some(&mut out)).tick(&tick());
-        assert!(String::from_utf8(out).expect("utf-8").ends_with("Gbit/s\r\x1b[K"));
+        assert!(
+            String::from_utf8(out)
+                .expect("utf-8")
+                .ends_with("Gbit/s\r\x1b[K")
+        );
         let mut off = ProgressLine::<Vec<u8>>::new(None);
         off.tick(&tick());
         off.clear();

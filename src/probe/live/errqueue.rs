@@ -139,7 +139,12 @@ mod tests {
     fn counts_id_ranges_and_copies() {
         let mut c = Completions::new();
         c.count(&ee(SO_EE_ORIGIN_ZEROCOPY, 0, 0, 9));
-        c.count(&ee(SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, 10, 10));
+        c.count(&ee(
+            SO_EE_ORIGIN_ZEROCOPY,
+            SO_EE_CODE_ZEROCOPY_COPIED,
+            10,
+            10,
+        ));
         // Ids wrap at 2^32.
         c.count(&ee(SO_EE_ORIGIN_ZEROCOPY, 0, u32::MAX, 1));
         // Not a zerocopy completion.

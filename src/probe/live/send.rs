@@ -302,7 +302,10 @@ mod tests {
             spins = std::hint::black_box(spins + 1);
         }
         let (sys, user) = thread_cpu();
-        assert!(sys >= 0.0 && user >= 0.0 && sys + user > 0.0, "{sys} {user}");
+        assert!(
+            sys >= 0.0 && user >= 0.0 && sys + user > 0.0,
+            "{sys} {user}"
+        );
     }
 
     /// A copy phase into a non-blocking local datagram socket pair: nothing leaves the host.
@@ -342,7 +345,10 @@ mod tests {
         let phase = copy_phase(&opts, &mut |_| {});
         assert_eq!(phase.ended_by, Some(PhaseEnd::Duration));
         assert!(phase.sends > 0, "{phase:?}");
-        assert!(phase.errors.get("EAGAIN").is_some_and(|&n| n > 0), "{phase:?}");
+        assert!(
+            phase.errors.get("EAGAIN").is_some_and(|&n| n > 0),
+            "{phase:?}"
+        );
         assert!(phase.seconds >= 0.05 && phase.seconds < 1.0, "{phase:?}");
     }
 
@@ -359,7 +365,10 @@ mod tests {
             assert!(b.elapsed > a.elapsed && b.sends >= a.sends, "{ticks:?}");
         }
         for (_, t) in &ticks {
-            assert_eq!((t.pattern, t.phase), (RunPattern::Datagram, PhaseKind::Copy));
+            assert_eq!(
+                (t.pattern, t.phase),
+                (RunPattern::Datagram, PhaseKind::Copy)
+            );
             assert_eq!(t.bytes, t.sends * 64);
         }
     }

@@ -209,7 +209,10 @@ mod tests {
         let fail = connect(&tcp_socket(), target, &stop, Duration::from_secs(3));
         assert_eq!(
             fail,
-            Err(ConnectFail::Error(OsError::new("connect", Errno::ECONNREFUSED)))
+            Err(ConnectFail::Error(OsError::new(
+                "connect",
+                Errno::ECONNREFUSED
+            )))
         );
         let fact = fail.expect_err("refused").into_fact(target);
         assert_eq!(

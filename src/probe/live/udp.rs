@@ -71,7 +71,8 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
             },
         };
         if let Some(gso) = pattern.gso_size {
-            if let Err(e) = socket::setsockopt(&fd, sockopt::UdpGsoSegment, &libc::c_int::from(gso)) {
+            if let Err(e) = socket::setsockopt(&fd, sockopt::UdpGsoSegment, &libc::c_int::from(gso))
+            {
                 probe.notes.push(format!(
                     "{} pattern skipped: the kernel refused UDP_SEGMENT ({e})",
                     pattern.name
@@ -146,7 +147,9 @@ mod tests {
     use super::*;
 
     fn shapes(p: &[Pattern]) -> Vec<(RunPattern, usize, Option<u16>)> {
-        p.iter().map(|p| (p.name, p.send_size, p.gso_size)).collect()
+        p.iter()
+            .map(|p| (p.name, p.send_size, p.gso_size))
+            .collect()
     }
 
     #[test]
