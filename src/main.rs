@@ -38,12 +38,14 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             protocol: args.protocol.protocol(),
             duration: args.duration,
             byte_cap: args.byte_cap,
-            progress: std::io::stderr().is_terminal(),
             oversize: args.oversize,
         }),
     };
     let stop = cli::signals::stop_flag();
-    Ok(probe::gather(&opts, &stop)?)
+    let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
+    let evidence = probe::gather(&opts, &stop, &mut |tick| progress.tick(tick));
+    progress.clear();
+    Ok(evidence?)
 }
 
 fn load(path: &PathBuf) -> Result<Evidence> {
@@ -152,6 +154,7 @@ fn run(cli: Cli) -> Result<u8> {
                     idle_timeout: args.idle_timeout,
                     duration: args.duration,
                 },
+                &cli::signals::stop_flag(),
             )?;
             Ok(0)
         }

@@ -243,9 +243,9 @@ impl Sink {
     }
 }
 
-/// `zcdoctor sink`: binds `listen`, then serves until `opts.duration` or Ctrl-C.
-pub fn run(listen: SocketAddr, opts: SinkOptions) -> anyhow::Result<()> {
-    let stop = crate::probe::live::install_interrupt_handler();
+/// `zcdoctor sink`: binds `listen`, then serves until `opts.duration` or until `stop` is set
+/// (the command line sets it on Ctrl-C).
+pub fn run(listen: SocketAddr, opts: SinkOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     let sink = Sink::bind(listen)?;
     eprintln!(
         "zcdoctor sink: listening on tcp and udp {} (Ctrl-C to stop)",

@@ -123,7 +123,14 @@ fn own_address_is_local_delivery_and_nothing_is_sent() {
     let (_, doc) = ns.check_json(&["ifbz", "--target", "198.18.0.1", "--duration", SHORT]);
     let f = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["severity"], "blocker");
-    assert!(doc["live_probe"]["not_run"].is_string());
+    assert_eq!(
+        doc["live_probe"]["not_run"],
+        "198.18.0.1 is an address of this host (route type local)"
+    );
+    assert_eq!(
+        doc["live_probe"]["not_run_cause"],
+        serde_json::json!({"kind": "local-route"})
+    );
     assert!(doc["live_probe"]["runs"].as_array().unwrap().is_empty());
     assert_eq!(doc["verdict"]["zerocopy"], "no");
 }

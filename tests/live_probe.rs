@@ -1,6 +1,7 @@
 //! The live probe against real kernels paths, in network namespaces built for each test:
 //! an `ifb` black-hole NIC (zerocopy completes unless something forces a copy), offloads turned
 //! off, taps, local addresses, a veth pair with a sink behind it, and a tiny `optmem_max`.
+//! When nothing is sent, the tests assert the cause as data (`not_run_cause`), exactly.
 //!
 //! The probe runs in a thread of this process that entered the test namespace (`setns` is per
 //! thread), exactly as the CLI would run inside it. Traffic only goes to 198.18.0.0/15 addresses
@@ -13,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use zcdoctor::evidence::{LiveProbe, LiveRun, PhaseEnd, RouteType, RunPattern};
-use zcdoctor::probe::live::{self, LiveOptions, Protocol};
+use nix::errno::Errno;
+use zcdoctor::evidence::{LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RouteType, RunPattern};
+use zcdoctor::probe::live::{self, LiveOptions, PhaseKind, Protocol, Tick};
 
 const PHASE: Duration = Duration::from_millis(200);
 
@@ -37,18 +39,52 @@ fn ifb_ns(tag: &str) -> Netns {
     ns
 }
 
+/// Phases of [`PHASE`] and no byte cap, so every phase ends by its duration however fast the
+/// machine (a fast one reaches the default 4 GiB cap within 200 ms of GSO).
 fn options(target: &str, iface: &str) -> LiveOptions {
     let target: SocketAddr = target.parse().expect("target literal");
     let mut opts = LiveOptions::new(target, iface);
     opts.duration = PHASE;
+    opts.byte_cap = u64::MAX;
     opts
 }
 
 fn probe_in(ns: &Netns, opts: LiveOptions) -> LiveProbe {
-    in_netns(ns, move || live::run(&opts, &AtomicBool::new(false)))
+    in_netns(ns, move || {
+        live::run(&opts, &AtomicBool::new(false), &mut |_| {})
+    })
 }
 
-fn run<'a>(probe: &'a LiveProbe, pattern: RunPattern) -> &'a LiveRun {
+/// Runs the probe in `ns` and sets its stop flag after `after`; the probe and how long it took.
+fn probe_stopped_after(ns: &Netns, opts: LiveOptions, after: Duration) -> (LiveProbe, Duration) {
+    in_netns(ns, move || {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(after);
+                stop.store(true, Ordering::SeqCst);
+            });
+            let start = Instant::now();
+            let p = live::run(&opts, &stop, &mut |_| {});
+            (p, start.elapsed())
+        })
+    })
+}
+
+/// Nothing was sent, for exactly this reason, said in exactly this sentence.
+fn assert_not_run(p: &LiveProbe, sentence: &str, cause: NotRun) {
+    assert_eq!(p.not_run.as_deref(), Some(sentence), "{p:#?}");
+    assert_eq!(p.not_run_cause.as_ref(), Some(&cause), "{p:#?}");
+    assert!(p.runs.is_empty(), "{p:#?}");
+}
+
+/// The probe ran: no sentence, no cause.
+fn assert_ran(p: &LiveProbe) {
+    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_eq!(p.not_run_cause, None, "{p:#?}");
+}
+
+fn run(probe: &LiveProbe, pattern: RunPattern) -> &LiveRun {
     probe
         .runs
         .iter()
@@ -74,7 +110,7 @@ fn assert_copied(r: &LiveRun) {
 fn clean_ifb_completes_without_copies() {
     let ns = ifb_ns("lpclean");
     let p = probe_in(&ns, options("198.18.0.2:9", "ifbz"));
-    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_ran(&p);
     assert!(!p.interrupted);
     let route = p.route.as_ref().expect("route");
     assert_eq!(route.device.as_deref(), Some("ifbz"));
@@ -155,24 +191,20 @@ fn bound_tap_copies_unless_it_ignores_outgoing() {
 fn own_address_is_not_probed() {
     let ns = ifb_ns("lplocal");
     let p = probe_in(&ns, options("198.18.0.1:9", "ifbz"));
-    assert_eq!(
-        p.not_run.as_deref(),
-        Some(
-            "198.18.0.1 is an address of this host: traffic is delivered locally and always \
-             copied"
-        )
+    assert_not_run(
+        &p,
+        "198.18.0.1 is an address of this host (route type local)",
+        NotRun::LocalRoute,
     );
-    assert!(p.runs.is_empty());
     assert_eq!(
         p.route.as_ref().map(|r| r.route_type),
         Some(RouteType::Local)
     );
     let p = probe_in(&ns, options("127.0.0.1:9", "ifbz"));
-    assert!(
-        p.not_run
-            .as_deref()
-            .is_some_and(|s| s.starts_with("127.0.0.1 is an address of this host")),
-        "{p:#?}"
+    assert_not_run(
+        &p,
+        "127.0.0.1 is an address of this host (route type local)",
+        NotRun::LocalRoute,
     );
 }
 
@@ -180,9 +212,45 @@ fn route_through_another_device_is_not_probed() {
     let ns = ifb_ns("lpother");
     ns.ifb("ifby", "198.18.2.1/24");
     let p = probe_in(&ns, options("198.18.2.2:9", "ifbz"));
+    assert_not_run(
+        &p,
+        "the route to 198.18.2.2 leaves through ifby, not ifbz",
+        NotRun::OtherDevice {
+            device: "ifby".into(),
+        },
+    );
+}
+
+/// The subnet's broadcast address: a route of type broadcast through the right device.
+fn broadcast_route_is_not_probed() {
+    let ns = ifb_ns("lvbcast");
+    let p = probe_in(&ns, options("198.18.0.255:9", "ifbz"));
+    assert_not_run(
+        &p,
+        "the route to 198.18.0.255 is of type broadcast, not unicast",
+        NotRun::NotUnicast {
+            route_type: RouteType::Broadcast,
+        },
+    );
+}
+
+/// No route at all: the lookup fails. The netlink error carries no errno yet, so the cause says
+/// `UnknownErrno` (0); it becomes ENETUNREACH once `NetlinkError::to_os_error` exists.
+fn missing_route_is_a_lookup_failure() {
+    let ns = ifb_ns("lvnoroute");
+    let p = probe_in(&ns, options("198.18.9.9:9", "ifbz"));
+    assert_eq!(p.route, None, "{p:#?}");
+    let why = p.not_run.as_deref().expect("not run");
+    assert!(
+        why.starts_with("the route to 198.18.9.9 could not be looked up: ")
+            && why.contains("Network is unreachable"),
+        "{why}"
+    );
     assert_eq!(
-        p.not_run.as_deref(),
-        Some("route to 198.18.2.2 leaves through ifby, not ifbz")
+        p.not_run_cause,
+        Some(NotRun::RouteLookup {
+            error: OsError::new("route get 198.18.9.9", Errno::UnknownErrno)
+        })
     );
     assert!(p.runs.is_empty());
 }
@@ -191,18 +259,7 @@ fn stop_flag_ends_the_probe_early() {
     let ns = ifb_ns("lpstop");
     let mut opts = options("198.18.0.2:9", "ifbz");
     opts.duration = Duration::from_secs(30);
-    let (p, took) = in_netns(&ns, move || {
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(300));
-                stop.store(true, Ordering::SeqCst);
-            });
-            let start = Instant::now();
-            let p = live::run(&opts, &stop);
-            (p, start.elapsed())
-        })
-    });
+    let (p, took) = probe_stopped_after(&ns, opts, Duration::from_millis(300));
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(p.interrupted);
     let dgram = run(&p, RunPattern::Datagram);
@@ -213,11 +270,52 @@ fn stop_flag_ends_the_probe_early() {
     assert_eq!(p.runs.len(), 1, "later patterns are skipped");
 }
 
-fn sigint_sets_the_interrupt_flag() {
-    let flag = live::install_interrupt_handler();
-    assert!(std::ptr::eq(flag, live::install_interrupt_handler()));
-    nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT).expect("raise");
-    assert!(flag.load(Ordering::SeqCst));
+/// The progress callback: called while phases run, never more often than every 200 ms, with
+/// the elapsed time of each phase growing.
+fn progress_ticks_at_most_every_200ms() {
+    let ns = ifb_ns("lvtick");
+    let mut opts = options("198.18.0.2:9", "ifbz");
+    opts.duration = Duration::from_millis(700);
+    let (p, ticks) = in_netns(&ns, move || {
+        let mut ticks: Vec<(Instant, Tick)> = Vec::new();
+        let start = Instant::now();
+        let p = live::run(&opts, &AtomicBool::new(false), &mut |t| {
+            ticks.push((Instant::now(), t.clone()))
+        });
+        assert!(ticks.iter().all(|(at, _)| *at >= start));
+        (p, ticks)
+    });
+    assert_ran(&p);
+    // Two patterns, two phases of 700 ms each: 2.8 s of sending, so at least 10 ticks and at
+    // most 14.
+    assert!(
+        (10..=14).contains(&ticks.len()),
+        "{} ticks: {ticks:#?}",
+        ticks.len()
+    );
+    for pair in ticks.windows(2) {
+        let ((t0, a), (t1, b)) = (&pair[0], &pair[1]);
+        // The probe measures 200 ms on its own clock reading, taken a moment before ours.
+        assert!(*t1 - *t0 >= Duration::from_millis(190), "{ticks:#?}");
+        if (a.pattern, a.phase) == (b.pattern, b.phase) {
+            assert!(b.elapsed > a.elapsed, "{ticks:#?}");
+            assert!(b.sends > a.sends && b.bytes > a.bytes, "{ticks:#?}");
+        }
+    }
+    for pattern in [RunPattern::Datagram, RunPattern::Gso] {
+        for phase in [PhaseKind::Copy, PhaseKind::Zerocopy] {
+            assert!(
+                ticks
+                    .iter()
+                    .any(|(_, t)| (t.pattern, t.phase) == (pattern, phase)),
+                "no tick of {pattern} {phase}: {ticks:#?}"
+            );
+        }
+    }
+    for (_, t) in &ticks {
+        assert!(t.elapsed < Duration::from_millis(700), "{t:?}");
+        assert_eq!(t.bytes % t.sends.max(1), 0, "whole sends only: {t:?}");
+    }
 }
 
 fn byte_cap_bounds_each_phase() {
@@ -303,7 +401,7 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
     let mut opts = options("198.18.1.2:5001", "va");
     opts.protocol = Protocol::Tcp;
     let p = probe_in(&a, opts);
-    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_ran(&p);
     assert_eq!(p.protocol, Protocol::Tcp);
     assert_eq!(
         p.route.as_ref().and_then(|r| r.device.as_deref()),
@@ -328,7 +426,7 @@ fn udp_over_veth_to_a_local_address_is_copied() {
     let b = Netns::new("lpub");
     a.veth_to(&b);
     let p = probe_in(&a, options("198.18.1.2:9", "va"));
-    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_ran(&p);
     assert_copied(run(&p, RunPattern::Datagram));
     assert_copied(run(&p, RunPattern::Gso));
 }
@@ -343,7 +441,7 @@ fn udp_forwarded_through_veth_keeps_zerocopy() {
     b.exec_ok(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     a.ip("route add 198.18.3.0/24 via 198.18.1.2 dev va");
     let p = probe_in(&a, options("198.18.3.2:9", "va"));
-    assert_eq!(p.not_run, None, "{p:#?}");
+    assert_ran(&p);
     assert_eq!(
         p.route.as_ref().and_then(|r| r.gateway.as_deref()),
         Some("198.18.1.2")
@@ -368,11 +466,61 @@ fn tcp_without_a_listener_is_not_run() {
     let mut opts = options("198.18.1.2:5001", "va");
     opts.protocol = Protocol::Tcp;
     let p = probe_in(&a, opts);
-    let why = p.not_run.as_deref().expect("not run");
-    assert!(
-        why.contains("ECONNREFUSED") && why.contains("zcdoctor sink"),
-        "{why}"
+    assert_not_run(
+        &p,
+        "the TCP connection to 198.18.1.2:5001 failed: connect: Connection refused \
+         (ECONNREFUSED)",
+        NotRun::Connect {
+            error: Some(OsError::new("connect", Errno::ECONNREFUSED)),
+            timed_out: false,
+            interrupted: false,
+        },
     );
+    assert!(!p.interrupted);
+}
+
+/// TCP to an address behind the ifb black hole: the SYNs vanish, so the connection is never
+/// answered.
+fn tcp_connect_to_a_black_hole(tag: &str) -> (Netns, LiveOptions) {
+    let ns = ifb_ns(tag);
+    let mut opts = options("198.18.0.2:5001", "ifbz");
+    opts.protocol = Protocol::Tcp;
+    (ns, opts)
+}
+
+fn tcp_connect_is_stopped_by_the_stop_flag() {
+    let (ns, opts) = tcp_connect_to_a_black_hole("lvconnstop");
+    let (p, took) = probe_stopped_after(&ns, opts, Duration::from_millis(100));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_not_run(
+        &p,
+        "the TCP connection to 198.18.0.2:5001 was stopped before it was answered",
+        NotRun::Connect {
+            error: None,
+            timed_out: false,
+            interrupted: true,
+        },
+    );
+    assert!(p.interrupted);
+}
+
+fn tcp_connect_times_out() {
+    let (ns, opts) = tcp_connect_to_a_black_hole("lvconnto");
+    let (p, took) = probe_stopped_after(&ns, opts, Duration::from_secs(30));
+    assert!(
+        took >= live::CONNECT_TIMEOUT && took < live::CONNECT_TIMEOUT + Duration::from_secs(1),
+        "took {took:?}"
+    );
+    assert_not_run(
+        &p,
+        "the TCP connection to 198.18.0.2:5001 was not answered within 3s",
+        NotRun::Connect {
+            error: None,
+            timed_out: true,
+            interrupted: false,
+        },
+    );
+    assert!(!p.interrupted);
 }
 
 /// Not a test: `bench/live/run.sh` runs this inside its namespace with ZCD_BENCH_* set and
@@ -390,7 +538,7 @@ fn bench_live_probe() {
     if std::env::var("ZCD_BENCH_PROTOCOL").as_deref() == Ok("tcp") {
         opts.protocol = Protocol::Tcp;
     }
-    let p = live::run(&opts, &AtomicBool::new(false));
+    let p = live::run(&opts, &AtomicBool::new(false), &mut |_| {});
     println!(
         "ZCD_BENCH_JSON {}",
         serde_json::to_string(&p).expect("serialize")
@@ -398,7 +546,7 @@ fn bench_live_probe() {
 }
 
 harness_main!(
-    privileged: [clean_ifb_completes_without_copies, sg_off_copies, tx_checksum_off_copies, oversize_datagrams_are_copied, bound_tap_copies_unless_it_ignores_outgoing, own_address_is_not_probed, route_through_another_device_is_not_probed, stop_flag_ends_the_probe_early, byte_cap_bounds_each_phase, tiny_optmem_gives_enobufs, tcp_over_veth_to_a_local_socket_is_copied, udp_over_veth_to_a_local_address_is_copied, udp_forwarded_through_veth_keeps_zerocopy, tcp_without_a_listener_is_not_run],
-    plain: [sigint_sets_the_interrupt_flag],
+    privileged: [clean_ifb_completes_without_copies, sg_off_copies, tx_checksum_off_copies, oversize_datagrams_are_copied, bound_tap_copies_unless_it_ignores_outgoing, own_address_is_not_probed, route_through_another_device_is_not_probed, broadcast_route_is_not_probed, missing_route_is_a_lookup_failure, stop_flag_ends_the_probe_early, progress_ticks_at_most_every_200ms, byte_cap_bounds_each_phase, tiny_optmem_gives_enobufs, tcp_over_veth_to_a_local_socket_is_copied, udp_over_veth_to_a_local_address_is_copied, udp_forwarded_through_veth_keeps_zerocopy, tcp_without_a_listener_is_not_run, tcp_connect_is_stopped_by_the_stop_flag, tcp_connect_times_out],
+    plain: [],
     on_request: [bench_live_probe]
 );

@@ -2,4 +2,5 @@
 //! work; nothing here decides a diagnosis.
 
 pub mod args;
+pub mod progress;
 pub mod signals;

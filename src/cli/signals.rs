@@ -20,3 +20,18 @@ pub fn stop_flag() -> Arc<AtomicBool> {
     }
     stop
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_signal_sets_the_stop_flag() {
+        let stop = stop_flag();
+        assert!(!stop.load(Ordering::SeqCst));
+        // SIGHUP, not SIGINT: a second delivery of the same signal would end the test process.
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP).expect("raise");
+        assert!(stop.load(Ordering::SeqCst));
+    }
+}

@@ -35,7 +35,6 @@ pub struct LiveRequest {
     pub protocol: Protocol,
     pub duration: std::time::Duration,
     pub byte_cap: u64,
-    pub progress: bool,
     /// Also send datagrams over the path MTU without UDP_SEGMENT (shows fragmentation copies).
     pub oversize: bool,
 }
@@ -117,6 +116,8 @@ pub struct Context<'a> {
     pub opts: &'a GatherOptions,
     /// Set by the command line on SIGINT/SIGTERM/SIGHUP: long probes stop soon after.
     pub stop: &'a AtomicBool,
+    /// The live probe's progress, at most every 200 ms (the command line draws it).
+    pub on_tick: &'a mut dyn FnMut(&live::Tick),
 }
 
 /// One source of evidence.
@@ -157,8 +158,13 @@ pub fn probe(name: ProbeName) -> Option<&'static dyn Probe> {
 
 /// Reads the host into Evidence with the selected probes. Fails only when there is nothing to
 /// diagnose (no such interface, no link table, a required probe deselected); every other probe
-/// records its own failure and the rest go on.
-pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, GatherError> {
+/// records its own failure and the rest go on. `stop` ends long probes early; `on_tick` is the
+/// live probe's progress callback.
+pub fn gather(
+    opts: &GatherOptions,
+    stop: &AtomicBool,
+    on_tick: &mut dyn FnMut(&live::Tick),
+) -> Result<Evidence, GatherError> {
     let mut ev = Evidence {
         evidence_version: EVIDENCE_VERSION,
         host: host::host(),
@@ -174,7 +180,11 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
         live: None,
         probes: Vec::new(),
     };
-    let mut cx = Context { opts, stop };
+    let mut cx = Context {
+        opts,
+        stop,
+        on_tick,
+    };
     for probe in REGISTRY {
         let name = probe.name();
         let deselected = match &opts.selection {
@@ -220,7 +230,8 @@ mod tests {
             selection: Selection::Skip(BTreeSet::from([ProbeName::Links])),
             ..GatherOptions::default()
         };
-        let err = gather(&opts, &AtomicBool::new(false)).expect_err("links is required");
+        let err =
+            gather(&opts, &AtomicBool::new(false), &mut |_| {}).expect_err("links is required");
         assert!(matches!(err, GatherError::Required(ProbeName::Links)));
     }
 }

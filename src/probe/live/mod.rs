@@ -1,0 +1,447 @@
+//! The live probe: a bounded burst of MSG_ZEROCOPY traffic with completions read from the
+//! error queue, and the same traffic copied, to measure what zerocopy gains.
+//!
+//! How it works:
+//! - The route to the target is looked up first. A local address (loopback, an address of this
+//!   host), a route that is not unicast, or a route through another device than the one
+//!   diagnosed means nothing is sent: [`LiveProbe::not_run`] says so in a sentence of fact and
+//!   [`LiveProbe::not_run_cause`] as data ([`NotRun`]); the checks say what it means.
+//! - UDP ([`udp`]): one socket per traffic pattern (so notification ids start at 0 for each),
+//!   with `SO_ZEROCOPY`, bound to the diagnosed device (`SO_BINDTODEVICE`) and connected.
+//!   Patterns: `datagram` (the largest payload that fits the path MTU), `gso` (`UDP_SEGMENT`
+//!   super-datagrams of about 64 KB cut into that payload), and on request `oversize` (one byte
+//!   over the path MTU, no GSO: fragmented).
+//! - TCP ([`tcp`]): one connection to a `zcdoctor sink`, made without blocking so a silent
+//!   target times out and a stop request is seen; pattern `stream` (64 KiB writes).
+//! - Each pattern runs a copy phase (plain `sendmsg`) and then a zerocopy phase
+//!   (`MSG_ZEROCOPY`), each for [`LiveOptions::duration`] and at most
+//!   [`LiveOptions::byte_cap`] bytes ([`send`]). During the zerocopy phase completions are read
+//!   from `MSG_ERRQUEUE` as it goes ([`errqueue`]), so notifications do not pile up in option
+//!   memory; ENOBUFS is counted and answered by reading completions (waiting briefly for them
+//!   when none are queued). After the phase, a grace period collects the completions still
+//!   outstanding.
+//!
+//! The send loop has to cost what a minimal C `sendmsg` loop costs (see `bench/live/`): the
+//! `msghdr` is built once, the buffer is page-aligned and filled once, nothing allocates per
+//! send, errno counts go to a fixed array, and the clock, the stop flag and the progress
+//! callback are only looked at every `CHECK_EVERY` (16) sends. The error queue is read every
+//! `DRAIN_EVERY` (32) zerocopy sends, and only while some completion is outstanding: the kernel
+//! merges consecutive completions into one record, so one `recvmsg` usually covers them all.
+//!
+//! The probe draws nothing and handles no signal: the caller passes a stop flag (set it from a
+//! SIGINT handler) and a progress callback, called with a [`Tick`] at most every
+//! [`TICK_EVERY`] while a phase runs.
+
+mod errqueue;
+mod send;
+mod socket;
+mod tcp;
+mod udp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+pub use crate::evidence::Protocol;
+use crate::evidence::{LiveProbe, NotRun, OsError, RouteInfo, RouteType, RunPattern};
+use crate::probe::netlink;
+
+/// UDP discard port, the default target port.
+pub const DEFAULT_PORT: u16 = 9;
+/// Default length of each phase.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(1);
+/// Default cap on the bytes of each phase (4 GiB).
+pub const DEFAULT_BYTE_CAP: u64 = 4 << 30;
+/// The progress callback is called at most this often.
+pub const TICK_EVERY: Duration = Duration::from_millis(200);
+/// TCP: longest wait for the target to answer the connection.
+pub const CONNECT_TIMEOUT: Duration = tcp::CONNECT_TIMEOUT;
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Where traffic goes. UDP: any address whose route leaves through `iface` (port 9,
+    /// discard, unless given). TCP: a `zcdoctor sink` listening there.
+    pub target: SocketAddr,
+    pub protocol: Protocol,
+    /// The diagnosed device; the route to `target` must leave through it.
+    pub iface: String,
+    /// Length of each phase (copy, then zerocopy) of each pattern.
+    pub duration: Duration,
+    /// Most bytes sent by each phase.
+    pub byte_cap: u64,
+    /// UDP only: add the `oversize` pattern, datagrams one byte over what fits the path MTU,
+    /// sent without `UDP_SEGMENT` (so the kernel fragments them, and copies).
+    pub oversize: bool,
+}
+
+impl LiveOptions {
+    /// UDP, one second per phase, [`DEFAULT_BYTE_CAP`], no oversize pattern.
+    pub fn new(target: SocketAddr, iface: &str) -> LiveOptions {
+        LiveOptions {
+            target,
+            protocol: Protocol::Udp,
+            iface: iface.to_string(),
+            duration: DEFAULT_DURATION,
+            byte_cap: DEFAULT_BYTE_CAP,
+            oversize: false,
+        }
+    }
+}
+
+/// Which phase of a pattern is sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhaseKind {
+    /// Plain `sendmsg`.
+    Copy,
+    /// `sendmsg` with `MSG_ZEROCOPY`.
+    Zerocopy,
+}
+
+impl PhaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseKind::Copy => "copy",
+            PhaseKind::Zerocopy => "zerocopy",
+        }
+    }
+}
+
+impl std::fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a running phase is, for a progress display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub pattern: RunPattern,
+    pub phase: PhaseKind,
+    /// Since the phase started.
+    pub elapsed: Duration,
+    /// Sent by the phase so far.
+    pub bytes: u64,
+    pub sends: u64,
+}
+
+/// The `live` probe: runs only when a target was given.
+pub struct LiveProbeRunner;
+
+impl super::Probe for LiveProbeRunner {
+    fn name(&self) -> crate::evidence::ProbeName {
+        crate::evidence::ProbeName::Live
+    }
+    fn reads(&self) -> &'static str {
+        "sends a bounded MSG_ZEROCOPY burst to --target and reads every completion (only with --target)"
+    }
+    fn privileges(&self) -> &'static str {
+        "none (SO_BINDTODEVICE to the interface needs CAP_NET_RAW; without it the route decides)"
+    }
+    fn not_requested(&self, opts: &super::GatherOptions) -> Option<String> {
+        opts.live
+            .is_none()
+            .then(|| "not requested: no --target given".to_string())
+    }
+    fn gather(
+        &self,
+        cx: &mut super::Context,
+        ev: &mut crate::evidence::Evidence,
+    ) -> Result<super::Outcome, super::GatherError> {
+        use crate::evidence::ProbeState;
+        let Some(req) = &cx.opts.live else {
+            return Ok(super::Outcome::new(
+                ProbeState::Skipped,
+                "not requested: no --target given",
+            ));
+        };
+        let target = match req.target {
+            super::TargetSpec::Addr(a) => a,
+            super::TargetSpec::Gateway { port } => {
+                let top = ev.stack.first().map(|d| d.ifindex);
+                let gw = netlink::default_routes(false)
+                    .into_iter()
+                    .chain(netlink::default_routes(true))
+                    .flatten()
+                    .filter(|r| Some(r.ifindex) == top)
+                    .find_map(|r| r.gateway);
+                match gw {
+                    Some(ip) => SocketAddr::new(ip, port),
+                    None => {
+                        return Err(super::GatherError::NoGateway {
+                            iface: ev.interface.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        let opts = LiveOptions {
+            target,
+            protocol: req.protocol,
+            iface: ev.interface.clone(),
+            duration: req.duration,
+            byte_cap: req.byte_cap,
+            oversize: req.oversize,
+        };
+        let result = run(&opts, cx.stop, &mut *cx.on_tick);
+        let outcome = match &result.not_run {
+            Some(why) => super::Outcome::new(ProbeState::Skipped, why.clone()),
+            None => super::Outcome::ok(format!("{} to {}", result.protocol, result.target)),
+        };
+        ev.live = Some(result);
+        Ok(outcome)
+    }
+}
+
+/// Runs the live probe. Never panics on what the system answers: whatever cannot be done is
+/// said in `not_run` and `not_run_cause` (nothing sent) or `notes` (a pattern skipped).
+/// `stop` ends it early (phases end `interrupted`, later patterns are skipped); `on_tick` is
+/// called at most every [`TICK_EVERY`] while a phase runs.
+pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)) -> LiveProbe {
+    let mut probe = LiveProbe {
+        protocol: opts.protocol,
+        target: opts.target.to_string(),
+        route: None,
+        not_run: None,
+        not_run_cause: None,
+        runs: Vec::new(),
+        interrupted: false,
+        notes: Vec::new(),
+    };
+    let ip = opts.target.ip();
+    match netlink::route_get(ip) {
+        Ok(route) => {
+            if let Some(refused) = refusal(&route, ip, &opts.iface) {
+                refused.record(&mut probe);
+            }
+            probe.route = Some(route);
+        }
+        Err(e) => NotRunFact {
+            sentence: format!("the route to {ip} could not be looked up: {e}"),
+            cause: NotRun::RouteLookup {
+                error: e.to_os_error().unwrap_or_else(|| {
+                    OsError::new(format!("route get {ip}"), Errno::UnknownErrno)
+                }),
+            },
+        }
+        .record(&mut probe),
+    }
+    if probe.not_run.is_none() {
+        let mut ctx = Ctx {
+            opts,
+            stop,
+            on_tick,
+            last_tick: Instant::now(),
+        };
+        match opts.protocol {
+            Protocol::Udp => udp::run(&mut ctx, &mut probe),
+            Protocol::Tcp => tcp::run(&mut ctx, &mut probe),
+        }
+    }
+    probe.interrupted = stop.load(Ordering::Relaxed);
+    probe
+}
+
+/// Why nothing was sent: the sentence and the cause, always recorded together.
+#[derive(Debug, PartialEq)]
+struct NotRunFact {
+    sentence: String,
+    cause: NotRun,
+}
+
+impl NotRunFact {
+    fn record(self, probe: &mut LiveProbe) {
+        probe.not_run = Some(self.sentence);
+        probe.not_run_cause = Some(self.cause);
+    }
+}
+
+/// Why traffic to `ip` is not sent (it would not leave through `iface`, or prove nothing).
+fn refusal(route: &RouteInfo, ip: IpAddr, iface: &str) -> Option<NotRunFact> {
+    let (sentence, cause) = if route.route_type == RouteType::Local || ip.is_loopback() {
+        (
+            format!(
+                "{ip} is an address of this host (route type {})",
+                route.route_type
+            ),
+            NotRun::LocalRoute,
+        )
+    } else if route.route_type != RouteType::Unicast {
+        (
+            format!(
+                "the route to {ip} is of type {}, not unicast",
+                route.route_type
+            ),
+            NotRun::NotUnicast {
+                route_type: route.route_type,
+            },
+        )
+    } else {
+        match route.device.as_deref() {
+            Some(dev) if dev == iface => return None,
+            Some(dev) => (
+                format!("the route to {ip} leaves through {dev}, not {iface}"),
+                NotRun::OtherDevice {
+                    device: dev.to_string(),
+                },
+            ),
+            None => (
+                format!("the route to {ip} names no output device"),
+                NotRun::NoDevice,
+            ),
+        }
+    };
+    Some(NotRunFact { sentence, cause })
+}
+
+/// What a run needs besides its socket.
+struct Ctx<'a> {
+    opts: &'a LiveOptions,
+    stop: &'a AtomicBool,
+    on_tick: &'a mut dyn FnMut(&Tick),
+    /// When `on_tick` was last called (or the probe started).
+    last_tick: Instant,
+}
+
+impl Ctx<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Calls the progress callback unless it was called less than [`TICK_EVERY`] ago.
+    fn tick(&mut self, now: Instant, tick: impl FnOnce() -> Tick) {
+        if now.saturating_duration_since(self.last_tick) >= TICK_EVERY {
+            self.last_tick = now;
+            (self.on_tick)(&tick());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(ty: RouteType, dev: Option<&str>) -> RouteInfo {
+        RouteInfo {
+            device: dev.map(str::to_string),
+            ifindex: None,
+            gateway: None,
+            source: None,
+            route_type: ty,
+            mtu: None,
+        }
+    }
+
+    fn fact(sentence: &str, cause: NotRun) -> Option<NotRunFact> {
+        Some(NotRunFact {
+            sentence: sentence.to_string(),
+            cause,
+        })
+    }
+
+    #[test]
+    fn refuses_local_routes_and_loopback() {
+        let ip: IpAddr = "198.18.0.1".parse().expect("literal");
+        assert_eq!(
+            refusal(&route(RouteType::Local, Some("lo")), ip, "ifbz"),
+            fact(
+                "198.18.0.1 is an address of this host (route type local)",
+                NotRun::LocalRoute
+            )
+        );
+        let ip: IpAddr = "::1".parse().expect("literal");
+        assert_eq!(
+            refusal(&route(RouteType::Unicast, Some("lo")), ip, "lo"),
+            fact(
+                "::1 is an address of this host (route type unicast)",
+                NotRun::LocalRoute
+            )
+        );
+    }
+
+    #[test]
+    fn refuses_other_devices_and_other_route_types() {
+        let ip: IpAddr = "198.18.2.2".parse().expect("literal");
+        assert_eq!(
+            refusal(&route(RouteType::Unicast, Some("eth0")), ip, "ifbz"),
+            fact(
+                "the route to 198.18.2.2 leaves through eth0, not ifbz",
+                NotRun::OtherDevice {
+                    device: "eth0".into()
+                }
+            )
+        );
+        assert_eq!(
+            refusal(&route(RouteType::Blackhole, None), ip, "ifbz"),
+            fact(
+                "the route to 198.18.2.2 is of type blackhole, not unicast",
+                NotRun::NotUnicast {
+                    route_type: RouteType::Blackhole
+                }
+            )
+        );
+        assert_eq!(
+            refusal(&route(RouteType::Unicast, None), ip, "ifbz"),
+            fact(
+                "the route to 198.18.2.2 names no output device",
+                NotRun::NoDevice
+            )
+        );
+        assert_eq!(
+            refusal(&route(RouteType::Unicast, Some("ifbz")), ip, "ifbz"),
+            None
+        );
+    }
+
+    #[test]
+    fn records_sentence_and_cause_together() {
+        let mut probe = LiveProbe {
+            protocol: Protocol::Udp,
+            target: "198.18.0.2:9".into(),
+            route: None,
+            not_run: None,
+            not_run_cause: None,
+            runs: Vec::new(),
+            interrupted: false,
+            notes: Vec::new(),
+        };
+        NotRunFact {
+            sentence: "s".into(),
+            cause: NotRun::NoDevice,
+        }
+        .record(&mut probe);
+        assert_eq!(probe.not_run.as_deref(), Some("s"));
+        assert_eq!(probe.not_run_cause, Some(NotRun::NoDevice));
+    }
+
+    #[test]
+    fn ticks_are_spaced() {
+        let opts = LiveOptions::new("198.18.0.2:9".parse().expect("literal"), "ifbz");
+        let stop = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        let mut on_tick = |t: &Tick| seen.push(t.sends);
+        let start = Instant::now();
+        let mut ctx = Ctx {
+            opts: &opts,
+            stop: &stop,
+            on_tick: &mut on_tick,
+            last_tick: start,
+        };
+        let tick = |sends| {
+            move || Tick {
+                pattern: RunPattern::Datagram,
+                phase: PhaseKind::Copy,
+                elapsed: Duration::ZERO,
+                bytes: 0,
+                sends,
+            }
+        };
+        ctx.tick(start + Duration::from_millis(100), tick(1));
+        ctx.tick(start + Duration::from_millis(200), tick(2));
+        ctx.tick(start + Duration::from_millis(399), tick(3));
+        ctx.tick(start + Duration::from_millis(400), tick(4));
+        assert!(!ctx.stopped());
+        assert_eq!(seen, [2, 4]);
+    }
+}
