@@ -37,11 +37,12 @@ pub enum Code {
     ZerocopySlower,
     CompletionsMissing,
     LiveProbeNotRun,
+    PathIncomplete,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -64,6 +65,7 @@ impl Code {
         Code::ZerocopySlower,
         Code::CompletionsMissing,
         Code::LiveProbeNotRun,
+        Code::PathIncomplete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +92,7 @@ impl Code {
             Code::ZerocopySlower => "zerocopy-slower",
             Code::CompletionsMissing => "completions-missing",
             Code::LiveProbeNotRun => "live-probe-not-run",
+            Code::PathIncomplete => "path-incomplete",
         }
     }
 
@@ -116,7 +119,10 @@ impl Code {
     pub fn leaves_path_uncertain(self) -> bool {
         matches!(
             self,
-            Code::TapsNotChecked | Code::TapUnknownSetting | Code::FeaturesUnreadable
+            Code::TapsNotChecked
+                | Code::TapUnknownSetting
+                | Code::FeaturesUnreadable
+                | Code::PathIncomplete
         )
     }
 }
@@ -265,6 +271,7 @@ mod tests {
                 "no-scatter-gather",
                 "no-tx-checksum",
                 "optmem-low",
+                "path-incomplete",
                 "tap-forces-copy",
                 "tap-ignores-outgoing",
                 "tap-unknown-setting",

@@ -9,6 +9,7 @@
 
 pub mod cost;
 pub mod findings;
+pub mod hops;
 pub mod kernel;
 pub mod live;
 pub mod memory;

@@ -4,13 +4,14 @@
 use serde_json::{Map, Value, json};
 
 use super::findings::{Code, Findings};
+use super::hops::{Hop, hops};
 use crate::evidence::{Device, DeviceKind, Evidence, ProbeName, ProbeState, Protocol};
 use crate::report::Severity;
 
 fn features_unreadable(ev: &Evidence, out: &mut Findings) {
-    let unreadable: Vec<&str> = ev
-        .stack
+    let unreadable: Vec<&str> = hops(ev)
         .iter()
+        .flat_map(|h| h.stack.iter())
         .filter(|d| d.features.is_none())
         .map(|d| d.name.as_str())
         .collect();
@@ -84,15 +85,21 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
     {
         return;
     }
-    let v6_target = ev.live.as_ref().is_some_and(|l| l.target.starts_with('['));
-    offload(ev, protocol, &SG, Severity::Blocker, out);
+    let v6_target = ev.live.as_ref().is_some_and(|l| l.target.starts_with('['))
+        || ev
+            .path
+            .as_ref()
+            .and_then(|p| p.target)
+            .is_some_and(|t| t.is_ipv6());
+    let hops = hops(ev);
+    offload(ev, &hops, protocol, &SG, Severity::Blocker, out);
     if v6_target {
-        offload(ev, protocol, &CSUM_V6, Severity::Blocker, out);
+        offload(ev, &hops, protocol, &CSUM_V6, Severity::Blocker, out);
     } else {
-        offload(ev, protocol, &CSUM_V4, Severity::Blocker, out);
+        offload(ev, &hops, protocol, &CSUM_V4, Severity::Blocker, out);
         // IPv6 matters too unless the probe showed the traffic is IPv4; a gap there is lesser.
         if !out.has(Code::NoTxChecksum) {
-            offload(ev, protocol, &CSUM_V6, Severity::Warning, out);
+            offload(ev, &hops, protocol, &CSUM_V6, Severity::Warning, out);
         }
     }
 }
@@ -101,6 +108,7 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
 /// because a lower one does (bond, macvlan, vlan inherit) is listed in `affects`, not repeated.
 fn offload(
     ev: &Evidence,
+    hops: &[Hop],
     protocol: Protocol,
     offload: &Offload,
     severity: Severity,
@@ -111,11 +119,11 @@ fn offload(
             .as_ref()
             .is_some_and(|f| !offload.features.iter().any(|name| f.is_active(name)))
     };
-    let lacking: Vec<&Device> = ev.stack.iter().filter(|d| lacks(d)).collect();
-    if lacking.is_empty() {
-        let checked: Vec<&str> = ev
-            .stack
+    let any_lacking = hops.iter().any(|h| h.stack.iter().any(lacks));
+    if !any_lacking {
+        let checked: Vec<&str> = hops
             .iter()
+            .flat_map(|h| h.stack.iter())
             .filter(|d| d.features.is_some())
             .map(|d| d.name.as_str())
             .collect();
@@ -127,16 +135,33 @@ fn offload(
         }
         return;
     }
+    for hop in hops {
+        offload_in(ev, hop, protocol, offload, severity, &lacks, out);
+    }
+}
+
+/// One hop's devices that lack `offload`.
+fn offload_in(
+    ev: &Evidence,
+    hop: &Hop,
+    protocol: Protocol,
+    offload: &Offload,
+    severity: Severity,
+    lacks: &dyn Fn(&Device) -> bool,
+    out: &mut Findings,
+) {
+    let stack = hop.stack;
+    let lacking: Vec<&Device> = stack.iter().filter(|d| lacks(d)).collect();
     for dev in &lacking {
         let lower_lacks = dev
             .lowers
             .iter()
-            .filter_map(|n| ev.stack.iter().find(|d| &d.name == n))
+            .filter_map(|n| stack.iter().find(|d| &d.name == n))
             .any(lacks);
         if lower_lacks {
             continue; // reported at the lower device, with this one in `affects`
         }
-        let affects = uppers_of(ev, &dev.name)
+        let affects = uppers_of(stack, &dev.name)
             .into_iter()
             .filter(|u| lacking.iter().any(|l| &l.name == u))
             .collect::<Vec<_>>();
@@ -176,15 +201,20 @@ fn offload(
         } else {
             format!(
                 " (below {} in the stack)",
-                dev.upper.as_deref().unwrap_or(&ev.interface)
+                dev.upper.as_deref().unwrap_or(if hop.index == 0 {
+                    &ev.interface
+                } else {
+                    hop.top()
+                })
             )
         };
+        let whereabouts = hop.whereabouts();
         let when = match protocol {
             Protocol::Udp => "UDP sends are copied at send time",
             _ => "TCP sends are linearised (copied) at transmit",
         };
         let mut summary = format!(
-            "{}: {} is {state_word}{role}; {when}",
+            "{}: {} is {state_word}{role}{whereabouts}; {when}",
             dev.name, offload.label
         );
         if !affects.is_empty() {
@@ -213,10 +243,10 @@ fn offload(
                 dev.name, offload.label
             ));
         } else {
-            fix.push(format!(
+            fix.push(hop.command(&format!(
                 "ethtool -K {} {} on",
                 dev.name, offload.ethtool_word
-            ));
+            )));
             fix.push(format!(
                 "Persist it in the interface's configuration (systemd .link `{}=true`, NetworkManager `ethtool.feature-{}`).",
                 link_file_key(offload.ethtool_word),
@@ -233,21 +263,20 @@ fn offload(
                 if one { "recovers" } else { "recover" }
             ));
         }
-        out.raise_as(
-            offload.code,
-            severity,
-            summary,
-            json!({
-                "device": dev.name,
-                "kind": dev.kind.as_str(),
-                "depth": dev.depth,
-                "upper": dev.upper,
-                "affects": affects,
-                "protocol": protocol.as_str(),
-                "features": states,
-            }),
-            fix,
-        );
+        let mut evidence = json!({
+            "device": dev.name,
+            "kind": dev.kind.as_str(),
+            "depth": dev.depth,
+            "upper": dev.upper,
+            "affects": affects,
+            "protocol": protocol.as_str(),
+            "features": states,
+        });
+        if let (Some(ns), Value::Object(map)) = (hop.netns, &mut evidence) {
+            map.insert("netns".into(), json!(ns));
+            map.insert("hop".into(), json!(hop.index + 1));
+        }
+        out.raise_as(offload.code, severity, summary, evidence, fix);
     }
 }
 
@@ -259,11 +288,10 @@ fn link_file_key(word: &str) -> &'static str {
 }
 
 /// Every device above `name` in the stack, nearest first.
-fn uppers_of(ev: &Evidence, name: &str) -> Vec<String> {
+fn uppers_of(stack: &[Device], name: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = name.to_string();
-    while let Some(up) = ev
-        .stack
+    while let Some(up) = stack
         .iter()
         .find(|d| d.lowers.iter().any(|l| l == &current))
     {

@@ -4,7 +4,10 @@
 use serde_json::json;
 
 use super::findings::{Code, Findings};
-use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe};
+use std::net::IpAddr;
+
+use super::hops::netns_label;
+use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe, NetnsRef, PathEnd};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 use crate::report::Severity;
 
@@ -12,6 +15,37 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     delivery(ev, out);
     device_down(ev, out);
     lowers_elsewhere(ev, out);
+    path_end(ev, out);
+}
+
+/// How the walk beyond the diagnosed stack ended: local delivery in another namespace, or a hop
+/// that could not be followed.
+fn path_end(ev: &Evidence, out: &mut Findings) {
+    let Some(path) = &ev.path else {
+        return;
+    };
+    match &path.end {
+        PathEnd::Wire => {}
+        PathEnd::LocalDelivery { netns, address } => {
+            raise_local_delivery(ev, LocalDelivery::Namespace { netns, address: *address }, out)
+        }
+        PathEnd::Incomplete { reason, error } => {
+            let hops = path.segments.len();
+            out.raise(
+                Code::PathIncomplete,
+                format!(
+                    "the path from {} could not be followed after {} hop{}: {reason}",
+                    ev.interface,
+                    hops + 1,
+                    if hops == 0 { "" } else { "s" }
+                ),
+                json!({"interface": ev.interface, "segments": hops, "reason": reason, "error": error}),
+                vec![
+                    "Run zcdoctor as root from the host namespace (it enters other namespaces with setns), or inside the namespace the path continues in.".to_string(),
+                ],
+            );
+        }
+    }
 }
 
 /// Where traffic is delivered on this host instead of leaving it.
@@ -20,6 +54,11 @@ pub enum LocalDelivery<'a> {
     Device(&'a Device),
     /// The live probe's target is an address of this host or namespace.
     Target(&'a LiveProbe),
+    /// The path reaches a namespace that owns the destination (a veth peer's address).
+    Namespace {
+        netns: &'a NetnsRef,
+        address: IpAddr,
+    },
 }
 
 /// Raises `local-delivery`: the one place it is worded.
@@ -42,6 +81,21 @@ pub fn raise_local_delivery(ev: &Evidence, at: LocalDelivery, out: &mut Findings
                     ),
                     "Diagnose the interface that really leaves the host instead (`zcdoctor check` with no argument uses the default route's device).".to_string(),
                 ],
+            );
+        }
+        LocalDelivery::Namespace { netns, address } => {
+            out.raise(
+                Code::LocalDelivery,
+                format!(
+                    "{address} is an address of namespace {}, which {} reaches: delivered locally there, which always copies",
+                    netns_label(netns),
+                    ev.interface
+                ),
+                json!({"device": ev.interface, "address": address, "netns": netns}),
+                vec![format!(
+                    "Do not use MSG_ZEROCOPY towards {address}: delivery into namespace {} is local and always copies; zerocopy pays only for traffic that leaves the host through a NIC.",
+                    netns_label(netns)
+                )],
             );
         }
         LocalDelivery::Target(live) => {

@@ -4,44 +4,62 @@
 use serde_json::json;
 
 use super::findings::{Code, Findings};
+use super::hops::{Hop, hops, netns_label};
 use super::tap_fix;
 use crate::evidence::{Evidence, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState};
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
 
-/// Why a tap is on the path of the diagnosed interface, or `None` when it is not.
-fn tap_on_path(ev: &Evidence, diagnosed_netns: u64, s: &PacketSocket) -> Option<String> {
+/// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
+/// unbound in a hop's namespace, or unbound anywhere before Linux 6.15 (the first hop that
+/// explains it; a tap is one cause however many hops it sees).
+fn tap_on_path(
+    ev: &Evidence,
+    hops: &[Hop],
+    diagnosed_netns: u64,
+    s: &PacketSocket,
+) -> Option<String> {
     if !s.is_tx_tap() {
         return None;
     }
-    let same_netns = s.netns.inode == diagnosed_netns;
-    match s.ifindex {
-        None if same_netns => Some("unbound (all devices) in the same namespace".to_string()),
-        None if !kernel::has(ev.kernel.version, PER_NETNS_TAPS) => Some(format!(
-            "unbound in namespace {}: before Linux 6.15 such a tap sees every namespace's traffic",
-            netns_label(s)
-        )),
-        None => None,
-        Some(idx) if same_netns => {
-            let dev = ev.stack.iter().find(|d| d.ifindex == idx)?;
-            Some(if dev.depth == 0 {
-                format!("bound to {}", dev.name)
-            } else {
-                format!(
-                    "bound to {}, below {} in the stack",
-                    dev.name,
-                    dev.upper.as_deref().unwrap_or(&ev.interface)
-                )
-            })
+    for hop in hops {
+        let same_netns = s.netns.inode == hop.netns_inode(diagnosed_netns);
+        let whereabouts = hop.whereabouts();
+        match s.ifindex {
+            None if same_netns => {
+                return Some(if hop.index == 0 {
+                    "unbound (all devices) in the same namespace".to_string()
+                } else {
+                    format!("unbound (all devices){whereabouts}")
+                });
+            }
+            Some(idx) if same_netns => {
+                let Some(dev) = hop.stack.iter().find(|d| d.ifindex == idx) else {
+                    continue;
+                };
+                return Some(if dev.depth == 0 {
+                    format!("bound to {}{whereabouts}", dev.name)
+                } else {
+                    let upper = if hop.index == 0 {
+                        &ev.interface
+                    } else {
+                        hop.top()
+                    };
+                    format!(
+                        "bound to {}, below {} in the stack{whereabouts}",
+                        dev.name,
+                        dev.upper.as_deref().unwrap_or(upper)
+                    )
+                });
+            }
+            _ => {}
         }
-        Some(_) => None,
     }
-}
-
-fn netns_label(s: &PacketSocket) -> String {
-    match &s.netns.name {
-        Some(n) => format!("{n} (net:[{}])", s.netns.inode),
-        None => format!("net:[{}]", s.netns.inode),
-    }
+    (s.ifindex.is_none() && !kernel::has(ev.kernel.version, PER_NETNS_TAPS)).then(|| {
+        format!(
+            "unbound in namespace {}: before Linux 6.15 such a tap sees every namespace's traffic",
+            netns_label(&s.netns)
+        )
+    })
 }
 
 fn owner_label(o: &Owner) -> String {
@@ -77,9 +95,10 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     };
     // Before 4.20 the option does not exist: whatever the read said, a tap copies.
     let option_exists = kernel::has(ev.kernel.version, IGNORE_OUTGOING);
+    let hops = hops(ev);
     let mut groups: Vec<TapGroup> = Vec::new();
     for s in &scan.sockets {
-        let Some(why) = tap_on_path(ev, scan.diagnosed_netns, s) else {
+        let Some(why) = tap_on_path(ev, &hops, scan.diagnosed_netns, s) else {
             continue;
         };
         let setting = if option_exists {

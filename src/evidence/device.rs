@@ -28,6 +28,13 @@ pub struct Device {
     /// Lower devices that live in another network namespace, by ifindex there.
     #[serde(default)]
     pub lowers_elsewhere: Vec<u32>,
+    /// `IFLA_LINK`: a veth's peer, a vlan/macvlan/ipvlan's parent, by ifindex in the namespace
+    /// `link_netnsid` names (this one when `None`). Absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_ifindex: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: the id this namespace gives the namespace `link_ifindex` lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_netnsid: Option<i32>,
     /// Offload features; `None` when ethtool netlink could not be read (reason in `probes`).
     pub features: Option<Features>,
 }

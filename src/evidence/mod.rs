@@ -5,10 +5,12 @@
 
 mod device;
 mod live;
+mod path;
 mod taps;
 
 pub use device::*;
 pub use live::*;
+pub use path::*;
 pub use taps::*;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,10 @@ pub struct Evidence {
     /// Packet sockets of every namespace; `None` when the tap probe did not run.
     #[serde(default)]
     pub taps: Option<TapScan>,
+    /// The path beyond the diagnosed stack; `None` when the path probe did not run or found
+    /// nothing beyond it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathEvidence>,
     /// The live probe's result; `None` when no `--target` was given.
     #[serde(default)]
     pub live: Option<LiveProbe>,

@@ -177,6 +177,7 @@ pub fn gather(
         stack: Vec::new(),
         process: None,
         taps: None,
+        path: None,
         live: None,
         probes: Vec::new(),
     };

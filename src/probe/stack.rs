@@ -144,6 +144,8 @@ pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, Unkn
             upper,
             lowers: lowers.iter().map(|l| l.name.clone()).collect(),
             lowers_elsewhere,
+            link_ifindex: link.link.filter(|&p| p != 0 && p != link.ifindex),
+            link_netnsid: link.link_netnsid,
             features: None,
         });
     }

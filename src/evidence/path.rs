@@ -1,0 +1,87 @@
+//! The path a send takes beyond the diagnosed device's own stack: into the namespace of a
+//! lower device, through a veth to the peer namespace and out of the device it forwards to,
+//! under a tunnel to its underlay. Built from the kernel's own answers (links, routes,
+//! addresses, namespace ids), hop by hop.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Device, NetnsRef, OsError};
+
+/// The walk from the diagnosed device to the wire, after the diagnosed stack (`Evidence::stack`,
+/// in the diagnosed namespace, is the first part and is not repeated here).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathEvidence {
+    /// The namespace the diagnosis started in.
+    pub origin: NetnsRef,
+    /// The destination the path was built for.
+    #[serde(default)]
+    pub target: Option<IpAddr>,
+    /// No target was given: every route lookup followed the default route.
+    #[serde(default)]
+    pub assumed_default_route: bool,
+    /// Each further part of the path, in order.
+    pub segments: Vec<Segment>,
+    /// How the walk ended.
+    pub end: PathEnd,
+}
+
+/// One device stack the traffic crosses, in one namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Segment {
+    pub netns: NetnsRef,
+    /// How zcdoctor entered the namespace.
+    pub entered: Entered,
+    pub role: HopRole,
+    /// Why this segment follows the previous one, as the kernel answered.
+    pub why: String,
+    /// The device the traffic reaches here, then every device below it (as `Evidence::stack`).
+    pub stack: Vec<Device>,
+    /// `net.ipv4.ip_forward` (or `net.ipv6.conf.all.forwarding`) there, where it matters.
+    #[serde(default)]
+    pub forwarding: Option<bool>,
+}
+
+/// How a namespace was reached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "via", rename_all = "kebab-case")]
+pub enum Entered {
+    /// It is the namespace zcdoctor runs in.
+    Current,
+    /// Through `/run/netns/NAME` or another nsfs mount.
+    Path { path: String },
+    /// Through `/proc/PID/ns/net` of a process living there.
+    Process { pid: u32 },
+}
+
+/// What a segment's first device is to the traffic.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopRole {
+    /// A device the diagnosed device transmits through, in another namespace (the lower
+    /// device of a macvlan, ipvlan or vlan).
+    StackedLower,
+    /// The other end of a veth: packets are received here.
+    VethPeer,
+    /// The device a namespace forwards the traffic out of.
+    ForwardedEgress,
+    /// The device a tunnel's encapsulated packets leave through.
+    TunnelUnderlay,
+}
+
+/// How the walk ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PathEnd {
+    /// The last segment's devices transmit off the host.
+    Wire,
+    /// The target is an address of this namespace: delivered locally.
+    LocalDelivery { netns: NetnsRef, address: IpAddr },
+    /// A hop could not be followed.
+    Incomplete {
+        reason: String,
+        #[serde(default)]
+        error: Option<OsError>,
+    },
+}
