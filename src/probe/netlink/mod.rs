@@ -21,9 +21,10 @@
 //! handle gives the same typed parsing (`recv` yields `Nlmsghdr`s) with `SO_RCVTIMEO` and the
 //! errno intact.
 
-mod addr;
+pub mod addr;
 mod ethtool;
 mod link;
+pub mod neigh;
 mod route;
 
 use std::{fmt::Debug, io, io::Cursor, os::fd::AsRawFd, time::Duration};
@@ -47,6 +48,7 @@ use crate::evidence::OsError;
 pub use addr::{Address, addresses};
 pub use ethtool::features;
 pub use link::{Link, dump_links};
+pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
 
 /// How long one `recv` waits for the kernel before the request fails.
