@@ -25,6 +25,7 @@ pub mod addr;
 mod ethtool;
 mod link;
 pub mod neigh;
+pub mod nsid;
 mod route;
 
 use std::{fmt::Debug, io, io::Cursor, os::fd::AsRawFd, time::Duration};
@@ -49,6 +50,7 @@ pub use addr::{Address, addresses};
 pub use ethtool::features;
 pub use link::{Link, dump_links};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
+pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
 
 /// How long one `recv` waits for the kernel before the request fails.

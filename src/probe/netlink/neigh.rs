@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use neli::{
     consts::{
-        rtnl::{Arphrd, Iff, Ifla, Nud, Ntf, RtAddrFamily, Rtm, Rtn},
+        rtnl::{Arphrd, Iff, Ifla, Ntf, Nud, RtAddrFamily, Rtm, Rtn},
         socket::NlFamily,
     },
     rtnl::{Ifinfomsg, IfinfomsgBuilder, Ndmsg, NdmsgBuilder, RtattrBuilder},
@@ -89,7 +89,8 @@ pub fn bridge_fdb(bridge_ifindex: u32) -> Result<Vec<FdbEntry>, NetlinkError> {
         format!("bridge fdb dump of ifindex {bridge_ifindex}"),
     )?;
     let request = fdb_request(bridge_ifindex).map_err(|e| conn.build_error(e))?;
-    let messages = conn.dump::<_, _, Ndmsg>(Rtm::Getneigh, request, "bridge forwarding database")?;
+    let messages =
+        conn.dump::<_, _, Ndmsg>(Rtm::Getneigh, request, "bridge forwarding database")?;
     let mut out = Vec::new();
     for (_, msg) in messages.iter().filter(|(t, _)| *t == Rtm::Newneigh) {
         if let Some(e) = parse_fdb_entry(msg, bridge_ifindex).map_err(|e| conn.malformed(e))? {
