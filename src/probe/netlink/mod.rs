@@ -27,6 +27,7 @@ mod link;
 pub mod neigh;
 pub mod nsid;
 mod route;
+pub mod tunnel;
 
 use std::{fmt::Debug, io, io::Cursor, os::fd::AsRawFd, time::Duration};
 
@@ -52,6 +53,7 @@ pub use link::{Link, dump_links};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
 pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
+pub use tunnel::{Tunnel, tunnel, wireguard_endpoints};
 
 /// How long one `recv` waits for the kernel before the request fails.
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
