@@ -10,6 +10,7 @@ pub mod features;
 pub mod host;
 pub mod live;
 pub mod netlink;
+pub mod netns;
 mod sockopt;
 pub mod stack;
 pub mod taps;

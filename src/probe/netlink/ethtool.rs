@@ -144,7 +144,7 @@ pub fn features(ifname: &str) -> Result<Features, NetlinkError> {
 
 /// The id of generic netlink family `name` (`CTRL_CMD_GETFAMILY`), asked on `conn` so the
 /// receive timeout applies (neli's `NlRouter::resolve_genl_family` has none).
-fn resolve_family(conn: &mut Conn, name: &str) -> Result<u16, NetlinkError> {
+pub(super) fn resolve_family(conn: &mut Conn, name: &str) -> Result<u16, NetlinkError> {
     let request = genl_msg(
         CtrlCmd::Getfamily,
         GENL_CTRL_VERSION,

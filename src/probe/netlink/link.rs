@@ -56,7 +56,7 @@ pub(super) fn link_name(conn: &mut Conn, ifindex: u32) -> Option<String> {
 }
 
 /// A dump (`ifindex` 0, stats skipped) or a get of one `ifindex`.
-fn link_request(ifindex: i32, dump: bool) -> Result<Ifinfomsg, String> {
+pub(super) fn link_request(ifindex: i32, dump: bool) -> Result<Ifinfomsg, String> {
     let mut attrs = RtBuffer::new();
     if dump {
         attrs.push(

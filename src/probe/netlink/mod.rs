@@ -21,9 +21,13 @@
 //! handle gives the same typed parsing (`recv` yields `Nlmsghdr`s) with `SO_RCVTIMEO` and the
 //! errno intact.
 
+pub mod addr;
 mod ethtool;
 mod link;
+pub mod neigh;
+pub mod nsid;
 mod route;
+pub mod tunnel;
 
 use std::{fmt::Debug, io, io::Cursor, os::fd::AsRawFd, time::Duration};
 
@@ -43,9 +47,13 @@ use nix::errno::Errno;
 
 use crate::evidence::OsError;
 
+pub use addr::{Address, addresses};
 pub use ethtool::features;
 pub use link::{Link, dump_links};
+pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
+pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
+pub use tunnel::{Tunnel, tunnel, wireguard_endpoints};
 
 /// How long one `recv` waits for the kernel before the request fails.
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
@@ -176,6 +184,26 @@ fn io_error(e: &io::Error) -> io::Error {
 fn attr_string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// A request serialized by neli, as a `Buffer` payload: for request types neli does not make
+/// `Clone` (`Ndmsg`, `Rtgenmsg`), which [`Conn::dump`] needs to restart a dump.
+fn to_buffer<T: ToBytes>(request: &T) -> Result<Buffer, String> {
+    let mut bytes = Cursor::new(Vec::new());
+    request
+        .to_bytes(&mut bytes)
+        .map_err(|e| format!("cannot serialize the request: {e}"))?;
+    Ok(Buffer::from(bytes.into_inner()))
+}
+
+/// An IPv4 (4 bytes) or IPv6 (16 bytes) address attribute.
+fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match b.len() {
+        4 => decode::<[u8; 4]>(b).map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        16 => decode::<[u8; 16]>(b).map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        _ => None,
+    }
 }
 
 /// A typed value decoded from an attribute payload with neli (`u32`, `[u8; 4]`, …).
