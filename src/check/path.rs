@@ -26,9 +26,14 @@ fn path_end(ev: &Evidence, out: &mut Findings) {
     };
     match &path.end {
         PathEnd::Wire => {}
-        PathEnd::LocalDelivery { netns, address } => {
-            raise_local_delivery(ev, LocalDelivery::Namespace { netns, address: *address }, out)
-        }
+        PathEnd::LocalDelivery { netns, address } => raise_local_delivery(
+            ev,
+            LocalDelivery::Namespace {
+                netns,
+                address: *address,
+            },
+            out,
+        ),
         PathEnd::Incomplete { reason, error } => {
             let hops = path.segments.len();
             out.raise(

@@ -159,17 +159,19 @@ pub enum ProbeName {
     Limits,
     Links,
     Features,
+    Path,
     Taps,
     Live,
 }
 
 impl ProbeName {
-    pub const ALL: [ProbeName; 7] = [
+    pub const ALL: [ProbeName; 8] = [
         ProbeName::Kernel,
         ProbeName::Sysctls,
         ProbeName::Limits,
         ProbeName::Links,
         ProbeName::Features,
+        ProbeName::Path,
         ProbeName::Taps,
         ProbeName::Live,
     ];
@@ -181,6 +183,7 @@ impl ProbeName {
             ProbeName::Limits => "limits",
             ProbeName::Links => "links",
             ProbeName::Features => "features",
+            ProbeName::Path => "path",
             ProbeName::Taps => "taps",
             ProbeName::Live => "live",
         }

@@ -11,6 +11,7 @@ pub mod host;
 pub mod live;
 pub mod netlink;
 pub mod netns;
+pub mod path;
 mod sockopt;
 pub mod stack;
 pub mod taps;
@@ -148,6 +149,7 @@ pub static REGISTRY: &[&dyn Probe] = &[
     &host::LimitsProbe,
     &stack::LinksProbe,
     &features::FeaturesProbe,
+    &path::PathProbe,
     &taps::TapsProbe,
     &live::LiveProbeRunner,
 ];

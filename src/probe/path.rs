@@ -158,7 +158,14 @@ fn is_tunnel(dev: &Device) -> bool {
     matches!(
         dev.link_kind.as_deref(),
         Some(
-            "vxlan" | "geneve" | "gre" | "gretap" | "ip6gre" | "ip6gretap" | "ipip" | "sit"
+            "vxlan"
+                | "geneve"
+                | "gre"
+                | "gretap"
+                | "ip6gre"
+                | "ip6gretap"
+                | "ipip"
+                | "sit"
                 | "ip6tnl"
         )
     )
@@ -222,15 +229,17 @@ fn in_ns<T: Send>(ns: Option<&Known>, f: impl FnOnce() -> T + Send) -> Result<T,
 
 /// The device with `ifindex` in the calling thread's namespace, with its stack and features.
 fn stack_by_index(ifindex: u32) -> Result<Vec<Device>, PathEnd> {
-    let links = netlink::dump_links().map_err(|e| {
-        incomplete(format!("cannot read the link table: {e}"), e.to_os_error())
-    })?;
+    let links = netlink::dump_links()
+        .map_err(|e| incomplete(format!("cannot read the link table: {e}"), e.to_os_error()))?;
     let Some(link) = links.iter().find(|l| l.ifindex == ifindex) else {
-        return Err(incomplete(format!("no device with ifindex {ifindex}"), None));
+        return Err(incomplete(
+            format!("no device with ifindex {ifindex}"),
+            None,
+        ));
     };
     let name = link.name.clone();
-    let mut devices = stack::stack_from_links(&links, &name)
-        .map_err(|e| incomplete(e.to_string(), None))?;
+    let mut devices =
+        stack::stack_from_links(&links, &name).map_err(|e| incomplete(e.to_string(), None))?;
     for dev in &mut devices {
         dev.features = netlink::features(&dev.name).ok();
     }
@@ -265,9 +274,8 @@ fn sysctl_flag(path: &str) -> Option<bool> {
 /// where this namespace forwards it (looked up as if received on the peer, or on the bridge the
 /// peer is a port of).
 fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, PathEnd> {
-    let links = netlink::dump_links().map_err(|e| {
-        incomplete(format!("cannot read the link table: {e}"), e.to_os_error())
-    })?;
+    let links = netlink::dump_links()
+        .map_err(|e| incomplete(format!("cannot read the link table: {e}"), e.to_os_error()))?;
     let Some(peer) = links.iter().find(|l| l.ifindex == peer_index) else {
         return Err(incomplete(
             format!("the veth peer (ifindex {peer_index}) is not in the namespace its id names"),
@@ -279,8 +287,8 @@ fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, P
         .master
         .and_then(|m| links.iter().find(|l| l.ifindex == m))
         .unwrap_or(peer);
-    let mut peer_stack = stack::stack_from_links(&links, &peer.name)
-        .map_err(|e| incomplete(e.to_string(), None))?;
+    let mut peer_stack =
+        stack::stack_from_links(&links, &peer.name).map_err(|e| incomplete(e.to_string(), None))?;
     if l3.ifindex != peer.ifindex
         && let Ok(bridge) = stack::stack_from_links(&links, &l3.name)
         && let Some(br) = bridge.into_iter().next()
@@ -326,34 +334,35 @@ fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, P
             ..RouteQuery::to(t)
         })
         .map(|r| (r, format!("the route to {t}, received on {}", l3.name))),
-        None => netlink::default_routes(v6).and_then(|routes| {
-            let r = routes.into_iter().next();
-            Ok(r)
-        })
-        .map(|r| match r {
-            Some(r) => (
-                crate::evidence::RouteInfo {
-                    device: links.iter().find(|l| l.ifindex == r.ifindex).map(|l| l.name.clone()),
-                    ifindex: Some(r.ifindex),
-                    gateway: r.gateway.map(|g| g.to_string()),
-                    source: None,
-                    route_type: RouteType::Unicast,
-                    mtu: None,
-                },
-                "the default route (no --target)".to_string(),
-            ),
-            None => (
-                crate::evidence::RouteInfo {
-                    device: None,
-                    ifindex: None,
-                    gateway: None,
-                    source: None,
-                    route_type: RouteType::Unreachable,
-                    mtu: None,
-                },
-                "no default route".to_string(),
-            ),
-        }),
+        None => netlink::default_routes(v6)
+            .map(|routes| routes.into_iter().next())
+            .map(|r| match r {
+                Some(r) => (
+                    crate::evidence::RouteInfo {
+                        device: links
+                            .iter()
+                            .find(|l| l.ifindex == r.ifindex)
+                            .map(|l| l.name.clone()),
+                        ifindex: Some(r.ifindex),
+                        gateway: r.gateway.map(|g| g.to_string()),
+                        source: None,
+                        route_type: RouteType::Unicast,
+                        mtu: None,
+                    },
+                    "the default route (no --target)".to_string(),
+                ),
+                None => (
+                    crate::evidence::RouteInfo {
+                        device: None,
+                        ifindex: None,
+                        gateway: None,
+                        source: None,
+                        route_type: RouteType::Unreachable,
+                        mtu: None,
+                    },
+                    "no default route".to_string(),
+                ),
+            }),
     };
     let next = match route {
         Err(e) => PeerNext::Failed(incomplete(
@@ -371,7 +380,10 @@ fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, P
                             dev.features = netlink::features(&dev.name).ok();
                         }
                         let name = egress.first().map_or(String::new(), |d| d.name.clone());
-                        PeerNext::Egress(egress, format!("{why} leaves through {name} (ifindex {out})"))
+                        PeerNext::Egress(
+                            egress,
+                            format!("{why} leaves through {name} (ifindex {out})"),
+                        )
                     }
                     Err(e) => PeerNext::Failed(incomplete(e.to_string(), None)),
                 }
@@ -413,10 +425,20 @@ impl Walker {
                 "{}'s lower device is ifindex {lower} in namespace {} (its id {id} as seen from {})",
                 dev.name,
                 label(&ns.netns_ref()),
-                at.ns.as_ref().map_or("the diagnosed namespace".to_string(), |k| label(&k.netns_ref()))
+                at.ns
+                    .as_ref()
+                    .map_or("the diagnosed namespace".to_string(), |k| label(
+                        &k.netns_ref()
+                    ))
             );
             return Ok(Some(Step {
-                segments: vec![segment(&ns, HopRole::StackedLower, why, stack.clone(), None)],
+                segments: vec![segment(
+                    &ns,
+                    HopRole::StackedLower,
+                    why,
+                    stack.clone(),
+                    None,
+                )],
                 next: Next::Continue(Position {
                     ns: Some(ns),
                     stack,
@@ -489,10 +511,16 @@ impl Walker {
     fn under_tunnel(&mut self, at: &Position, dev: &Device) -> Result<Step, PathEnd> {
         let ifindex = dev.ifindex;
         let tunnel = in_ns(at.ns.as_ref(), move || netlink::tunnel(ifindex))?.map_err(|e| {
-            incomplete(format!("cannot read {}'s tunnel: {e}", dev.name), e.to_os_error())
+            incomplete(
+                format!("cannot read {}'s tunnel: {e}", dev.name),
+                e.to_os_error(),
+            )
         })?;
         let Some(tunnel) = tunnel else {
-            return Err(incomplete(format!("{} reports no tunnel parameters", dev.name), None));
+            return Err(incomplete(
+                format!("{} reports no tunnel parameters", dev.name),
+                None,
+            ));
         };
         let Some(remote) = tunnel.remote.or(tunnel.group) else {
             return Err(incomplete(
@@ -509,34 +537,52 @@ impl Walker {
         };
         let oif = tunnel.link;
         let name = dev.name.clone();
-        let egress = in_ns(ns.as_ref(), move || -> Result<(Vec<Device>, String), PathEnd> {
-            let route = netlink::route_lookup(&RouteQuery {
-                oif,
-                ..RouteQuery::to(remote)
-            })
-            .map_err(|e| {
-                incomplete(
-                    format!("no route to {name}'s remote {remote}: {e}"),
-                    e.to_os_error(),
-                )
-            })?;
-            let Some(out) = route.ifindex.filter(|_| route.route_type == RouteType::Unicast) else {
-                return Err(incomplete(
-                    format!("the route to {name}'s remote {remote} is {}", route.route_type),
-                    None,
-                ));
-            };
-            let stack = stack_by_index(out)?;
-            let egress = stack.first().map_or(String::new(), |d| d.name.clone());
-            Ok((stack, format!("{name} encapsulates to {remote}, routed out of {egress}")))
-        })??;
+        let egress = in_ns(
+            ns.as_ref(),
+            move || -> Result<(Vec<Device>, String), PathEnd> {
+                let route = netlink::route_lookup(&RouteQuery {
+                    oif,
+                    ..RouteQuery::to(remote)
+                })
+                .map_err(|e| {
+                    incomplete(
+                        format!("no route to {name}'s remote {remote}: {e}"),
+                        e.to_os_error(),
+                    )
+                })?;
+                let Some(out) = route
+                    .ifindex
+                    .filter(|_| route.route_type == RouteType::Unicast)
+                else {
+                    return Err(incomplete(
+                        format!(
+                            "the route to {name}'s remote {remote} is {}",
+                            route.route_type
+                        ),
+                        None,
+                    ));
+                };
+                let stack = stack_by_index(out)?;
+                let egress = stack.first().map_or(String::new(), |d| d.name.clone());
+                Ok((
+                    stack,
+                    format!("{name} encapsulates to {remote}, routed out of {egress}"),
+                ))
+            },
+        )??;
         let (stack, why) = egress;
         let here = match &ns {
             Some(k) => k.clone(),
             None => current()?,
         };
         Ok(Step {
-            segments: vec![segment(&here, HopRole::TunnelUnderlay, why, stack.clone(), None)],
+            segments: vec![segment(
+                &here,
+                HopRole::TunnelUnderlay,
+                why,
+                stack.clone(),
+                None,
+            )],
             next: Next::Continue(Position { ns, stack }),
         })
     }
@@ -558,7 +604,11 @@ impl Walker {
         Err(incomplete(
             format!(
                 "no namespace zcdoctor can enter has id {id} as {} sees it (a namespace without a name or a process, or one it may not open)",
-                at.ns.as_ref().map_or("the diagnosed namespace".to_string(), |k| label(&k.netns_ref()))
+                at.ns
+                    .as_ref()
+                    .map_or("the diagnosed namespace".to_string(), |k| label(
+                        &k.netns_ref()
+                    ))
             ),
             None,
         ))
@@ -567,9 +617,8 @@ impl Walker {
 
 /// The probe's own namespace as a [`Known`] (for a veth whose peer shares it).
 fn current() -> Result<Known, PathEnd> {
-    let handle = netns::netns_of_pid(std::process::id()).map_err(|e| {
-        incomplete(format!("cannot read this process's namespace: {e}"), None)
-    })?;
+    let handle = netns::netns_of_pid(std::process::id())
+        .map_err(|e| incomplete(format!("cannot read this process's namespace: {e}"), None))?;
     Ok(Known {
         handle,
         entered: Entered::Current,
@@ -593,7 +642,11 @@ fn known_namespaces() -> Vec<Known> {
         return out;
     };
     for entry in dir.flatten().take(MAX_PROCESSES) {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Ok(handle) = netns::netns_of_pid(pid)

@@ -144,7 +144,10 @@ pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, Unkn
             upper,
             lowers: lowers.iter().map(|l| l.name.clone()).collect(),
             lowers_elsewhere,
-            link_ifindex: link.link.filter(|&p| p != 0 && p != link.ifindex),
+            // Another namespace may well reuse this device's own index for the peer or parent.
+            link_ifindex: link
+                .link
+                .filter(|&p| p != 0 && (p != link.ifindex || link.link_netnsid.is_some())),
             link_netnsid: link.link_netnsid,
             features: None,
         });
