@@ -319,7 +319,7 @@ mod tests {
     fn reads_the_fdb_vlan() {
         let mut bytes = hex(FDB_STATIC);
         bytes.extend_from_slice(&6u16.to_ne_bytes());
-        bytes.extend_from_slice(&(libc::NDA_VLAN as u16).to_ne_bytes());
+        bytes.extend_from_slice(&libc::NDA_VLAN.to_ne_bytes());
         bytes.extend_from_slice(&7u16.to_ne_bytes());
         bytes.extend_from_slice(&[0, 0]);
         let len = u32::try_from(bytes.len()).expect("len");
