@@ -5,7 +5,7 @@
 //! Message layout and constants: include/uapi/linux/neighbour.h. neli types the header
 //! (`Ndmsg`) and names the attributes (`Nda`), but `Nda::Master` exists only on glibc targets
 //! and `Ndmsg` is not `Clone` (which `Conn::dump` needs): attributes are matched through the
-//! local `NdaAttr`, and the request is sent as serialized bytes ([`to_buffer`]).
+//! local `NdaAttr`, and the request is sent as serialized bytes (`to_buffer`).
 
 use std::net::IpAddr;
 
