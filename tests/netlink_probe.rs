@@ -9,11 +9,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
 use common::Netns;
 use serde_json::Value;
 use zcdoctor::evidence::{FeatureState, Features, RouteType};
 use zcdoctor::probe::netlink::{self, RouteQuery};
+use zcdoctor::probe::netns;
 
 /// Runs `f` on a thread that entered `ns`'s network namespace.
 fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -429,6 +433,444 @@ fn default_routes_match_ip_route_show() {
     assert_eq!(v4[2].gateway, Some(ip("198.18.2.254")));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Path facts: addresses, neighbours, bridge FDB, tunnels, nsids, namespace handles
+
+/// Runs `f` in `ns` through the library's own `in_netns` (scoped thread, `setns`).
+fn in_ns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).expect("open netns file");
+    netns::in_netns(&file, f).expect("setns")
+}
+
+fn ifindex_of(ns: &Netns, dev: &str) -> u32 {
+    json(ns.ip(&format!("-j link show {dev}")))[0]["ifindex"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("ifindex of {dev}")) as u32
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn addresses_match_ip_addr() {
+    let ns = Netns::new("npaddr");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns.ip("addr add 198.18.0.9/32 dev ifbz");
+    ns.ip("addr add 198.18.5.1 peer 198.18.5.2/32 dev ifbz");
+    ns.ip("addr add 2001:db8::1/64 dev ifbz nodad");
+    ns.ip("addr add 2001:db8:5::1 peer 2001:db8:5::2/128 dev ifbz nodad");
+    ns.ifb("ifby", "198.19.0.1/16");
+    let mut ours = in_ns(&ns, netlink::addresses).expect("addresses");
+    let mut theirs = Vec::new();
+    for link in json(ns.ip("-j addr show")).as_array().expect("array") {
+        let ifindex = link["ifindex"].as_u64().expect("ifindex") as u32;
+        for a in link["addr_info"].as_array().expect("addr_info") {
+            let prefix_len = a["prefixlen"].as_u64().expect("prefixlen") as u8;
+            let local = ip(a["local"].as_str().expect("local"));
+            theirs.push(netlink::Address {
+                ifindex,
+                addr: local,
+                prefix_len,
+                local: true,
+            });
+            if let Some(peer) = a["address"].as_str() {
+                theirs.push(netlink::Address {
+                    ifindex,
+                    addr: ip(peer),
+                    prefix_len,
+                    local: false,
+                });
+            }
+        }
+    }
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+    let ifbz = ifindex_of(&ns, "ifbz");
+    for (addr, local) in [
+        ("198.18.5.1", true),
+        ("198.18.5.2", false),
+        ("2001:db8:5::1", true),
+        ("2001:db8:5::2", false),
+        ("198.18.0.9", true),
+    ] {
+        assert!(
+            ours.iter()
+                .any(|a| a.ifindex == ifbz && a.addr == ip(addr) && a.local == local),
+            "{addr} local={local} in {ours:?}"
+        );
+    }
+}
+
+/// `ip neigh` state words of `NUD_*` bits.
+fn nud_names(state: u16) -> Vec<String> {
+    let names = [
+        (libc::NUD_INCOMPLETE, "INCOMPLETE"),
+        (libc::NUD_REACHABLE, "REACHABLE"),
+        (libc::NUD_STALE, "STALE"),
+        (libc::NUD_DELAY, "DELAY"),
+        (libc::NUD_PROBE, "PROBE"),
+        (libc::NUD_FAILED, "FAILED"),
+        (libc::NUD_NOARP, "NOARP"),
+        (libc::NUD_PERMANENT, "PERMANENT"),
+    ];
+    let mut out: Vec<String> = names
+        .iter()
+        .filter(|(bit, _)| state & bit != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    if out.is_empty() {
+        out.push("NONE".to_string());
+    }
+    out.sort();
+    out
+}
+
+fn neighbours_match_ip_neigh() {
+    let ns = Netns::new("npneigh");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns.ip("addr add 2001:db8::1/64 dev ifbz nodad");
+    ns.ip("neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev ifbz nud permanent");
+    ns.ip("neigh add 198.18.0.3 lladdr 02:00:00:00:00:03 dev ifbz nud stale");
+    ns.ip("neigh add 198.18.0.4 dev ifbz nud incomplete");
+    ns.ip("neigh add 2001:db8::2 lladdr 02:00:00:00:00:12 dev ifbz nud reachable");
+    let ours = in_ns(&ns, netlink::neighbours).expect("neighbours");
+    let mut ours: Vec<(u32, IpAddr, Option<String>, Vec<String>)> = ours
+        .iter()
+        .map(|n| {
+            (
+                n.ifindex,
+                n.addr,
+                n.lladdr.as_ref().map(mac_text),
+                nud_names(n.state),
+            )
+        })
+        .collect();
+    let mut theirs = Vec::new();
+    for n in json(ns.ip("-j neigh show nud all"))
+        .as_array()
+        .expect("array")
+    {
+        let mut state: Vec<String> = n["state"]
+            .as_array()
+            .expect("state")
+            .iter()
+            .map(|s| s.as_str().expect("word").to_string())
+            .collect();
+        state.sort();
+        theirs.push((
+            ifindex_of(&ns, n["dev"].as_str().expect("dev")),
+            ip(n["dst"].as_str().expect("dst")),
+            n["lladdr"].as_str().map(str::to_string),
+            state,
+        ));
+    }
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+    let ifbz = ifindex_of(&ns, "ifbz");
+    assert!(ours.contains(&(
+        ifbz,
+        ip("198.18.0.2"),
+        Some("02:00:00:00:00:02".to_string()),
+        vec!["PERMANENT".to_string()]
+    )));
+}
+
+fn bridge_fdb_matches_bridge_fdb_show() {
+    let ns = Netns::new("npfdb");
+    ns.ip("link add br0 type bridge");
+    ns.ip("link add br1 type bridge");
+    for (port, br) in [("ifb1", "br0"), ("ifb2", "br0"), ("ifb3", "br1")] {
+        ns.ip(&format!("link add {port} type ifb"));
+        ns.ip(&format!("link set {port} master {br}"));
+        ns.ip(&format!("link set {port} up"));
+    }
+    ns.ip("link set br0 up");
+    for (mac, port) in [
+        ("02:00:00:00:00:02", "ifb1"),
+        ("02:00:00:00:00:03", "ifb2"),
+        ("02:00:00:00:00:33", "ifb3"),
+    ] {
+        ns.exec_ok(&["bridge", "fdb", "add", mac, "dev", port, "master", "static"]);
+    }
+    for br in ["br0", "br1"] {
+        let index = ifindex_of(&ns, br);
+        let mut ours = in_ns(&ns, move || netlink::bridge_fdb(index)).expect("bridge_fdb");
+        let shown = json(ns.exec_ok(&["bridge", "-j", "fdb", "show", "br", br]));
+        let mut theirs = Vec::new();
+        for e in shown.as_array().expect("array") {
+            if e["master"].as_str() != Some(br) {
+                continue; // `self` entries: device address lists, not the bridge's table
+            }
+            let state = e["state"].as_str().unwrap_or("");
+            let mac: Vec<u8> = e["mac"]
+                .as_str()
+                .expect("mac")
+                .split(':')
+                .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+                .collect();
+            theirs.push(netlink::FdbEntry {
+                port_ifindex: ifindex_of(&ns, e["ifname"].as_str().expect("ifname")),
+                mac: mac.try_into().expect("6 bytes"),
+                vlan: e["vlan"].as_u64().map(|v| v as u16),
+                local: state == "permanent",
+                is_static: state == "static",
+            });
+        }
+        let key = |e: &netlink::FdbEntry| (e.port_ifindex, e.mac, e.vlan);
+        ours.sort_by_key(key);
+        theirs.sort_by_key(key);
+        assert_eq!(ours, theirs, "{br}");
+        assert!(!ours.is_empty(), "{br}: {ours:?}");
+    }
+    let br0 = ifindex_of(&ns, "br0");
+    let ifb1 = ifindex_of(&ns, "ifb1");
+    let fdb = in_ns(&ns, move || netlink::bridge_fdb(br0)).expect("bridge_fdb");
+    assert!(fdb.contains(&netlink::FdbEntry {
+        port_ifindex: ifb1,
+        mac: [2, 0, 0, 0, 0, 2],
+        vlan: None,
+        local: false,
+        is_static: true,
+    }));
+    assert!(
+        fdb.iter().all(|e| e.mac != [2, 0, 0, 0, 0, 0x33]),
+        "br1's entry"
+    );
+    // The ports' own MACs are local entries of the bridge.
+    assert!(fdb.iter().any(|e| e.port_ifindex == ifb1 && e.local));
+    // An ifindex that is no bridge has no table.
+    let ifbz = ifindex_of(&ns, "ifb1");
+    assert_eq!(
+        in_ns(&ns, move || netlink::bridge_fdb(ifbz)).expect("fdb"),
+        []
+    );
+}
+
+/// `ip -j -d link show DEV`'s linkinfo as a `Tunnel` (fields `ip` prints).
+fn assert_tunnel_matches(ns: &Netns, dev: &str) -> netlink::Tunnel {
+    let index = ifindex_of(ns, dev);
+    let t = in_ns(ns, move || netlink::tunnel(index))
+        .expect("tunnel")
+        .unwrap_or_else(|| panic!("{dev} is a tunnel"));
+    let l = json(ns.ip(&format!("-j -d link show {dev}")))[0].clone();
+    let info = &l["linkinfo"]["info_data"];
+    assert_eq!(t.kind, l["linkinfo"]["info_kind"], "{dev} kind");
+    // IPv6 endpoints are printed as `remote6`, `local6`, `group6`.
+    let addr = |k: &str| {
+        info[k]
+            .as_str()
+            .or_else(|| info[format!("{k}6")].as_str())
+            .filter(|s| *s != "any")
+            .map(ip)
+    };
+    // ip prints a vxlan group as "group", a unicast one as "remote".
+    assert_eq!(t.remote, addr("remote"), "{dev} remote {info}");
+    assert_eq!(t.group, addr("group"), "{dev} group");
+    assert_eq!(t.local, addr("local"), "{dev} local");
+    assert_eq!(t.port.map(u64::from), info["port"].as_u64(), "{dev} port");
+    // A link in another namespace is printed as `ifN`.
+    let link = info["link"].as_str().map(|d| match t.link_netnsid {
+        Some(_) => d
+            .strip_prefix("if")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{dev}: link {d}")),
+        None => ifindex_of(ns, d),
+    });
+    assert_eq!(t.link, link, "{dev} link");
+    assert_eq!(
+        t.link_netnsid.map(i64::from),
+        l["link_netnsid"].as_i64(),
+        "{dev} link_netnsid"
+    );
+    t
+}
+
+fn tunnels_match_ip_link() {
+    let ns = Netns::new("nptun");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns.ip("addr add 2001:db8::1/64 dev ifbz nodad");
+    ns.ip(
+        "link add vxlan0 type vxlan id 42 remote 198.18.0.2 local 198.18.0.1 dev ifbz \
+         dstport 4789",
+    );
+    ns.ip("link add vxm type vxlan id 43 group 239.1.1.1 dev ifbz dstport 4789");
+    ns.ip("link add vx6 type vxlan id 44 remote 2001:db8::2 local 2001:db8::1 dstport 4790");
+    let t = assert_tunnel_matches(&ns, "vxlan0");
+    assert_eq!(
+        (t.remote, t.local, t.port, t.link),
+        (
+            Some(ip("198.18.0.2")),
+            Some(ip("198.18.0.1")),
+            Some(4789),
+            Some(ifindex_of(&ns, "ifbz"))
+        )
+    );
+    let t = assert_tunnel_matches(&ns, "vxm");
+    assert_eq!((t.group, t.remote), (Some(ip("239.1.1.1")), None));
+    assert_tunnel_matches(&ns, "vx6");
+    // Kinds whose module this kernel may lack.
+    for (dev, args) in [
+        (
+            "gt0",
+            "type gretap remote 198.18.0.2 local 198.18.0.1 dev ifbz",
+        ),
+        (
+            "gre0x",
+            "type gre remote 198.18.0.2 local 198.18.0.1 dev ifbz",
+        ),
+        (
+            "ipip0x",
+            "type ipip remote 198.18.0.2 local 198.18.0.1 dev ifbz",
+        ),
+        ("gn0", "type geneve id 5 remote 198.18.0.2"),
+    ] {
+        let mut cmd = vec!["ip", "link", "add", dev];
+        cmd.extend(args.split_whitespace());
+        let out = ns.exec(&cmd);
+        if out.status.success() {
+            assert_tunnel_matches(&ns, dev);
+        } else {
+            eprintln!(
+                "note: {dev} ({args}) not tested: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    // Not a tunnel; not a link.
+    let ifbz = ifindex_of(&ns, "ifbz");
+    assert_eq!(
+        in_ns(&ns, move || netlink::tunnel(ifbz)).expect("ifbz"),
+        None
+    );
+    let e = in_ns(&ns, || netlink::tunnel(9999)).expect_err("no such link");
+    assert_eq!(e.errno(), Some(nix::errno::Errno::ENODEV));
+}
+
+/// A vxlan created in `under` and moved to `over`: its underlay is in another namespace, named
+/// by `IFLA_LINK_NETNSID`, which `nsid_of` maps back to `under`'s file.
+fn moved_vxlan_names_its_underlay_namespace() {
+    let under = Netns::new("npunder");
+    let over = Netns::new("npover");
+    under.ifb("ifbz", "198.18.0.1/24");
+    under.ip(
+        "link add vxlan1 type vxlan id 7 remote 198.18.0.2 local 198.18.0.1 dev ifbz \
+         dstport 4789",
+    );
+    under.ip(&format!("link set vxlan1 netns {}", over.name));
+    let t = assert_tunnel_matches(&over, "vxlan1");
+    let id = t.link_netnsid.expect("the underlay is elsewhere");
+    let under_file = std::fs::File::open(format!("/run/netns/{}", under.name)).expect("under file");
+    let nsid = in_ns(&over, || netlink::nsid_of(under_file.as_fd())).expect("nsid_of");
+    assert_eq!(nsid, Some(id));
+    // The link is an ifindex of the underlay namespace.
+    assert_eq!(t.link, Some(ifindex_of(&under, "ifbz")));
+}
+
+/// `ip netns list-id` of `ns`: nsid → namespace name.
+fn list_id(ns: &Netns) -> BTreeMap<i32, String> {
+    json(ns.ip("-j netns list-id"))
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| Some((e["nsid"].as_i64()? as i32, e["name"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn nsids_match_ip_netns_list_id() {
+    let a = Netns::new("npnsa");
+    let b = Netns::new("npnsb");
+    let c = Netns::new("npnsc");
+    a.ip(&format!(
+        "link add va type veth peer name vb netns {}",
+        b.name
+    ));
+    let file =
+        |ns: &Netns| std::fs::File::open(format!("/run/netns/{}", ns.name)).expect("netns file");
+    let (fb, fc) = (file(&b), file(&c));
+    // c is unknown to a until `ip netns set c auto` (run in a).
+    assert_eq!(
+        in_ns(&a, || netlink::nsid_of(fc.as_fd())).expect("nsid_of c"),
+        None
+    );
+    a.exec_ok(&["ip", "netns", "set", &c.name, "auto"]);
+    let ids = list_id(&a);
+    for (ns, f) in [(&b, &fb), (&c, &fc)] {
+        let nsid = in_ns(&a, || netlink::nsid_of(f.as_fd()))
+            .expect("nsid_of")
+            .unwrap_or_else(|| panic!("{} has an nsid in a", ns.name));
+        assert_eq!(ids.get(&nsid), Some(&ns.name), "{ids:?}");
+    }
+    // va's peer is in b: IFLA_LINK_NETNSID maps back to b's file.
+    let links = in_ns(&a, netlink::dump_links).expect("links");
+    let va = links.iter().find(|l| l.name == "va").expect("va");
+    let peer_ns = va.link_netnsid.expect("peer elsewhere");
+    assert_eq!(
+        in_ns(&a, || netlink::nsid_of(fb.as_fd())).expect("nsid_of b"),
+        Some(peer_ns)
+    );
+    // From b, a gets an id once the kernel reports vb's peer (it allocates one on demand).
+    let links = in_ns(&b, netlink::dump_links).expect("links of b");
+    let vb = links.iter().find(|l| l.name == "vb").expect("vb");
+    let fa = file(&a);
+    let in_b = in_ns(&b, || netlink::nsid_of(fa.as_fd()))
+        .expect("nsid_of a")
+        .expect("assigned");
+    assert_eq!(Some(in_b), vb.link_netnsid);
+    assert_eq!(list_id(&b).get(&in_b), Some(&a.name));
+}
+
+fn named_netns_and_pids_are_handles() {
+    let ns = Netns::new("nphandle");
+    let inode = std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .expect("stat")
+        .ino();
+    let named = netns::named_netns();
+    let mine = named
+        .iter()
+        .find(|n| n.name.as_deref() == Some(ns.name.as_str()))
+        .expect("listed");
+    assert_eq!(mine.inode, inode);
+    assert_eq!(
+        mine.path,
+        std::path::PathBuf::from(format!("/run/netns/{}", ns.name))
+    );
+    // ip netns list names the same set (those that are nsfs mounts).
+    let listed = String::from_utf8_lossy(&common::run(&["ip", "netns", "list"]).stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|n| n == &ns.name)
+        .count();
+    assert_eq!(listed, 1);
+    let mut sleeper = ns.spawn(&["sleep", "30"]);
+    let pid = sleeper.pid();
+    sleeper.wait_until(
+        "sleep entered the namespace",
+        Duration::from_secs(5),
+        || std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == inode),
+    );
+    let h = netns::netns_of_pid(pid).expect("netns of pid");
+    assert_eq!(
+        (h.inode, h.name.as_deref()),
+        (inode, Some(ns.name.as_str()))
+    );
+    // in_netns really runs there: the link table is the namespace's (only lo).
+    let f = h.open().expect("open");
+    let links = netns::in_netns(&f, netlink::dump_links)
+        .expect("setns")
+        .expect("links");
+    assert_eq!(
+        links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["lo"]
+    );
+}
+
 harness_main!(
     privileged: [
         links_match_ip_link,
@@ -439,5 +881,12 @@ harness_main!(
         route_lookup_honours_mark_source_and_oif,
         no_route_keeps_enetunreach,
         default_routes_match_ip_route_show,
+        addresses_match_ip_addr,
+        neighbours_match_ip_neigh,
+        bridge_fdb_matches_bridge_fdb_show,
+        tunnels_match_ip_link,
+        moved_vxlan_names_its_underlay_namespace,
+        nsids_match_ip_netns_list_id,
+        named_netns_and_pids_are_handles,
     ]
 );

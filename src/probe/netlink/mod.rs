@@ -1,9 +1,15 @@
-//! rtnetlink (links, routes) and generic netlink ethtool (features), on neli's typed layer.
+//! rtnetlink (links, routes, addresses, neighbours, nsids) and generic netlink (ethtool
+//! features, wireguard peers), on neli's typed layer.
 //!
 //! - `link`: `RTM_GETLINK` dump ([`dump_links`]).
 //! - `route`: `RTM_GETROUTE` lookups ([`route_get`], [`route_lookup`]) and the default-route
 //!   dump ([`default_routes`]).
 //! - `ethtool`: ethtool `FEATURES_GET` + `STRSET_GET` ([`features`]).
+//! - `addr`: `RTM_GETADDR` dump ([`addresses`]).
+//! - `neigh`: `RTM_GETNEIGH` dumps: ARP/NDP ([`neighbours`]) and a bridge FDB ([`bridge_fdb`]).
+//! - `tunnel`: one link's tunnel endpoints ([`tunnel`]) and wireguard peers
+//!   ([`wireguard_endpoints`]).
+//! - `nsid`: `RTM_GETNSID` ([`nsid_of`]): which nsid names a namespace here.
 //!
 //! This file holds what they share: the error type and `Conn`, one request/reply exchange
 //! on a neli [`NlSocketHandle`] (sequence matching, `NLMSG_ERROR` with its extended ack,
@@ -11,9 +17,9 @@
 //!
 //! **Network namespaces.** Every public function opens its own socket in the network namespace
 //! of the *calling thread* and closes it before returning. To ask another namespace, a caller
-//! runs the call on a thread that first did `setns(fd, CLONE_NEWNET)` (see `in_netns` in the
-//! tests); nothing here changes namespaces or keeps sockets across calls. Further requests
-//! (`RTM_GETNEIGH`, bridge FDB dumps) fit `Conn::request` / `Conn::dump` as they are.
+//! runs the call on a thread that first did `setns(fd, CLONE_NEWNET)` (see
+//! [`crate::probe::netns::in_netns`]); nothing here changes namespaces or keeps sockets across
+//! calls.
 //!
 //! **Why `NlSocketHandle` and not `NlRouter`.** neli's router receives on a background thread
 //! and hands replies over a channel without a timeout, so a missing reply would hang the

@@ -4,8 +4,8 @@
 //!
 //! Message layout and constants: include/uapi/linux/neighbour.h. neli types the header
 //! (`Ndmsg`) and names the attributes (`Nda`), but `Nda::Master` exists only on glibc targets
-//! and `Ndmsg` is not `Clone` (which [`Conn::dump`] needs): attributes are matched through the
-//! local [`NdaAttr`], and the request is sent as serialized bytes ([`to_buffer`]).
+//! and `Ndmsg` is not `Clone` (which `Conn::dump` needs): attributes are matched through the
+//! local `NdaAttr`, and the request is sent as serialized bytes (`to_buffer`).
 
 use std::net::IpAddr;
 
@@ -319,7 +319,7 @@ mod tests {
     fn reads_the_fdb_vlan() {
         let mut bytes = hex(FDB_STATIC);
         bytes.extend_from_slice(&6u16.to_ne_bytes());
-        bytes.extend_from_slice(&(libc::NDA_VLAN as u16).to_ne_bytes());
+        bytes.extend_from_slice(&libc::NDA_VLAN.to_ne_bytes());
         bytes.extend_from_slice(&7u16.to_ne_bytes());
         bytes.extend_from_slice(&[0, 0]);
         let len = u32::try_from(bytes.len()).expect("len");

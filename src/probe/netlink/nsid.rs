@@ -4,7 +4,7 @@
 //! prints for X in the calling namespace.
 //!
 //! Attributes: include/uapi/linux/net_namespace.h. The message header is a `struct rtgenmsg`
-//! (one byte) padded to 4: see [`Netnsmsg`].
+//! (one byte) padded to 4: see `Netnsmsg`.
 
 use std::io::Cursor;
 use std::os::fd::{AsRawFd, BorrowedFd};
