@@ -117,8 +117,17 @@ fn walk(stack: &[Device], target: Option<IpAddr>) -> Option<PathEvidence> {
     let origin_inode = std::fs::metadata("/proc/thread-self/ns/net")
         .map(|m| m.ino())
         .unwrap_or(0);
+    // Forwarding decisions are looked up as the receiving namespace sees the packet: from the
+    // sender's source address (an input route lookup without one is refused, EINVAL).
+    let source = target.and_then(|t| {
+        netlink::route_get(t)
+            .ok()
+            .and_then(|r| r.source)
+            .and_then(|s| s.parse::<IpAddr>().ok())
+    });
     let mut walker = Walker {
         target,
+        source,
         known: None,
     };
     let mut segments = Vec::new();
@@ -273,7 +282,11 @@ fn sysctl_flag(path: &str) -> Option<bool> {
 /// Inside the peer namespace: the peer's stack, whether the target is local here, and if not,
 /// where this namespace forwards it (looked up as if received on the peer, or on the bridge the
 /// peer is a port of).
-fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, PathEnd> {
+fn veth_peer_view(
+    peer_index: u32,
+    target: Option<IpAddr>,
+    source: Option<IpAddr>,
+) -> Result<PeerView, PathEnd> {
     let links = netlink::dump_links()
         .map_err(|e| incomplete(format!("cannot read the link table: {e}"), e.to_os_error()))?;
     let Some(peer) = links.iter().find(|l| l.ifindex == peer_index) else {
@@ -331,6 +344,7 @@ fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, P
     let route = match target {
         Some(t) => netlink::route_lookup(&RouteQuery {
             iif: Some(l3.ifindex),
+            src: source,
             ..RouteQuery::to(t)
         })
         .map(|r| (r, format!("the route to {t}, received on {}", l3.name))),
@@ -403,6 +417,8 @@ fn veth_peer_view(peer_index: u32, target: Option<IpAddr>) -> Result<PeerView, P
 
 struct Walker {
     target: Option<IpAddr>,
+    /// The sender's source address toward `target`.
+    source: Option<IpAddr>,
     /// Namespaces that can be entered, found on first need.
     known: Option<Vec<Known>>,
 }
@@ -467,8 +483,10 @@ impl Walker {
             (None, Some(ns)) => ns.clone(),
             (None, None) => current()?,
         };
-        let target = self.target;
-        let view = in_ns(Some(&ns), move || veth_peer_view(peer_index, target))??;
+        let (target, source) = (self.target, self.source);
+        let view = in_ns(Some(&ns), move || {
+            veth_peer_view(peer_index, target, source)
+        })??;
         let netns = ns.netns_ref();
         let why = format!(
             "{} is a veth whose peer {} is in namespace {}",
