@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use owo_colors::{OwoColorize, Style};
 
-use crate::evidence::{Device, LiveProbe, ProbeState};
+use crate::evidence::{Device, LiveProbe, PathEnd, PathEvidence, ProbeState};
 use crate::knowledge::Entry;
 use crate::report::{Basis, Report, Severity, Zerocopy};
 
@@ -133,6 +133,46 @@ fn write_tree(
     Ok(())
 }
 
+/// The path beyond the diagnosed stack, one line per segment, then how it ends.
+fn path_chain(out: &mut dyn Write, p: &Palette, path: &PathEvidence) -> io::Result<()> {
+    let toward = match path.target {
+        Some(t) => format!("toward {t}"),
+        None => "along default routes (no --target)".to_string(),
+    };
+    writeln!(out, "Path {toward}:")?;
+    for (i, seg) in path.segments.iter().enumerate() {
+        let ns = match &seg.netns.name {
+            Some(n) => n.clone(),
+            None => format!("net:[{}]", seg.netns.inode),
+        };
+        let devices: Vec<String> = seg
+            .stack
+            .iter()
+            .map(|d| format!("{} ({})", d.name, d.kind.as_str()))
+            .collect();
+        let lead = format!("  {}. ", i + 2);
+        wrap(
+            out,
+            &lead,
+            lead.chars().count(),
+            lead.chars().count(),
+            &format!("{} in {ns}: {}", devices.join(" over "), seg.why),
+        )?;
+    }
+    let end = match &path.end {
+        PathEnd::Wire => "leaves the host".to_string(),
+        PathEnd::LocalDelivery { netns, address } => format!(
+            "{address} is an address of {}: delivered locally",
+            netns
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("net:[{}]", netns.inode))
+        ),
+        PathEnd::Incomplete { reason, .. } => format!("not followed further: {reason}"),
+    };
+    wrap(out, "  → ", 4, 4, &p.paint(&end, Style::new().dimmed()))
+}
+
 pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
     writeln!(
@@ -150,6 +190,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         report.protocol.as_str().to_uppercase()
     )?;
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
+    if let Some(path) = &report.path {
+        path_chain(out, &p, path)?;
+    }
     writeln!(out)?;
 
     let (mark, word, style) = match report.verdict.zerocopy {

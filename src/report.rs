@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::check::Code;
-use crate::evidence::{Device, Evidence, LiveProbe, ProbeStatus, Protocol, TapScan};
+use crate::evidence::{Device, Evidence, LiveProbe, PathEvidence, ProbeStatus, Protocol, TapScan};
 use crate::kernel::KernelFeatureState;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -106,6 +106,9 @@ pub struct Report {
     pub probes: Vec<ProbeStatus>,
     /// Every packet socket seen (including harmless ones), when the tap probe ran.
     pub taps: Option<TapScan>,
+    /// The path beyond the diagnosed stack, when the path probe followed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathEvidence>,
     pub live_probe: Option<LiveProbe>,
 }
 
@@ -137,6 +140,7 @@ impl Report {
             passed,
             probes: evidence.probes.clone(),
             taps: evidence.taps.clone(),
+            path: evidence.path.clone(),
             live_probe: evidence.live.clone(),
         }
     }
