@@ -37,11 +37,14 @@ pub enum Code {
     ZerocopySlower,
     CompletionsMissing,
     LiveProbeNotRun,
+    LiveSampleTooSmall,
+    LiveNothingTransmitted,
+    LiveTimingUnreliable,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 25] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -64,6 +67,9 @@ impl Code {
         Code::ZerocopySlower,
         Code::CompletionsMissing,
         Code::LiveProbeNotRun,
+        Code::LiveSampleTooSmall,
+        Code::LiveNothingTransmitted,
+        Code::LiveTimingUnreliable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +96,9 @@ impl Code {
             Code::ZerocopySlower => "zerocopy-slower",
             Code::CompletionsMissing => "completions-missing",
             Code::LiveProbeNotRun => "live-probe-not-run",
+            Code::LiveSampleTooSmall => "live-sample-too-small",
+            Code::LiveNothingTransmitted => "live-nothing-transmitted",
+            Code::LiveTimingUnreliable => "live-timing-unreliable",
         }
     }
 
@@ -258,7 +267,10 @@ mod tests {
                 "kernel-too-old",
                 "live-contradicts-prediction",
                 "live-copied",
+                "live-nothing-transmitted",
                 "live-probe-not-run",
+                "live-sample-too-small",
+                "live-timing-unreliable",
                 "local-delivery",
                 "lower-device-elsewhere",
                 "memlock-limit",

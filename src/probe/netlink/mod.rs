@@ -44,7 +44,7 @@ use nix::errno::Errno;
 use crate::evidence::OsError;
 
 pub use ethtool::features;
-pub use link::{Link, dump_links};
+pub use link::{Link, LinkStats, dump_links, link_stats};
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
 
 /// How long one `recv` waits for the kernel before the request fails.
