@@ -63,7 +63,7 @@ pub fn shortfall(live: &LiveProbe) -> Shortfall {
         let seconds = r.zerocopy_phase.as_ref().map_or(0.0, |p| p.seconds);
         if r.completions < MIN_PROOF_COMPLETIONS || seconds < MIN_PROOF_SECONDS {
             out.reasons.push(format!(
-                "{} run: {} zerocopy completions in {:.3} s (a proof needs {} in {} s)",
+                "{} run: {} zerocopy completions in {:.3} s (a proof needs at least {} completions and {} s)",
                 r.pattern, r.completions, seconds, MIN_PROOF_COMPLETIONS, MIN_PROOF_SECONDS
             ));
         }
@@ -317,7 +317,7 @@ fn sample_too_small(
         for (name, phase) in [("copy", &r.copy_phase), ("zerocopy", &r.zerocopy_phase)] {
             if let Some(p) = phase.as_ref().filter(|p| !p.timed_enough()) {
                 reasons.push(format!(
-                    "{} {name} phase: {} sends in {:.3} s, too few to time (timing needs {} sends and {} s)",
+                    "{} {name} phase: {} sends in {:.3} s, too little to time (timing needs at least {} sends and {} s)",
                     r.pattern,
                     p.sends,
                     p.seconds,
@@ -348,7 +348,7 @@ fn sample_too_small(
     out.raise_as(
         Code::LiveSampleTooSmall,
         severity,
-        format!("{}", reasons.join("; ")),
+        reasons.join("; "),
         json!({"interrupted": live.interrupted, "min_completions": MIN_PROOF_COMPLETIONS, "min_seconds": MIN_PROOF_SECONDS,
                "min_timed_sends": crate::evidence::MIN_TIMED_SENDS, "runs": runs}),
         vec![format!(
