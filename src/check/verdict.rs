@@ -140,7 +140,7 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
     };
     match unproven {
         None => (zerocopy, summary),
-        Some(why) => (zerocopy, format!("not proven: {why}; {summary}")),
+        Some(why) => (zerocopy, format!("{why}; {summary}")),
     }
 }
 
