@@ -37,7 +37,10 @@ pub fn contention_reasons(c: &Contention) -> Vec<String> {
             steal * 100.0
         ));
     }
-    let pressure = c.cpu_pressure_before.into_iter().chain(c.cpu_pressure_after);
+    let pressure = c
+        .cpu_pressure_before
+        .into_iter()
+        .chain(c.cpu_pressure_after);
     if let Some(p) = pressure.fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))))
         && p > MAX_CPU_PRESSURE
     {

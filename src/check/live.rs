@@ -68,15 +68,15 @@ pub fn shortfall(live: &LiveProbe) -> Shortfall {
             ));
         }
         if let Some(c) = &r.device_counters {
-            if r.sends > 0 && (c.transmitted_packets() as f64) < r.sends as f64 * MIN_TRANSMITTED_SHARE
+            if r.sends > 0
+                && (c.transmitted_packets() as f64) < r.sends as f64 * MIN_TRANSMITTED_SHARE
             {
                 out.untransmitted.push(r.pattern);
             }
         }
     }
     if !any {
-        out.reasons
-            .push("no traffic pattern ran".to_string());
+        out.reasons.push("no traffic pattern ran".to_string());
     }
     out
 }

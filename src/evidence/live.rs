@@ -389,7 +389,10 @@ impl LiveRun {
     /// Both phases ran and each is [`Phase::timed_enough`].
     pub fn timed_enough(&self) -> bool {
         self.copy_phase.as_ref().is_some_and(Phase::timed_enough)
-            && self.zerocopy_phase.as_ref().is_some_and(Phase::timed_enough)
+            && self
+                .zerocopy_phase
+                .as_ref()
+                .is_some_and(Phase::timed_enough)
     }
 
     /// Zerocopy bytes per CPU-second over copy bytes per CPU-second: what zerocopy saves when

@@ -211,7 +211,13 @@ mod tests {
         let payload: Vec<u8> = (1..=24u64).flat_map(u64::to_ne_bytes).collect();
         let s = parse_stats64(&payload).expect("stats");
         assert_eq!(
-            (s.rx_packets, s.tx_packets, s.rx_bytes, s.tx_bytes, s.tx_dropped),
+            (
+                s.rx_packets,
+                s.tx_packets,
+                s.rx_bytes,
+                s.tx_bytes,
+                s.tx_dropped
+            ),
             (1, 2, 3, 4, 8)
         );
         assert_eq!(parse_stats64(&payload[..63]), None);
