@@ -169,6 +169,68 @@ mod tests {
     }
 
     #[test]
+    fn contention_makes_the_gain_unreliable_instead_of_slower() {
+        for contention in [
+            Contention {
+                steal_fraction: Some(0.2),
+                ..Contention::default()
+            },
+            Contention {
+                cpu_pressure_after: Some(60.0),
+                ..Contention::default()
+            },
+            Contention {
+                other_probes: vec![4242],
+                ..Contention::default()
+            },
+            Contention {
+                cpus: Some(2),
+                runnable_before: Some(6),
+                runnable_after: Some(5),
+                ..Contention::default()
+            },
+        ] {
+            let mut ev = fixture("live-tap-copied");
+            let live = ev.live.as_mut().expect("live");
+            live.contention = Some(contention.clone());
+            let mut out = Findings::new();
+            check(live, &mut out);
+            let codes: Vec<Code> = out.findings.iter().map(|f| f.code).collect();
+            assert_eq!(codes, [Code::LiveTimingUnreliable], "{contention:?}");
+            assert_eq!(out.findings[0].severity, Severity::Info);
+        }
+        // A quiet host: judged as before.
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        live.contention = Some(Contention {
+            cpus: Some(2),
+            runnable_before: Some(2),
+            runnable_after: Some(1),
+            cpu_pressure_before: Some(1.0),
+            steal_fraction: Some(0.01),
+            ..Contention::default()
+        });
+        let mut out = Findings::new();
+        check(live, &mut out);
+        assert_eq!(out.findings[0].code, Code::ZerocopySlower);
+    }
+
+    #[test]
+    fn short_phases_make_no_gain_claim() {
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        for r in &mut live.runs {
+            if let Some(p) = r.zerocopy_phase.as_mut() {
+                p.seconds = 0.00005;
+            }
+        }
+        let mut out = Findings::new();
+        check(live, &mut out);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert!(live.runs.iter().all(|r| r.gain().is_none()));
+    }
+
+    #[test]
     fn cpu_saved_per_byte_is_a_pass_not_a_finding() {
         let mut ev = fixture("live-clean");
         let live = ev.live.as_mut().expect("live");

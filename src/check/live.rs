@@ -483,6 +483,48 @@ mod tests {
     }
 
     #[test]
+    fn nothing_transmitted_names_the_neighbour() {
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        for r in &mut live.runs {
+            r.device_counters = Some(crate::evidence::DeviceCounters {
+                device: "eth0".into(),
+                kind: Some("veth".into()),
+                before: Default::default(),
+                after: crate::evidence::LinkCounters {
+                    tx_packets: 3,
+                    ..Default::default()
+                },
+            });
+        }
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        let f = out
+            .findings
+            .iter()
+            .find(|f| f.code == Code::LiveNothingTransmitted)
+            .expect("live-nothing-transmitted");
+        assert_eq!(f.remediation[0], "ip neigh show 198.18.0.2 dev eth0");
+        assert!(!out.passed.iter().any(|p| p.check == "live"));
+        // An ifb counts what it is given to transmit as received.
+        let mut ev = fixture("live-clean");
+        for r in &mut ev.live.as_mut().expect("live").runs {
+            r.device_counters = Some(crate::evidence::DeviceCounters {
+                device: "ifbz".into(),
+                kind: Some("ifb".into()),
+                before: Default::default(),
+                after: crate::evidence::LinkCounters {
+                    rx_packets: r.sends,
+                    ..Default::default()
+                },
+            });
+        }
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        assert!(!out.has(Code::LiveNothingTransmitted));
+    }
+
+    #[test]
     fn totals_saturate() {
         let mut ev = fixture("live-tap-copied");
         let live = ev.live.as_mut().expect("live");

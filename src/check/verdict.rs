@@ -165,6 +165,68 @@ mod tests {
     }
 
     #[test]
+    fn a_requested_probe_that_proved_nothing_is_unproven_never_yes() {
+        // Did not send.
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        live.not_run = Some("the route to 224.0.0.9 is of type multicast, not unicast".into());
+        live.runs.clear();
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::Unknown, Basis::Unproven));
+        assert!(
+            !v.summary.contains("prove it with --target"),
+            "{}",
+            v.summary
+        );
+        assert!(v.summary.contains("multicast"), "{}", v.summary);
+        // One completion.
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        live.runs.truncate(1);
+        live.runs[0].sends = 1;
+        live.runs[0].completions = 1;
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::Unknown, Basis::Unproven));
+        // Interrupted.
+        let mut ev = fixture("live-clean");
+        ev.live.as_mut().expect("live").interrupted = true;
+        let v = verdict(&ev, &[]);
+        assert_eq!(v.basis, Basis::Unproven);
+        assert!(v.summary.contains("interrupted"), "{}", v.summary);
+        // Nothing transmitted.
+        let mut ev = fixture("live-clean");
+        for r in &mut ev.live.as_mut().expect("live").runs {
+            r.device_counters = Some(crate::evidence::DeviceCounters {
+                device: "eth0".into(),
+                kind: None,
+                before: Default::default(),
+                after: crate::evidence::LinkCounters {
+                    tx_packets: r.sends / 3,
+                    ..Default::default()
+                },
+            });
+        }
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::Unknown, Basis::Unproven));
+        // No probe asked for: still a prediction that asks for one.
+        let v = verdict(&fixture("clean-nic"), &[]);
+        assert_eq!(v.basis, Basis::Predicted);
+        assert!(v.summary.contains("prove it with --target"));
+    }
+
+    #[test]
+    fn copies_are_proven_even_from_a_small_sample() {
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        live.runs.truncate(1);
+        live.runs[0].completions = 1;
+        live.runs[0].copied = 1;
+        live.interrupted = true;
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::No, Basis::Live));
+    }
+
+    #[test]
     fn live_result_wins_over_prediction() {
         let ev = fixture("live-tap-copied");
         let v = verdict(&ev, &[]);
