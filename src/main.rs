@@ -1,5 +1,6 @@
-//! zcdoctor command line. Exit status: 0 no finding at or above --fail-on, 1 there is one,
-//! 2 usage or runtime error (never a panic or a backtrace).
+//! zcdoctor command line. Exit status, first that applies: 2 usage or runtime error (never a
+//! panic or a backtrace), 1 a finding at or above --fail-on, 3 --target was given and the live
+//! probe did not prove the verdict (the monitoring-plugins UNKNOWN), 0 otherwise.
 
 mod cli;
 
@@ -16,7 +17,10 @@ use zcdoctor::evidence::Evidence;
 use zcdoctor::knowledge::Knowledge;
 use zcdoctor::probe::{self, GatherOptions, LiveRequest};
 use zcdoctor::render;
-use zcdoctor::report::Severity;
+use zcdoctor::report::{Basis, Severity};
+
+/// `--target` was given and the live probe proved nothing (monitoring-plugins UNKNOWN).
+const EXIT_UNPROVEN: u8 = 3;
 
 fn use_color(choice: ColorChoice) -> bool {
     match choice {
@@ -39,6 +43,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             duration: args.duration,
             byte_cap: args.byte_cap,
             oversize: args.oversize,
+            max_run_time: args.max_run_time,
         }),
     };
     let stop = cli::signals::stop_flag();
@@ -94,7 +99,16 @@ fn run(cli: Cli) -> Result<u8> {
                 FailOn::Never => None,
             };
             let failed = threshold.is_some_and(|t| report.worst().is_some_and(|w| w >= t));
-            Ok(u8::from(failed))
+            // A proof was asked for (--target, or a recording of a probe) and not obtained.
+            let unproven = report.verdict.basis == Basis::Unproven
+                || (args.probe.target.is_some() && report.verdict.basis != Basis::Live);
+            Ok(if failed {
+                1
+            } else if unproven {
+                EXIT_UNPROVEN
+            } else {
+                0
+            })
         }
         Command::Snapshot(args) => {
             let evidence = gather(&args.probe)?;

@@ -203,6 +203,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     let basis = match report.verdict.basis {
         Basis::Live => "proven live",
         Basis::Predicted => "predicted",
+        Basis::Unproven => "not proven",
     };
     let head = format!("{mark} {word} ({basis}):");
     let lead = format!("{} ", p.paint(&head, style));

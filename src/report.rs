@@ -64,8 +64,14 @@ pub enum Zerocopy {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Basis {
+    /// From the findings; no live probe was asked for.
     Predicted,
+    /// Proven by the live probe.
     Live,
+    /// A live probe was asked for (`--target`) and did not prove the verdict (it did not send,
+    /// sent too little, was interrupted, or nothing left the device): `zerocopy` is the
+    /// prediction, never `yes`. `zcdoctor check` exits 3 unless a finding gives 1.
+    Unproven,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

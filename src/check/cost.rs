@@ -6,15 +6,81 @@ use serde_json::{Value, json};
 
 use super::findings::{Code, Findings};
 use super::live::primary_runs;
-use crate::evidence::{LiveProbe, LiveRun};
+use crate::evidence::{Contention, LiveProbe, LiveRun};
 use crate::report::Severity;
+
+/// Hypervisor steal above this share of CPU time during the probe makes its timings unreliable:
+/// a stolen slice of a few percent lands on one phase or the other, not on both alike.
+const MAX_STEAL: f64 = 0.05;
+/// `/proc/pressure/cpu` `some avg10` above this (percent) before or after the probe: runnable
+/// tasks waited for a CPU a fifth of the time, so either phase may have waited too.
+const MAX_CPU_PRESSURE: f64 = 20.0;
 
 /// Zerocopy that saves at least this share of CPU per byte pays even when throughput is lower.
 const CPU_GAIN_THAT_PAYS: f64 = 1.1;
 /// Below about this many bytes per send, pinning and notifications cost more than the copy.
 const SMALL_SEND: usize = 10_000;
 
+/// Why the timings of the probe cannot be trusted (empty when they can).
+pub fn contention_reasons(c: &Contention) -> Vec<String> {
+    let mut why = Vec::new();
+    if !c.other_probes.is_empty() {
+        let pids: Vec<String> = c.other_probes.iter().map(u32::to_string).collect();
+        why.push(format!(
+            "another zcdoctor live probe ran at the same time (pid {})",
+            pids.join(", ")
+        ));
+    }
+    if let Some(steal) = c.steal_fraction.filter(|s| *s > MAX_STEAL) {
+        why.push(format!(
+            "the hypervisor stole {:.0}% of CPU time during the probe",
+            steal * 100.0
+        ));
+    }
+    let pressure = c
+        .cpu_pressure_before
+        .into_iter()
+        .chain(c.cpu_pressure_after);
+    if let Some(p) = pressure.fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))))
+        && p > MAX_CPU_PRESSURE
+    {
+        why.push(format!(
+            "CPU pressure (some avg10) was {p:.1}%: runnable tasks waited for a CPU"
+        ));
+    }
+    // The probe itself is one runnable task.
+    if let (Some(cpus), Some(b), Some(a)) = (c.cpus, c.runnable_before, c.runnable_after)
+        && b.min(a).saturating_sub(1) > cpus
+    {
+        why.push(format!(
+            "{} and {} other tasks were runnable before and after the probe on {cpus} CPUs",
+            b.saturating_sub(1),
+            a.saturating_sub(1)
+        ));
+    }
+    why
+}
+
 pub fn check(live: &LiveProbe, out: &mut Findings) {
+    let timed = primary_runs(live).any(|r| r.gain().is_some());
+    if let Some(c) = live.contention.as_ref().filter(|_| timed) {
+        let why = contention_reasons(c);
+        if !why.is_empty() {
+            let gains: Vec<Value> = primary_runs(live)
+                .map(|r| json!({"pattern": r.pattern, "gain": r.gain(), "cpu_gain": r.cpu_gain()}))
+                .collect();
+            out.raise(
+                Code::LiveTimingUnreliable,
+                format!(
+                    "the measured gain is unreliable: {}; zerocopy-slower was not judged",
+                    why.join("; ")
+                ),
+                json!({"contention": c, "runs": gains, "max_steal": MAX_STEAL, "max_cpu_pressure": MAX_CPU_PRESSURE}),
+                vec!["Run the probe again on a quiet host, one probe at a time.".to_string()],
+            );
+            return;
+        }
+    }
     let slower: Vec<&LiveRun> = primary_runs(live)
         .filter(|r| r.gain().is_some_and(|g| g < 1.0))
         .filter(|r| r.copied > 0 || r.cpu_gain().is_none_or(|c| c < CPU_GAIN_THAT_PAYS))
@@ -100,6 +166,68 @@ mod tests {
         let f = out.findings.first().expect("zerocopy-slower");
         assert_eq!(f.code, Code::ZerocopySlower);
         assert_eq!(f.severity, Severity::Blocker);
+    }
+
+    #[test]
+    fn contention_makes_the_gain_unreliable_instead_of_slower() {
+        for contention in [
+            Contention {
+                steal_fraction: Some(0.2),
+                ..Contention::default()
+            },
+            Contention {
+                cpu_pressure_after: Some(60.0),
+                ..Contention::default()
+            },
+            Contention {
+                other_probes: vec![4242],
+                ..Contention::default()
+            },
+            Contention {
+                cpus: Some(2),
+                runnable_before: Some(6),
+                runnable_after: Some(5),
+                ..Contention::default()
+            },
+        ] {
+            let mut ev = fixture("live-tap-copied");
+            let live = ev.live.as_mut().expect("live");
+            live.contention = Some(contention.clone());
+            let mut out = Findings::new();
+            check(live, &mut out);
+            let codes: Vec<Code> = out.findings.iter().map(|f| f.code).collect();
+            assert_eq!(codes, [Code::LiveTimingUnreliable], "{contention:?}");
+            assert_eq!(out.findings[0].severity, Severity::Info);
+        }
+        // A quiet host: judged as before.
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        live.contention = Some(Contention {
+            cpus: Some(2),
+            runnable_before: Some(2),
+            runnable_after: Some(1),
+            cpu_pressure_before: Some(1.0),
+            steal_fraction: Some(0.01),
+            ..Contention::default()
+        });
+        let mut out = Findings::new();
+        check(live, &mut out);
+        assert_eq!(out.findings[0].code, Code::ZerocopySlower);
+    }
+
+    #[test]
+    fn short_phases_make_no_gain_claim() {
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        for r in &mut live.runs {
+            if let Some(p) = r.zerocopy_phase.as_mut() {
+                p.seconds = 0.00005;
+            }
+        }
+        let mut out = Findings::new();
+        check(live, &mut out);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert!(live.runs.iter().all(|r| r.gain().is_none()));
     }
 
     #[test]

@@ -38,11 +38,14 @@ pub enum Code {
     CompletionsMissing,
     LiveProbeNotRun,
     PathIncomplete,
+    LiveSampleTooSmall,
+    LiveNothingTransmitted,
+    LiveTimingUnreliable,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 26] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -66,6 +69,9 @@ impl Code {
         Code::CompletionsMissing,
         Code::LiveProbeNotRun,
         Code::PathIncomplete,
+        Code::LiveSampleTooSmall,
+        Code::LiveNothingTransmitted,
+        Code::LiveTimingUnreliable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +99,9 @@ impl Code {
             Code::CompletionsMissing => "completions-missing",
             Code::LiveProbeNotRun => "live-probe-not-run",
             Code::PathIncomplete => "path-incomplete",
+            Code::LiveSampleTooSmall => "live-sample-too-small",
+            Code::LiveNothingTransmitted => "live-nothing-transmitted",
+            Code::LiveTimingUnreliable => "live-timing-unreliable",
         }
     }
 
@@ -264,7 +273,10 @@ mod tests {
                 "kernel-too-old",
                 "live-contradicts-prediction",
                 "live-copied",
+                "live-nothing-transmitted",
                 "live-probe-not-run",
+                "live-sample-too-small",
+                "live-timing-unreliable",
                 "local-delivery",
                 "lower-device-elsewhere",
                 "memlock-limit",

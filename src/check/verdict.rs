@@ -1,56 +1,103 @@
-//! The verdict: does zerocopy work on this path. Proven by the live probe when it ran,
-//! otherwise predicted from the findings; never "yes" when part of the path went unread.
+//! The verdict: does zerocopy work on this path. Proven by the live probe when it ran and its
+//! sample is a proof; predicted from the findings when no probe was asked for; `unproven` (never
+//! "yes") when a probe was asked for and proved nothing. Never "yes" when part of the path went
+//! unread.
 
 use serde_json::Value;
 
-use super::live::Totals;
+use super::live::{Totals, shortfall};
 use crate::evidence::Evidence;
 use crate::report::{Basis, Finding, Severity, Verdict, Zerocopy};
 
 pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
-    let blocker = findings.iter().find(|f| f.severity == Severity::Blocker);
-    if let Some(live) = ev.live.as_ref().filter(|l| l.not_run.is_none()) {
-        let Totals {
-            copied,
-            completions,
-            enobufs,
-            ..
-        } = Totals::of(live);
-        let (zerocopy, summary) = if copied > 0 {
-            (
-                Zerocopy::No,
-                format!(
-                    "zerocopy sends are copied: {copied} of {completions} completions carried COPIED"
-                ),
-            )
-        } else if enobufs > 0 {
-            (
-                Zerocopy::No,
-                format!("{enobufs} zerocopy sends failed with ENOBUFS ({completions} completed)"),
-            )
-        } else if completions > 0 {
-            (
-                Zerocopy::Yes,
-                format!(
-                    "zerocopy works: {completions} completions to {}, none copied",
-                    live.target
-                ),
-            )
-        } else {
-            (
-                Zerocopy::Unknown,
-                "the live probe received no completions".to_string(),
-            )
-        };
+    let blocker = findings.iter().any(|f| f.severity == Severity::Blocker);
+    let Some(live) = ev.live.as_ref() else {
+        let (zerocopy, summary) = predicted(ev, findings, None);
         return Verdict {
             zerocopy,
-            basis: Basis::Live,
+            basis: Basis::Predicted,
             summary,
         };
+    };
+    // A live probe was asked for: the verdict is proven by it, or says why it is not.
+    let why = match &live.not_run {
+        Some(fact) => format!("the live probe did not send ({fact})"),
+        None => {
+            let Totals {
+                copied,
+                completions,
+                enobufs,
+                ..
+            } = Totals::of(live);
+            // Copies and ENOBUFS are facts the kernel reported, whatever the sample size.
+            if copied > 0 {
+                return live_verdict(
+                    Zerocopy::No,
+                    format!(
+                        "zerocopy sends are copied: {copied} of {completions} completions carried COPIED"
+                    ),
+                );
+            }
+            if enobufs > 0 {
+                return live_verdict(
+                    Zerocopy::No,
+                    format!(
+                        "{enobufs} zerocopy sends failed with ENOBUFS ({completions} completed)"
+                    ),
+                );
+            }
+            let gaps = shortfall(live);
+            if completions > 0 && gaps.is_empty() {
+                return live_verdict(
+                    Zerocopy::Yes,
+                    format!(
+                        "zerocopy works: {completions} completions to {}, none copied",
+                        live.target
+                    ),
+                );
+            }
+            let mut reasons = gaps.reasons;
+            if !gaps.untransmitted.is_empty() {
+                reasons.insert(
+                    0,
+                    "the device did not transmit the probe's sends (live-nothing-transmitted)"
+                        .to_string(),
+                );
+            }
+            if completions == 0 {
+                reasons.insert(0, "the live probe received no completions".to_string());
+            }
+            reasons.join("; ")
+        }
+    };
+    let (predicted, summary) = predicted(ev, findings, Some(&why));
+    Verdict {
+        // Never "yes" without the proof that was asked for.
+        zerocopy: if blocker || predicted == Zerocopy::No {
+            Zerocopy::No
+        } else {
+            Zerocopy::Unknown
+        },
+        basis: Basis::Unproven,
+        summary,
     }
+}
+
+fn live_verdict(zerocopy: Zerocopy, summary: String) -> Verdict {
+    Verdict {
+        zerocopy,
+        basis: Basis::Live,
+        summary,
+    }
+}
+
+/// The verdict the findings predict; `unproven` is why a requested live probe proved nothing
+/// (then the summary says so instead of asking for a probe).
+fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Zerocopy, String) {
+    let blocker = findings.iter().any(|f| f.severity == Severity::Blocker);
     let uncertain = findings.iter().any(|f| f.code.leaves_path_uncertain());
     let (zerocopy, summary) = match (blocker, uncertain) {
-        (Some(_), _) => {
+        (true, _) => {
             let mut causes: Vec<String> = Vec::new();
             for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
                 let label = match f.evidence.get("device").and_then(Value::as_str) {
@@ -70,25 +117,30 @@ pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
                 ),
             )
         }
-        (None, true) => (
+        (false, true) => (
             Zerocopy::Unknown,
             format!(
                 "no cause of copies found on {}, but part of the path could not be inspected",
                 ev.interface
             ),
         ),
-        (None, false) => (
-            Zerocopy::Yes,
-            format!(
-                "nothing on {}'s path forces a copy; prove it with --target ADDR",
-                ev.interface
+        (false, false) => match unproven {
+            None => (
+                Zerocopy::Yes,
+                format!(
+                    "nothing on {}'s path forces a copy; prove it with --target ADDR",
+                    ev.interface
+                ),
             ),
-        ),
+            Some(_) => (
+                Zerocopy::Yes,
+                format!("nothing on {}'s path forces a copy", ev.interface),
+            ),
+        },
     };
-    Verdict {
-        zerocopy,
-        basis: Basis::Predicted,
-        summary,
+    match unproven {
+        None => (zerocopy, summary),
+        Some(why) => (zerocopy, format!("{why}; {summary}")),
     }
 }
 
@@ -110,6 +162,68 @@ mod tests {
         );
         assert_eq!(verdict(&ev, &out.findings).zerocopy, Zerocopy::Unknown);
         assert_eq!(verdict(&ev, &[]).zerocopy, Zerocopy::Yes);
+    }
+
+    #[test]
+    fn a_requested_probe_that_proved_nothing_is_unproven_never_yes() {
+        // Did not send.
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        live.not_run = Some("the route to 224.0.0.9 is of type multicast, not unicast".into());
+        live.runs.clear();
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::Unknown, Basis::Unproven));
+        assert!(
+            !v.summary.contains("prove it with --target"),
+            "{}",
+            v.summary
+        );
+        assert!(v.summary.contains("multicast"), "{}", v.summary);
+        // One completion.
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        live.runs.truncate(1);
+        live.runs[0].sends = 1;
+        live.runs[0].completions = 1;
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::Unknown, Basis::Unproven));
+        // Interrupted.
+        let mut ev = fixture("live-clean");
+        ev.live.as_mut().expect("live").interrupted = true;
+        let v = verdict(&ev, &[]);
+        assert_eq!(v.basis, Basis::Unproven);
+        assert!(v.summary.contains("interrupted"), "{}", v.summary);
+        // Nothing transmitted.
+        let mut ev = fixture("live-clean");
+        for r in &mut ev.live.as_mut().expect("live").runs {
+            r.device_counters = Some(crate::evidence::DeviceCounters {
+                device: "eth0".into(),
+                kind: None,
+                before: Default::default(),
+                after: crate::evidence::LinkCounters {
+                    tx_packets: r.sends / 3,
+                    ..Default::default()
+                },
+            });
+        }
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::Unknown, Basis::Unproven));
+        // No probe asked for: still a prediction that asks for one.
+        let v = verdict(&fixture("clean-nic"), &[]);
+        assert_eq!(v.basis, Basis::Predicted);
+        assert!(v.summary.contains("prove it with --target"));
+    }
+
+    #[test]
+    fn copies_are_proven_even_from_a_small_sample() {
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        live.runs.truncate(1);
+        live.runs[0].completions = 1;
+        live.runs[0].copied = 1;
+        live.interrupted = true;
+        let v = verdict(&ev, &[]);
+        assert_eq!((v.zerocopy, v.basis), (Zerocopy::No, Basis::Live));
     }
 
     #[test]

@@ -57,9 +57,14 @@ pub struct ProbeArgs {
     /// Traffic the diagnosis is for, and the live probe sends.
     #[arg(long, value_enum, default_value_t = ProtocolArg::Udp)]
     pub protocol: ProtocolArg,
-    /// Length of each live-probe phase (copy, then zerocopy), e.g. 1s, 500ms.
+    /// Length of each live-probe phase (copy, then zerocopy), e.g. 1s, 500ms. Under 100ms
+    /// the probe proves nothing (exit 3).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub duration: Duration,
+    /// Bound on the whole live probe (every pattern and phase), at most 1h; when reached the
+    /// probe stops, reports `max_run_time` as the phase's end and proves nothing (exit 3).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub max_run_time: Duration,
     /// Most bytes one live-probe phase may send.
     #[arg(long, default_value_t = 8 << 30)]
     pub byte_cap: u64,

@@ -54,6 +54,46 @@ pub struct LiveProbe {
     /// kernel lacks UDP GSO, `SO_BINDTODEVICE` refused, the path MTU it used, …).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// How busy the host was around the probe, and whether another live probe ran at the same
+    /// time (absent in recordings made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<Contention>,
+}
+
+/// Facts about CPU contention around the live probe: timings measured under contention say
+/// little about what zerocopy gains.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Contention {
+    /// Online CPUs (`available_parallelism`).
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// Runnable tasks (`/proc/loadavg`, 4th field, before the slash) before the probe,
+    /// including the probe itself.
+    #[serde(default)]
+    pub runnable_before: Option<u32>,
+    /// The same after the probe.
+    #[serde(default)]
+    pub runnable_after: Option<u32>,
+    /// One-minute load average (`/proc/loadavg`) after the probe.
+    #[serde(default)]
+    pub load1_after: Option<f64>,
+    /// `/proc/pressure/cpu` `some avg10` (percent of the last 10 s in which a runnable task
+    /// waited for a CPU) before and after the probe; absent without PSI.
+    #[serde(default)]
+    pub cpu_pressure_before: Option<f64>,
+    #[serde(default)]
+    pub cpu_pressure_after: Option<f64>,
+    /// Share of all CPU time stolen by the hypervisor during the probe (`/proc/stat` `steal`
+    /// delta over the total delta), 0 to 1.
+    #[serde(default)]
+    pub steal_fraction: Option<f64>,
+    /// Pids of other zcdoctor live probes that ran at the same time (they held or joined
+    /// `/run/zcdoctor.live.lock`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_probes: Vec<u32>,
+    /// Why the lock could not be used (no other probe can then be seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_error: Option<String>,
 }
 
 /// Why the live probe sent nothing.
@@ -214,6 +254,8 @@ pub enum PhaseEnd {
     Interrupted,
     /// Every send kept failing.
     Errors,
+    /// The bound on the whole live run (`--max-run-time`) was reached.
+    MaxRunTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -248,6 +290,44 @@ pub struct LiveRun {
     pub copy_phase: Option<Phase>,
     /// With MSG_ZEROCOPY.
     pub zerocopy_phase: Option<Phase>,
+    /// The egress device's counters just before and just after the zerocopy phase (with its
+    /// grace period): what the device really handled while the sends completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_counters: Option<DeviceCounters>,
+}
+
+/// A device's counters (`IFLA_STATS64`) around a phase.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceCounters {
+    pub device: String,
+    /// `IFLA_INFO_KIND` (`ifb`, `veth`, …); `None` for real NICs.
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub before: LinkCounters,
+    pub after: LinkCounters,
+}
+
+/// Packet and byte counters of a device.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+}
+
+impl DeviceCounters {
+    /// Packets the device took for transmission during the phase. An `ifb` that no tc rule
+    /// feeds counts what it is given to transmit as *received* and drops it (`ifb_xmit`,
+    /// drivers/net/ifb.c), so for it the receive counter is the transmit count.
+    pub fn transmitted_packets(&self) -> u64 {
+        if self.kind.as_deref() == Some("ifb") {
+            self.after.rx_packets.saturating_sub(self.before.rx_packets)
+        } else {
+            self.after.tx_packets.saturating_sub(self.before.tx_packets)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -290,17 +370,49 @@ impl Phase {
     }
 }
 
+/// A phase shorter than this times nothing worth comparing: the sending thread's CPU time
+/// is accounted in scheduler ticks (4 ms at HZ=250), and one preemption or timer slip of a few
+/// milliseconds is already several percent of a 100 ms phase, a whole phase of a 50 µs one.
+pub const MIN_TIMED_SECONDS: f64 = 0.1;
+/// A phase with fewer sends than this times the set-up (first page faults, the first
+/// notification, the socket's first skb allocations), not the steady state.
+pub const MIN_TIMED_SENDS: u64 = 100;
+
+impl Phase {
+    /// Long enough, and with enough sends, for its throughput and CPU cost to mean something.
+    pub fn timed_enough(&self) -> bool {
+        self.seconds >= MIN_TIMED_SECONDS && self.sends >= MIN_TIMED_SENDS
+    }
+}
+
 impl LiveRun {
+    /// Both phases ran and each is [`Phase::timed_enough`].
+    pub fn timed_enough(&self) -> bool {
+        self.copy_phase.as_ref().is_some_and(Phase::timed_enough)
+            && self
+                .zerocopy_phase
+                .as_ref()
+                .is_some_and(Phase::timed_enough)
+    }
+
     /// Zerocopy bytes per CPU-second over copy bytes per CPU-second: what zerocopy saves when
-    /// the link, not the CPU, is the bottleneck. `None` unless both phases ran.
+    /// the link, not the CPU, is the bottleneck. `None` unless both phases ran long enough
+    /// ([`LiveRun::timed_enough`]).
     pub fn cpu_gain(&self) -> Option<f64> {
+        if !self.timed_enough() {
+            return None;
+        }
         let copy = self.copy_phase.as_ref()?.bytes_per_cpu_second();
         let zc = self.zerocopy_phase.as_ref()?.bytes_per_cpu_second();
         (copy > 0.0).then(|| zc / copy)
     }
 
-    /// Zerocopy throughput over copy throughput; `None` unless both phases ran.
+    /// Zerocopy throughput over copy throughput; `None` unless both phases ran long enough
+    /// ([`LiveRun::timed_enough`]).
     pub fn gain(&self) -> Option<f64> {
+        if !self.timed_enough() {
+            return None;
+        }
         let copy = self.copy_phase.as_ref()?.bytes_per_second();
         let zc = self.zerocopy_phase.as_ref()?.bytes_per_second();
         (copy > 0.0).then(|| zc / copy)

@@ -39,6 +39,8 @@ pub struct LiveRequest {
     pub byte_cap: u64,
     /// Also send datagrams over the path MTU without UDP_SEGMENT (shows fragmentation copies).
     pub oversize: bool,
+    /// Bound on the whole live run ([`live::DEFAULT_MAX_RUN_TIME`]).
+    pub max_run_time: std::time::Duration,
 }
 
 /// Which probes run.

@@ -32,6 +32,7 @@
 //! SIGINT handler) and a progress callback, called with a [`Tick`] at most every
 //! [`TICK_EVERY`] while a phase runs.
 
+mod contention;
 mod errqueue;
 mod send;
 mod socket;
@@ -58,6 +59,11 @@ pub const DEFAULT_BYTE_CAP: u64 = 4 << 30;
 pub const TICK_EVERY: Duration = Duration::from_millis(200);
 /// TCP: longest wait for the target to answer the connection.
 pub const CONNECT_TIMEOUT: Duration = tcp::CONNECT_TIMEOUT;
+/// Default bound on the whole live run (every pattern and phase).
+pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(600);
+/// The largest `--max-run-time` accepted.
+pub const MAX_MAX_RUN_TIME: Duration = Duration::from_secs(3600);
+pub use contention::LOCK_PATH;
 
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
@@ -74,6 +80,11 @@ pub struct LiveOptions {
     /// UDP only: add the `oversize` pattern, datagrams one byte over what fits the path MTU,
     /// sent without `UDP_SEGMENT` (so the kernel fragments them, and copies).
     pub oversize: bool,
+    /// Bound on the whole run: a phase that reaches it ends `max_run_time` and nothing more is
+    /// sent (completions of what was sent are still collected, for at most the grace period).
+    pub max_run_time: Duration,
+    /// The lock file that shows concurrent probes ([`LOCK_PATH`]).
+    pub lock_path: std::path::PathBuf,
 }
 
 impl LiveOptions {
@@ -86,6 +97,8 @@ impl LiveOptions {
             duration: DEFAULT_DURATION,
             byte_cap: DEFAULT_BYTE_CAP,
             oversize: false,
+            max_run_time: DEFAULT_MAX_RUN_TIME,
+            lock_path: LOCK_PATH.into(),
         }
     }
 }
@@ -183,6 +196,8 @@ impl super::Probe for LiveProbeRunner {
             duration: req.duration,
             byte_cap: req.byte_cap,
             oversize: req.oversize,
+            max_run_time: req.max_run_time,
+            lock_path: LOCK_PATH.into(),
         };
         let result = run(&opts, cx.stop, &mut *cx.on_tick);
         let outcome = match &result.not_run {
@@ -199,6 +214,8 @@ impl super::Probe for LiveProbeRunner {
 /// `stop` ends it early (phases end `interrupted`, later patterns are skipped); `on_tick` is
 /// called at most every [`TICK_EVERY`] while a phase runs.
 pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)) -> LiveProbe {
+    let started = Instant::now();
+    let busy = contention::before(&opts.lock_path);
     let mut probe = LiveProbe {
         protocol: opts.protocol,
         target: opts.target.to_string(),
@@ -208,6 +225,7 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         runs: Vec::new(),
         interrupted: false,
         notes: Vec::new(),
+        contention: None,
     };
     let ip = opts.target.ip();
     match netlink::route_get(ip) {
@@ -233,6 +251,11 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
             stop,
             on_tick,
             last_tick: Instant::now(),
+            run_deadline: started + opts.max_run_time,
+            egress: probe
+                .route
+                .as_ref()
+                .and_then(|r| Some((r.ifindex?, r.device.clone()?))),
         };
         match opts.protocol {
             Protocol::Udp => udp::run(&mut ctx, &mut probe),
@@ -240,6 +263,9 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         }
     }
     probe.interrupted = stop.load(Ordering::Relaxed);
+    if probe.not_run.is_none() {
+        probe.contention = Some(busy.finish());
+    }
     probe
 }
 
@@ -302,11 +328,16 @@ struct Ctx<'a> {
     on_tick: &'a mut dyn FnMut(&Tick),
     /// When `on_tick` was last called (or the probe started).
     last_tick: Instant,
+    /// [`LiveOptions::max_run_time`] after the probe started.
+    run_deadline: Instant,
+    /// The egress device (ifindex, name) whose counters are read around each zerocopy phase.
+    egress: Option<(u32, String)>,
 }
 
 impl Ctx<'_> {
+    /// A stop was requested or the run's time is up: send nothing more.
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed) || Instant::now() >= self.run_deadline
     }
 
     /// Calls the progress callback unless it was called less than [`TICK_EVERY`] ago.
@@ -405,6 +436,7 @@ mod tests {
             runs: Vec::new(),
             interrupted: false,
             notes: Vec::new(),
+            contention: None,
         };
         NotRunFact {
             sentence: "s".into(),
@@ -427,6 +459,8 @@ mod tests {
             stop: &stop,
             on_tick: &mut on_tick,
             last_tick: start,
+            run_deadline: start + Duration::from_secs(60),
+            egress: None,
         };
         let tick = |sends| {
             move || Tick {

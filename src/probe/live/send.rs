@@ -13,7 +13,8 @@ use nix::sys::time::TimeValLike;
 
 use super::errqueue::{self, Completions};
 use super::{Ctx, PhaseKind, Tick};
-use crate::evidence::{LiveRun, Phase, PhaseEnd, RunPattern};
+use crate::evidence::{DeviceCounters, LinkCounters, LiveRun, Phase, PhaseEnd, RunPattern};
+use crate::probe::netlink;
 
 /// The clock, the stop flag and the progress callback are looked at every this many sends.
 const CHECK_EVERY: u32 = 16;
@@ -64,14 +65,24 @@ pub(super) fn measure(
         errors: BTreeMap::new(),
         copy_phase: Some(copy.phase),
         zerocopy_phase: None,
+        device_counters: None,
     };
     if ctx.stopped() {
         return run;
     }
     (transport.between_phases)(fd);
     let mut zc = Completions::new();
+    let before = egress_counters(ctx);
     let zerocopy = send_phase(ctx, fd, data, pattern.name, Some(&mut zc));
     zc.settle(fd.as_fd(), zerocopy.phase.sends, transport.grace);
+    if let (Some((device, kind, before)), Some((_, _, after))) = (before, egress_counters(ctx)) {
+        run.device_counters = Some(DeviceCounters {
+            device,
+            kind,
+            before,
+            after,
+        });
+    }
     run.sends = zerocopy.phase.sends;
     run.completions = zc.completions;
     run.copied = zc.copied;
@@ -87,6 +98,24 @@ pub(super) fn measure(
         .collect();
     run.zerocopy_phase = Some(zerocopy.phase);
     run
+}
+
+/// The egress device's name, kind and counters, read outside the send loop (`None` when the
+/// route named no device or the kernel did not answer).
+fn egress_counters(ctx: &Ctx) -> Option<(String, Option<String>, LinkCounters)> {
+    let (ifindex, device) = ctx.egress.as_ref()?;
+    let s = netlink::link_stats(*ifindex).ok()?;
+    Some((
+        device.clone(),
+        s.kind,
+        LinkCounters {
+            tx_packets: s.tx_packets,
+            tx_bytes: s.tx_bytes,
+            tx_dropped: s.tx_dropped,
+            rx_packets: s.rx_packets,
+            rx_bytes: s.rx_bytes,
+        },
+    ))
 }
 
 struct PhaseOutcome {
@@ -136,7 +165,7 @@ fn send_phase(
     let ended_by;
     let cpu0 = thread_cpu();
     let start = Instant::now();
-    let deadline = start + ctx.opts.duration;
+    let deadline = (start + ctx.opts.duration).min(ctx.run_deadline);
     loop {
         if bytes.saturating_add(len) > cap {
             ended_by = PhaseEnd::ByteCap;
@@ -189,7 +218,11 @@ fn send_phase(
             }
             let now = Instant::now();
             if now >= deadline {
-                ended_by = PhaseEnd::Duration;
+                ended_by = if now >= ctx.run_deadline {
+                    PhaseEnd::MaxRunTime
+                } else {
+                    PhaseEnd::Duration
+                };
                 break;
             }
             ctx.tick(now, || Tick {
@@ -323,6 +356,8 @@ mod tests {
             stop: &stop,
             on_tick,
             last_tick: Instant::now(),
+            run_deadline: Instant::now() + opts.max_run_time,
+            egress: None,
         };
         let buf = AlignedBuf::new(64);
         send_phase(&mut ctx, &tx, buf.as_slice(), RunPattern::Datagram, None).phase
@@ -336,6 +371,17 @@ mod tests {
         assert_eq!((phase.sends, phase.bytes), (5, 5 * 64));
         assert_eq!(phase.ended_by, Some(PhaseEnd::ByteCap));
         assert!(phase.errors.is_empty(), "{phase:?}");
+    }
+
+    #[test]
+    fn the_run_bound_ends_a_phase() {
+        let mut opts = LiveOptions::new("198.18.0.2:9".parse().expect("literal"), "ifbz");
+        opts.duration = Duration::from_secs(5);
+        opts.max_run_time = Duration::from_millis(100);
+        let start = Instant::now();
+        let phase = copy_phase(&opts, &mut |_| {});
+        assert_eq!(phase.ended_by, Some(PhaseEnd::MaxRunTime));
+        assert!(start.elapsed() < Duration::from_secs(1), "{phase:?}");
     }
 
     #[test]

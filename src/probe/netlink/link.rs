@@ -45,6 +45,63 @@ pub fn dump_links() -> Result<Vec<Link>, NetlinkError> {
         .collect()
 }
 
+/// A device's kind and counters, as `RTM_GETLINK` of one ifindex reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// `IFLA_INFO_KIND`; `None` for real NICs.
+    pub kind: Option<String>,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+}
+
+/// The counters (`IFLA_STATS64`) of `ifindex` in the calling thread's namespace.
+pub fn link_stats(ifindex: u32) -> Result<LinkStats, NetlinkError> {
+    let mut conn = Conn::open(NlFamily::Route, format!("rtnetlink link {ifindex} stats"))?;
+    let index = i32::try_from(ifindex).map_err(|_| conn.build_error("ifindex out of range"))?;
+    let request = link_request(index, false).map_err(|e| conn.build_error(e))?;
+    let reply = conn.request::<_, _, Ifinfomsg>(Rtm::Getlink, NlmF::empty(), request)?;
+    let (_, msg) = reply
+        .messages
+        .iter()
+        .find(|(t, _)| *t == Rtm::Newlink)
+        .ok_or_else(|| conn.malformed("no RTM_NEWLINK in the reply"))?;
+    let mut stats = None;
+    let mut kind = None;
+    for attr in msg.rtattrs().iter() {
+        match attr.rta_type() {
+            Ifla::Stats64 => stats = Some(parse_stats64(attr.rta_payload().as_ref())),
+            Ifla::Linkinfo => kind = link_kind(attr),
+            _ => {}
+        }
+    }
+    let mut stats = stats
+        .flatten()
+        .ok_or_else(|| conn.malformed("no IFLA_STATS64 in the reply"))?;
+    stats.kind = kind;
+    Ok(stats)
+}
+
+/// The first fields of `struct rtnl_link_stats64` (include/uapi/linux/if_link.h): `rx_packets`,
+/// `tx_packets`, `rx_bytes`, `tx_bytes`, `rx_errors`, `tx_errors`, `rx_dropped`, `tx_dropped`,
+/// each a native-endian u64. `None` when the payload is shorter.
+fn parse_stats64(payload: &[u8]) -> Option<LinkStats> {
+    let field = |i: usize| -> Option<u64> {
+        let bytes = payload.get(i * 8..i * 8 + 8)?;
+        Some(u64::from_ne_bytes(bytes.try_into().ok()?))
+    };
+    Some(LinkStats {
+        kind: None,
+        rx_packets: field(0)?,
+        tx_packets: field(1)?,
+        rx_bytes: field(2)?,
+        tx_bytes: field(3)?,
+        tx_dropped: field(7)?,
+    })
+}
+
 /// The name of `ifindex`, asked on `conn` (so in the same namespace); `None` when unknown.
 pub(super) fn link_name(conn: &mut Conn, ifindex: u32) -> Option<String> {
     let request = link_request(i32::try_from(ifindex).ok()?, false).ok()?;
@@ -148,6 +205,29 @@ mod tests {
 
     use super::super::decode_with_len;
     use super::*;
+
+    #[test]
+    fn stats64_fields_are_read_in_kernel_order() {
+        let payload: Vec<u8> = (1..=24u64).flat_map(u64::to_ne_bytes).collect();
+        let s = parse_stats64(&payload).expect("stats");
+        assert_eq!(
+            (
+                s.rx_packets,
+                s.tx_packets,
+                s.rx_bytes,
+                s.tx_bytes,
+                s.tx_dropped
+            ),
+            (1, 2, 3, 4, 8)
+        );
+        assert_eq!(parse_stats64(&payload[..63]), None);
+    }
+
+    #[test]
+    fn loopback_has_counters() {
+        let s = link_stats(1).expect("lo stats");
+        assert_eq!(s.kind, None);
+    }
 
     #[test]
     fn dump_links_finds_loopback() {
