@@ -41,6 +41,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             progress: std::io::stderr().is_terminal(),
             oversize: args.oversize,
         }),
+        pids: args.pids.clone(),
     };
     let stop = cli::signals::stop_flag();
     Ok(probe::gather(&opts, &stop)?)

@@ -5,10 +5,12 @@
 
 mod device;
 mod live;
+mod process;
 mod taps;
 
 pub use device::*;
 pub use live::*;
+pub use process::*;
 pub use taps::*;
 
 use std::collections::BTreeMap;
@@ -38,6 +40,9 @@ pub struct Evidence {
     /// The live probe's result; `None` when no `--target` was given.
     #[serde(default)]
     pub live: Option<LiveProbe>,
+    /// Applications diagnosed by pid (`--pid`); empty when none was given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessEvidence>,
     /// What each probe did: ok, skipped or error, and why.
     pub probes: Vec<ProbeStatus>,
 }
@@ -154,17 +159,19 @@ pub enum ProbeName {
     Links,
     Features,
     Taps,
+    Process,
     Live,
 }
 
 impl ProbeName {
-    pub const ALL: [ProbeName; 7] = [
+    pub const ALL: [ProbeName; 8] = [
         ProbeName::Kernel,
         ProbeName::Sysctls,
         ProbeName::Limits,
         ProbeName::Links,
         ProbeName::Features,
         ProbeName::Taps,
+        ProbeName::Process,
         ProbeName::Live,
     ];
 
@@ -176,6 +183,7 @@ impl ProbeName {
             ProbeName::Links => "links",
             ProbeName::Features => "features",
             ProbeName::Taps => "taps",
+            ProbeName::Process => "process",
             ProbeName::Live => "live",
         }
     }

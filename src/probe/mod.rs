@@ -10,6 +10,7 @@ pub mod features;
 pub mod host;
 pub mod live;
 pub mod netlink;
+pub mod process;
 mod sockopt;
 pub mod stack;
 pub mod taps;
@@ -72,6 +73,8 @@ pub struct GatherOptions {
     pub iface: Option<String>,
     pub selection: Selection,
     pub live: Option<LiveRequest>,
+    /// Applications to diagnose by pid (`--pid`).
+    pub pids: Vec<u32>,
 }
 
 /// Why there is nothing to diagnose. Every other failure is a probe's own status.
@@ -90,6 +93,8 @@ pub enum GatherError {
     Netlink(netlink::NetlinkError),
     #[error("the {0} probe is required: nothing can be diagnosed without it")]
     Required(ProbeName),
+    #[error("--pid {pid}: no such process")]
+    NoSuchProcess { pid: u32 },
 }
 
 /// What a probe did: its state and one line of fact.
@@ -147,6 +152,7 @@ pub static REGISTRY: &[&dyn Probe] = &[
     &stack::LinksProbe,
     &features::FeaturesProbe,
     &taps::TapsProbe,
+    &process::ProcessProbe,
     &live::LiveProbeRunner,
 ];
 
@@ -172,8 +178,12 @@ pub fn gather(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, Gathe
         process: None,
         taps: None,
         live: None,
+        processes: Vec::new(),
         probes: Vec::new(),
     };
+    if let Some(&pid) = opts.pids.iter().find(|p| !process::exists(**p)) {
+        return Err(GatherError::NoSuchProcess { pid });
+    }
     let mut cx = Context { opts, stop };
     for probe in REGISTRY {
         let name = probe.name();
