@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::check::Code;
-use crate::evidence::{Device, Evidence, LiveProbe, ProbeStatus, Protocol, TapScan};
+use crate::evidence::{
+    Device, Evidence, LiveProbe, ProbeStatus, ProcessEvidence, Protocol, TapScan,
+};
 use crate::kernel::KernelFeatureState;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -107,6 +109,9 @@ pub struct Report {
     /// Every packet socket seen (including harmless ones), when the tap probe ran.
     pub taps: Option<TapScan>,
     pub live_probe: Option<LiveProbe>,
+    /// Applications diagnosed by pid (`--pid`), as read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessEvidence>,
 }
 
 impl Report {
@@ -138,6 +143,7 @@ impl Report {
             probes: evidence.probes.clone(),
             taps: evidence.taps.clone(),
             live_probe: evidence.live.clone(),
+            processes: evidence.processes.clone(),
         }
     }
 

@@ -37,11 +37,15 @@ pub enum Code {
     ZerocopySlower,
     CompletionsMissing,
     LiveProbeNotRun,
+    ZerocopyNotRequested,
+    ErrqueueNotDrained,
+    ProcessMemlockLimit,
+    IoUringInUse,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 26] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -64,6 +68,10 @@ impl Code {
         Code::ZerocopySlower,
         Code::CompletionsMissing,
         Code::LiveProbeNotRun,
+        Code::ZerocopyNotRequested,
+        Code::ErrqueueNotDrained,
+        Code::ProcessMemlockLimit,
+        Code::IoUringInUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +98,10 @@ impl Code {
             Code::ZerocopySlower => "zerocopy-slower",
             Code::CompletionsMissing => "completions-missing",
             Code::LiveProbeNotRun => "live-probe-not-run",
+            Code::ZerocopyNotRequested => "zerocopy-not-requested",
+            Code::ErrqueueNotDrained => "errqueue-not-drained",
+            Code::ProcessMemlockLimit => "process-memlock-limit",
+            Code::IoUringInUse => "io-uring-in-use",
         }
     }
 
@@ -254,7 +266,9 @@ mod tests {
                 "completions-missing",
                 "copies-unexplained",
                 "device-down",
+                "errqueue-not-drained",
                 "features-unreadable",
+                "io-uring-in-use",
                 "kernel-too-old",
                 "live-contradicts-prediction",
                 "live-copied",
@@ -265,6 +279,7 @@ mod tests {
                 "no-scatter-gather",
                 "no-tx-checksum",
                 "optmem-low",
+                "process-memlock-limit",
                 "tap-forces-copy",
                 "tap-ignores-outgoing",
                 "tap-unknown-setting",
@@ -272,6 +287,7 @@ mod tests {
                 "udp-fragmentation",
                 "veth-path",
                 "zerocopy-enobufs",
+                "zerocopy-not-requested",
                 "zerocopy-slower",
             ]
         );
