@@ -239,11 +239,9 @@ fn process_table(out: &mut dyn Write, p: &Palette, proc: &ProcessEvidence) -> io
         .managed_by()
         .map(|m| format!(", {m}"))
         .unwrap_or_default();
-    let head = format!(
-        "Process {} (pid {}{managed}), {netns}:",
-        proc.comm, proc.pid
-    );
-    wrap(out, &p.bold(&head), head.chars().count(), 4, "")?;
+    writeln!(out)?;
+    let text = format!("{} (pid {}{managed}), {netns}:", proc.comm, proc.pid);
+    wrap(out, &format!("{} ", p.bold("Process")), 8, 4, &text)?;
     if proc.sockets.is_empty() {
         writeln!(out, "    no TCP or UDP socket")?;
     } else {

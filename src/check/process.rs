@@ -122,7 +122,8 @@ fn all_read(p: &ProcessEvidence) -> bool {
 }
 
 fn not_requested(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], out: &mut Findings) {
-    if p.zerocopy_sockets().next().is_some() || !all_read(p) {
+    // io_uring SEND_ZC needs no SO_ZEROCOPY: io-uring-in-use speaks for such a process.
+    if p.zerocopy_sockets().next().is_some() || !all_read(p) || !p.io_urings.is_empty() {
         return;
     }
     let n = p.sockets.len();
@@ -427,7 +428,7 @@ fn io_uring(ev: &Evidence, p: &ProcessEvidence, who: &str, out: &mut Findings) {
         None => "whether this kernel has it is unknown".to_string(),
     };
     let summary = format!(
-        "{who} has {} io_uring instance(s): {}{more}. Its IORING_OP_SEND_ZC sends report copies only with IORING_SEND_ZC_REPORT_USAGE ({kernel}); zcdoctor cannot see which operations it submits",
+        "{who} has {} io_uring instance(s): {}{more}. IORING_OP_SEND_ZC needs no SO_ZEROCOPY on the socket, and reports copies only with IORING_SEND_ZC_REPORT_USAGE ({kernel}); zcdoctor cannot see which operations it submits",
         p.io_urings.len(),
         rings.join(", ")
     );
@@ -647,8 +648,8 @@ mod tests {
 
     #[test]
     fn io_uring_is_reported_with_its_fdinfo() {
-        let mut p = process("app", vec![socket(3, true, 0, None)]);
-        p.capeff = Fact::Read(1 << ProcessEvidence::CAP_IPC_LOCK);
+        // Sockets without SO_ZEROCOPY: SEND_ZC does not need it, so no zerocopy-not-requested.
+        let mut p = process("app", vec![socket(3, false, 0, None)]);
         p.io_urings = vec![IoUring {
             fd: 5,
             sq_entries: Some(256),
@@ -659,6 +660,7 @@ mod tests {
             fdinfo_error: None,
         }];
         let out = run(p);
+        assert_eq!(out.codes_where(|_| true), [Code::IoUringInUse]);
         let f = &out.findings[0];
         assert_eq!((f.code, f.severity), (Code::IoUringInUse, Severity::Info));
         assert!(f.summary.contains("fd 5 (256 SQ / 512 CQ entries, no SQPOLL, 4 registered buffer(s), 0 registered file(s))"), "{}", f.summary);
