@@ -188,7 +188,10 @@ impl InetSocket {
         let local = self.local.value().map_or("?", String::as_str);
         match &self.peer {
             Fact::Read(Some(p)) => format!("{local} → {p}"),
-            Fact::Read(None) => format!("{local} (unconnected)"),
+            Fact::Read(None) => match self.tcp_state.as_ref().and_then(Fact::value) {
+                Some(state) => format!("{local} ({state})"),
+                None => format!("{local} (unconnected)"),
+            },
             _ => format!("{local} → ?"),
         }
     }

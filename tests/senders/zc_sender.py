@@ -5,6 +5,9 @@ Sends UDP datagrams to TARGET (default 198.18.0.2:9) with MSG_ZEROCOPY, forever,
   --zerocopy on|off   set SO_ZEROCOPY on the socket first (off: MSG_ZEROCOPY is ignored)
   --drain yes|no      read completions from the error queue (no: they pile up in optmem)
   --family 4|6        IPv4 or IPv6 socket
+  --alternate ADDR    send every other datagram to ADDR instead (through a slower device, so
+                      completions arrive out of order and the kernel cannot merge them)
+  --status FILE       also write READY / ENOBUFS lines to FILE
 Prints READY once it has sent, ENOBUFS (with its own SO_MEMINFO optmem) the first time a send
 fails with ENOBUFS, and after that sleeps without touching the socket.
 """
@@ -36,6 +39,8 @@ def main():
     ap.add_argument("--port", type=int, default=9)
     ap.add_argument("--size", type=int, default=8192)
     ap.add_argument("--connect", action="store_true", help="connect() the socket")
+    ap.add_argument("--alternate")
+    ap.add_argument("--status")
     args = ap.parse_args()
 
     fam = socket.AF_INET6 if args.family == "6" else socket.AF_INET
@@ -46,6 +51,14 @@ def main():
     if args.connect:
         s.connect(dest)
     payload = bytes(args.size)
+    other = (args.alternate, args.port) if args.alternate else dest
+
+    def say(line):
+        print(line, flush=True)
+        if args.status:
+            with open(args.status, "a") as f:
+                f.write(line + "\n")
+
     sent = 0
     ready = False
     while True:
@@ -53,11 +66,11 @@ def main():
             if args.connect:
                 s.send(payload, MSG_ZEROCOPY)
             else:
-                s.sendto(payload, MSG_ZEROCOPY, dest)
+                s.sendto(payload, MSG_ZEROCOPY, other if sent % 2 else dest)
             sent += 1
         except OSError as e:
             if e.errno == errno.ENOBUFS and args.drain == "no":
-                print(f"ENOBUFS after {sent} sends; optmem {optmem(s)}", flush=True)
+                say(f"ENOBUFS after {sent} sends; optmem {optmem(s)}")
                 while True:
                     time.sleep(3600)
             if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
@@ -69,7 +82,7 @@ def main():
                 except BlockingIOError:
                     break
         if not ready and sent >= 4:
-            print("READY", flush=True)
+            say("READY")
             ready = True
         if args.drain == "yes" or args.zerocopy == "off":
             time.sleep(0.01)
