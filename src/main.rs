@@ -45,6 +45,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             oversize: args.oversize,
             max_run_time: args.max_run_time,
         }),
+        pids: args.pids.clone(),
     };
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());

@@ -5,7 +5,9 @@ use std::io::{self, Write};
 
 use owo_colors::{OwoColorize, Style};
 
-use crate::evidence::{Device, LiveProbe, PathEnd, PathEvidence, ProbeState};
+use crate::evidence::{
+    Device, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
+};
 use crate::knowledge::Entry;
 use crate::report::{Basis, Report, Severity, Zerocopy};
 
@@ -193,6 +195,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     if let Some(path) = &report.path {
         path_chain(out, &p, path)?;
     }
+    for proc in &report.processes {
+        process_table(out, &p, proc)?;
+    }
     writeln!(out)?;
 
     let (mark, word, style) = match report.verdict.zerocopy {
@@ -259,6 +264,70 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
             let lead = format!("  {} ({state}): ", pr.name);
             wrap(out, &p.dim(&lead), lead.chars().count(), 4, &pr.detail)?;
         }
+    }
+    Ok(())
+}
+
+/// Sockets listed per diagnosed process; the rest are counted.
+const PROCESS_SOCKETS_SHOWN: usize = 20;
+
+/// A diagnosed process: who it is, then its TCP/UDP sockets (fd, protocol, local → peer,
+/// SO_ZEROCOPY, option memory in use).
+fn process_table(out: &mut dyn Write, p: &Palette, proc: &ProcessEvidence) -> io::Result<()> {
+    let netns = match &proc.netns {
+        Fact::Read(n) => match &n.name {
+            Some(name) => format!("netns {name} (net:[{}])", n.inode),
+            None => format!("netns net:[{}]", n.inode),
+        },
+        _ => "netns unread".to_string(),
+    };
+    let managed = proc
+        .managed_by()
+        .map(|m| format!(", {m}"))
+        .unwrap_or_default();
+    writeln!(out)?;
+    let text = format!("{} (pid {}{managed}), {netns}:", proc.comm, proc.pid);
+    wrap(out, &format!("{} ", p.bold("Process")), 8, 4, &text)?;
+    if proc.sockets.is_empty() {
+        writeln!(out, "    no TCP or UDP socket")?;
+    } else {
+        writeln!(
+            out,
+            "    {}",
+            p.dim(&format!(
+                "{:>5} {:<5} {:<48} {:<3} {:>8}",
+                "fd", "proto", "local → peer", "zc", "optmem"
+            ))
+        )?;
+    }
+    for s in proc.sockets.iter().take(PROCESS_SOCKETS_SHOWN) {
+        let proto = match s.family.as_str() {
+            "ipv6" => format!("{}6", s.protocol),
+            _ => s.protocol.clone(),
+        };
+        let zc = match &s.zerocopy {
+            Fact::Read(true) => "on",
+            Fact::Read(false) => "off",
+            _ => "?",
+        };
+        let optmem = s.optmem().map_or("?".to_string(), |o| o.to_string());
+        writeln!(
+            out,
+            "    {:>5} {:<5} {:<48} {:<3} {:>8}",
+            s.fd,
+            proto,
+            s.endpoints(),
+            zc,
+            optmem
+        )?;
+    }
+    let hidden = proc.sockets.len().saturating_sub(PROCESS_SOCKETS_SHOWN);
+    if hidden > 0 {
+        writeln!(out, "    {hidden} more")?;
+    }
+    let unread = proc.sockets_unreadable + proc.sockets_not_read;
+    if unread > 0 {
+        writeln!(out, "    {unread} socket(s) not read")?;
     }
     Ok(())
 }

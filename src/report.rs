@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::check::Code;
-use crate::evidence::{Device, Evidence, LiveProbe, PathEvidence, ProbeStatus, Protocol, TapScan};
+use crate::evidence::{
+    Device, Evidence, LiveProbe, PathEvidence, ProbeStatus, ProcessEvidence, Protocol, TapScan,
+};
 use crate::kernel::KernelFeatureState;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -116,6 +118,9 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathEvidence>,
     pub live_probe: Option<LiveProbe>,
+    /// Applications diagnosed by pid (`--pid`), as read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessEvidence>,
 }
 
 impl Report {
@@ -148,6 +153,7 @@ impl Report {
             taps: evidence.taps.clone(),
             path: evidence.path.clone(),
             live_probe: evidence.live.clone(),
+            processes: evidence.processes.clone(),
         }
     }
 

@@ -41,11 +41,15 @@ pub enum Code {
     LiveSampleTooSmall,
     LiveNothingTransmitted,
     LiveTimingUnreliable,
+    ZerocopyNotRequested,
+    ErrqueueNotDrained,
+    ProcessMemlockLimit,
+    IoUringInUse,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 30] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -72,6 +76,10 @@ impl Code {
         Code::LiveSampleTooSmall,
         Code::LiveNothingTransmitted,
         Code::LiveTimingUnreliable,
+        Code::ZerocopyNotRequested,
+        Code::ErrqueueNotDrained,
+        Code::ProcessMemlockLimit,
+        Code::IoUringInUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +110,10 @@ impl Code {
             Code::LiveSampleTooSmall => "live-sample-too-small",
             Code::LiveNothingTransmitted => "live-nothing-transmitted",
             Code::LiveTimingUnreliable => "live-timing-unreliable",
+            Code::ZerocopyNotRequested => "zerocopy-not-requested",
+            Code::ErrqueueNotDrained => "errqueue-not-drained",
+            Code::ProcessMemlockLimit => "process-memlock-limit",
+            Code::IoUringInUse => "io-uring-in-use",
         }
     }
 
@@ -269,7 +281,9 @@ mod tests {
                 "completions-missing",
                 "copies-unexplained",
                 "device-down",
+                "errqueue-not-drained",
                 "features-unreadable",
+                "io-uring-in-use",
                 "kernel-too-old",
                 "live-contradicts-prediction",
                 "live-copied",
@@ -284,6 +298,7 @@ mod tests {
                 "no-tx-checksum",
                 "optmem-low",
                 "path-incomplete",
+                "process-memlock-limit",
                 "tap-forces-copy",
                 "tap-ignores-outgoing",
                 "tap-unknown-setting",
@@ -291,6 +306,7 @@ mod tests {
                 "udp-fragmentation",
                 "veth-path",
                 "zerocopy-enobufs",
+                "zerocopy-not-requested",
                 "zerocopy-slower",
             ]
         );

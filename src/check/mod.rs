@@ -15,6 +15,7 @@ pub mod live;
 pub mod memory;
 pub mod offloads;
 pub mod path;
+pub mod process;
 pub mod tap_fix;
 pub mod taps;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub fn diagnose(ev: &Evidence, protocol: Protocol) -> Report {
     offloads::check(ev, protocol, &mut out);
     memory::check_optmem(ev, &mut out);
     taps::check(ev, &mut out);
+    process::check(ev, &mut out);
     live::check(ev, &mut out);
 
     // Stable ranking: severity, then the order checks ran in (which follows the path).

@@ -81,6 +81,10 @@ pub struct ProbeArgs {
     /// Do not scan packet taps (same as --skip taps).
     #[arg(long, conflicts_with = "only")]
     pub no_taps: bool,
+    /// Also diagnose the application with process id PID: its sockets' SO_ZEROCOPY and option
+    /// memory, its memlock limit, its io_uring instances (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
 }
 
 impl ProbeArgs {

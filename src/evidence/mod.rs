@@ -6,11 +6,13 @@
 mod device;
 mod live;
 mod path;
+mod process;
 mod taps;
 
 pub use device::*;
 pub use live::*;
 pub use path::*;
+pub use process::*;
 pub use taps::*;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,9 @@ pub struct Evidence {
     /// The live probe's result; `None` when no `--target` was given.
     #[serde(default)]
     pub live: Option<LiveProbe>,
+    /// Applications diagnosed by pid (`--pid`); empty when none was given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessEvidence>,
     /// What each probe did: ok, skipped or error, and why.
     pub probes: Vec<ProbeStatus>,
 }
@@ -161,11 +166,12 @@ pub enum ProbeName {
     Features,
     Path,
     Taps,
+    Process,
     Live,
 }
 
 impl ProbeName {
-    pub const ALL: [ProbeName; 8] = [
+    pub const ALL: [ProbeName; 9] = [
         ProbeName::Kernel,
         ProbeName::Sysctls,
         ProbeName::Limits,
@@ -173,6 +179,7 @@ impl ProbeName {
         ProbeName::Features,
         ProbeName::Path,
         ProbeName::Taps,
+        ProbeName::Process,
         ProbeName::Live,
     ];
 
@@ -185,6 +192,7 @@ impl ProbeName {
             ProbeName::Features => "features",
             ProbeName::Path => "path",
             ProbeName::Taps => "taps",
+            ProbeName::Process => "process",
             ProbeName::Live => "live",
         }
     }

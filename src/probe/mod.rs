@@ -12,6 +12,7 @@ pub mod live;
 pub mod netlink;
 pub mod netns;
 pub mod path;
+pub mod process;
 mod sockopt;
 pub mod stack;
 pub mod taps;
@@ -75,6 +76,8 @@ pub struct GatherOptions {
     pub iface: Option<String>,
     pub selection: Selection,
     pub live: Option<LiveRequest>,
+    /// Applications to diagnose by pid (`--pid`).
+    pub pids: Vec<u32>,
 }
 
 /// Why there is nothing to diagnose. Every other failure is a probe's own status.
@@ -93,6 +96,8 @@ pub enum GatherError {
     Netlink(netlink::NetlinkError),
     #[error("the {0} probe is required: nothing can be diagnosed without it")]
     Required(ProbeName),
+    #[error("--pid {pid}: no such process")]
+    NoSuchProcess { pid: u32 },
 }
 
 /// What a probe did: its state and one line of fact.
@@ -153,6 +158,7 @@ pub static REGISTRY: &[&dyn Probe] = &[
     &features::FeaturesProbe,
     &path::PathProbe,
     &taps::TapsProbe,
+    &process::ProcessProbe,
     &live::LiveProbeRunner,
 ];
 
@@ -184,8 +190,12 @@ pub fn gather(
         taps: None,
         path: None,
         live: None,
+        processes: Vec::new(),
         probes: Vec::new(),
     };
+    if let Some(&pid) = opts.pids.iter().find(|p| !process::exists(**p)) {
+        return Err(GatherError::NoSuchProcess { pid });
+    }
     let mut cx = Context {
         opts,
         stop,

@@ -5,14 +5,14 @@
 use procfs::ProcessCGroups;
 
 #[derive(Debug, Default, PartialEq)]
-pub(super) struct CgroupSummary {
-    pub(super) path: Option<String>,
-    pub(super) unit: Option<String>,
-    pub(super) container: Option<String>,
+pub(crate) struct CgroupSummary {
+    pub(crate) path: Option<String>,
+    pub(crate) unit: Option<String>,
+    pub(crate) container: Option<String>,
 }
 
 /// From a process's `/proc/PID/cgroup`.
-pub(super) fn of_process(cgroups: &ProcessCGroups) -> CgroupSummary {
+pub(crate) fn of_process(cgroups: &ProcessCGroups) -> CgroupSummary {
     let paths: Vec<(bool, String)> = cgroups
         .0
         .iter()

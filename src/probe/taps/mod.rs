@@ -41,11 +41,11 @@
 //! thread or an open descriptor is not enumerated; sockets held only by a thread with a private
 //! descriptor table, or in flight over a unix socket, have no owner.
 
-mod cgroup;
+pub(crate) mod cgroup;
 mod dirent;
 mod netns;
 mod owners;
-mod setting;
+pub(crate) mod setting;
 mod table;
 
 use std::collections::{HashMap, HashSet};

@@ -261,14 +261,14 @@ fn read_setting(pid: u32, fd: i32, inode: u64, ptrace: &PtraceContext) -> Result
 
 // nix 0.30 wraps neither pidfd_open nor pidfd_getfd (nor does libc as functions): raw syscalls.
 
-fn pidfd_open(pid: u32) -> Result<OwnedFd, Errno> {
+pub(crate) fn pidfd_open(pid: u32) -> Result<OwnedFd, Errno> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| Errno::ESRCH)?;
     // SAFETY: pidfd_open(pid, flags) takes two integers and returns a new descriptor or -1.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
     owned_result(r)
 }
 
-fn pidfd_getfd(pidfd: &OwnedFd, target_fd: i32) -> Result<OwnedFd, Errno> {
+pub(crate) fn pidfd_getfd(pidfd: &OwnedFd, target_fd: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_getfd(pidfd, targetfd, flags) takes three integers and returns a new
     // descriptor or -1; pidfd is open for the duration of the call.
     let r = unsafe {

@@ -1,0 +1,323 @@
+//! A process's TCP and UDP sockets, read through duplicates: `pidfd_open` once, then for each
+//! socket descriptor `pidfd_getfd` (the duplicate's inode is checked against the one its link
+//! named, so a reused descriptor number is never misread), a handful of `getsockopt`s,
+//! `getsockname`/`getpeername` and `SIOCGSKNS`, and the duplicate is closed at once. Nothing is
+//! ever read from the socket: no data and no error queue (reading it would dequeue the
+//! application's completions).
+
+use std::fs::File;
+use std::net::{SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+
+use crate::evidence::{Fact, InetSocket, OsError, SkMeminfo, UnreadableSocket};
+use crate::probe::sockopt::getsockopt_int;
+use crate::probe::taps::setting::{pidfd_getfd, pidfd_open};
+
+/// `SIOCGSKNS` of `linux/sockios.h`: a descriptor on the socket's network namespace.
+const SIOCGSKNS: libc::c_ulong = 0x894C;
+/// At most this many unreadable descriptors are listed (all are counted).
+pub(super) const UNREADABLE_LISTED: usize = 16;
+
+/// What reading the socket descriptors gave.
+#[derive(Debug, Default)]
+pub(super) struct SocketScan {
+    pub(super) sockets: Vec<InetSocket>,
+    pub(super) other: u32,
+    pub(super) unreadable: Vec<UnreadableSocket>,
+    pub(super) unreadable_count: u32,
+    /// Descriptors closed or reused between listing and duplicating.
+    pub(super) vanished: u32,
+    /// A handle on each socket namespace seen, by inode (first socket's).
+    pub(super) namespaces: Vec<(u64, File)>,
+    /// Why no socket could be duplicated at all (`pidfd_open` failed).
+    pub(super) pidfd_error: Option<OsError>,
+}
+
+impl SocketScan {
+    fn unreadable(&mut self, fd: i32, inode: u64, error: OsError) {
+        self.unreadable_count += 1;
+        if self.unreadable.len() < UNREADABLE_LISTED {
+            self.unreadable.push(UnreadableSocket { fd, inode, error });
+        }
+    }
+}
+
+/// Reads each `(fd, inode)` of `pid`.
+pub(super) fn read_all(pid: u32, fds: &[(i32, u64)]) -> SocketScan {
+    let mut scan = SocketScan::default();
+    if fds.is_empty() {
+        return scan;
+    }
+    let pidfd = match pidfd_open(pid) {
+        Ok(p) => p,
+        Err(e) => {
+            let err = OsError::new(format!("pidfd_open(pid {pid})"), e);
+            for (fd, inode) in fds {
+                scan.unreadable(*fd, *inode, err.clone());
+            }
+            scan.pidfd_error = Some(err);
+            return scan;
+        }
+    };
+    for &(fd, inode) in fds {
+        let dup = match pidfd_getfd(&pidfd, fd) {
+            Ok(d) => d,
+            Err(Errno::EBADF) => {
+                scan.vanished += 1;
+                continue;
+            }
+            Err(e) => {
+                let op = format!("pidfd_getfd(pid {pid}, fd {fd})");
+                scan.unreadable(fd, inode, OsError::new(op, e));
+                continue;
+            }
+        };
+        match nix::sys::stat::fstat(dup.as_fd()) {
+            Ok(st) if st.st_ino == inode => {}
+            Ok(_) => {
+                scan.vanished += 1;
+                continue;
+            }
+            Err(e) => {
+                let op = format!("fstat(duplicate of fd {fd} of pid {pid})");
+                scan.unreadable(fd, inode, OsError::new(op, e));
+                continue;
+            }
+        }
+        match read_one(&dup, fd, inode, &mut scan.namespaces) {
+            Ok(Some(s)) => scan.sockets.push(s),
+            Ok(None) => scan.other += 1,
+            Err(e) => scan.unreadable(fd, inode, e),
+        }
+        drop(dup);
+    }
+    scan
+}
+
+/// Reads one duplicated socket; `Ok(None)` when it is not TCP or UDP over IPv4/IPv6.
+fn read_one(
+    dup: &OwnedFd,
+    fd: i32,
+    inode: u64,
+    namespaces: &mut Vec<(u64, File)>,
+) -> Result<Option<InetSocket>, OsError> {
+    let op = |what: &str| format!("getsockopt(fd {fd}, {what})");
+    let domain = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_DOMAIN)
+        .map_err(|e| OsError::new(op("SO_DOMAIN"), e))?;
+    let family = match domain {
+        libc::AF_INET => "ipv4",
+        libc::AF_INET6 => "ipv6",
+        _ => return Ok(None),
+    };
+    let proto = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_PROTOCOL)
+        .map_err(|e| OsError::new(op("SO_PROTOCOL"), e))?;
+    let protocol = match proto {
+        libc::IPPROTO_TCP => "tcp",
+        libc::IPPROTO_UDP => "udp",
+        _ => return Ok(None),
+    };
+    let netns = socket_netns(dup, fd, namespaces);
+    let local = match nix::sys::socket::getsockname::<SockaddrStorage>(dup.as_raw_fd()) {
+        Ok(a) => Fact::Read(format_addr(&a)),
+        Err(e) => Fact::Failed(OsError::new(format!("getsockname(fd {fd})"), e)),
+    };
+    let peer = match nix::sys::socket::getpeername::<SockaddrStorage>(dup.as_raw_fd()) {
+        Ok(a) => Fact::Read(Some(format_addr(&a))),
+        Err(Errno::ENOTCONN) => Fact::Read(None),
+        Err(e) => Fact::Failed(OsError::new(format!("getpeername(fd {fd})"), e)),
+    };
+    let tcp_state = (protocol == "tcp").then(|| match tcp_state(dup) {
+        Ok(s) => Fact::Read(tcp_state_name(s).to_string()),
+        Err(e) => Fact::Failed(OsError::new(op("IPPROTO_TCP, TCP_INFO"), e)),
+    });
+    let zerocopy = match getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_ZEROCOPY) {
+        Ok(v) => Fact::Read(v != 0),
+        Err(e) => Fact::Failed(OsError::new(op("SOL_SOCKET, SO_ZEROCOPY"), e)),
+    };
+    let meminfo = match meminfo(dup) {
+        Ok(a) => match SkMeminfo::from_array(&a) {
+            Some(m) => Fact::Read(m),
+            None => Fact::Malformed(format!("SO_MEMINFO returned {} entries", a.len())),
+        },
+        Err(e) => Fact::Failed(OsError::new(op("SOL_SOCKET, SO_MEMINFO"), e)),
+    };
+    Ok(Some(InetSocket {
+        fd,
+        inode,
+        family: family.to_string(),
+        protocol: protocol.to_string(),
+        netns,
+        local,
+        peer,
+        tcp_state,
+        zerocopy,
+        meminfo,
+    }))
+}
+
+/// The socket's namespace inode through `SIOCGSKNS`; the handle is kept for the first socket
+/// of each namespace (its optmem_max is read through it), else closed.
+fn socket_netns(dup: &OwnedFd, fd: i32, namespaces: &mut Vec<(u64, File)>) -> Fact<u64> {
+    // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor or -1.
+    let r = unsafe { libc::ioctl(dup.as_raw_fd(), SIOCGSKNS as _, 0) };
+    if r < 0 {
+        return Fact::Failed(OsError::new(
+            format!("ioctl(fd {fd}, SIOCGSKNS)"),
+            Errno::last(),
+        ));
+    }
+    // SAFETY: r is a fresh descriptor the kernel just returned; nothing else owns it.
+    let ns = unsafe { File::from(OwnedFd::from_raw_fd(r)) };
+    match nix::sys::stat::fstat(ns.as_fd()) {
+        Ok(st) => {
+            if !namespaces.iter().any(|(ino, _)| *ino == st.st_ino) && namespaces.len() < 64 {
+                namespaces.push((st.st_ino, ns));
+            }
+            Fact::Read(st.st_ino)
+        }
+        Err(e) => Fact::Failed(OsError::new(format!("fstat(netns of fd {fd})"), e)),
+    }
+}
+
+/// `SO_MEMINFO`: the kernel's `SK_MEMINFO_*` array (up to 16 entries).
+fn meminfo(fd: &OwnedFd) -> Result<Vec<u32>, Errno> {
+    let mut buf = [0u32; 16];
+    let mut len = std::mem::size_of_val(&buf) as libc::socklen_t;
+    // SAFETY: a u32 array with its size in bytes; the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    let n = (len as usize / 4).min(buf.len());
+    Ok(buf[..n].to_vec())
+}
+
+/// `tcpi_state`, the first byte of `struct tcp_info`.
+fn tcp_state(fd: &OwnedFd) -> Result<u8, Errno> {
+    let mut buf = [0u8; 8];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: a byte buffer with its size; TCP_INFO copies at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(buf[0])
+    }
+}
+
+/// `include/net/tcp_states.h`.
+fn tcp_state_name(s: u8) -> &'static str {
+    match s {
+        1 => "established",
+        2 => "syn-sent",
+        3 => "syn-recv",
+        4 => "fin-wait1",
+        5 => "fin-wait2",
+        6 => "time-wait",
+        7 => "close",
+        8 => "close-wait",
+        9 => "last-ack",
+        10 => "listen",
+        11 => "closing",
+        12 => "new-syn-recv",
+        _ => "unknown",
+    }
+}
+
+/// `198.18.0.1:9`, `[2001:db8::1]:9` (with `%scope` when set).
+fn format_addr(a: &SockaddrStorage) -> String {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return SocketAddrV4::from(*v4).to_string();
+    }
+    if let Some(v6) = a.as_sockaddr_in6() {
+        return SocketAddrV6::from(*v6).to_string();
+    }
+    format!("family {:?}", a.family())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn inode(fd: i32) -> u64 {
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .expect("stat own fd")
+            .ino()
+    }
+
+    #[test]
+    fn names_states_and_addresses() {
+        assert_eq!(tcp_state_name(1), "established");
+        assert_eq!(tcp_state_name(10), "listen");
+        assert_eq!(tcp_state_name(99), "unknown");
+        let a = SockaddrStorage::from(std::net::SocketAddr::from(([198, 18, 0, 1], 9)));
+        assert_eq!(format_addr(&a), "198.18.0.1:9");
+        let a = SockaddrStorage::from("[2001:db8::1]:443".parse::<std::net::SocketAddr>().unwrap());
+        assert_eq!(format_addr(&a), "[2001:db8::1]:443");
+    }
+
+    #[test]
+    fn reads_own_sockets() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        udp.connect("127.0.0.1:9").expect("connect");
+        let zc = std::net::UdpSocket::bind("[::1]:0").expect("udp6");
+        let zc_fd = OwnedFd::from(zc.try_clone().expect("clone"));
+        crate::probe::sockopt::setsockopt_int(&zc_fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
+            .expect("SO_ZEROCOPY");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+        let (ufd, zfd, lfd) = (udp.as_raw_fd(), zc.as_raw_fd(), listener.as_raw_fd());
+        let fds = [
+            (ufd, inode(ufd)),
+            (zfd, inode(zfd)),
+            (lfd, inode(lfd)),
+            // A reused descriptor number (wrong inode) is skipped, not misread.
+            (ufd, inode(ufd) + 1),
+        ];
+        let scan = read_all(std::process::id(), &fds);
+        if let Some(e) = &scan.pidfd_error {
+            // Kernels before 5.6 or a seccomp filter: every socket is unreadable, with why.
+            assert_eq!(scan.unreadable_count, 4, "{e}");
+            return;
+        }
+        assert_eq!(scan.sockets.len(), 3, "{:?}", scan.unreadable);
+        assert_eq!(scan.vanished, 1);
+        let u = &scan.sockets[0];
+        assert_eq!((u.family.as_str(), u.protocol.as_str()), ("ipv4", "udp"));
+        assert_eq!(u.peer, Fact::Read(Some("127.0.0.1:9".to_string())));
+        assert_eq!(u.zerocopy, Fact::Read(false));
+        assert!(u.meminfo.value().is_some_and(|m| m.sndbuf > 0));
+        assert_eq!(u.tcp_state, None);
+        let z = &scan.sockets[1];
+        assert_eq!(z.family, "ipv6");
+        assert_eq!(z.zerocopy, Fact::Read(true));
+        assert_eq!(z.peer, Fact::Read(None));
+        assert!(z.local.value().is_some_and(|l| l.starts_with("[::1]:")));
+        let l = &scan.sockets[2];
+        assert_eq!(l.tcp_state, Some(Fact::Read("listen".to_string())));
+        let own = std::fs::metadata("/proc/self/ns/net").expect("netns").ino();
+        assert_eq!(l.netns, Fact::Read(own));
+        assert_eq!(scan.namespaces.len(), 1);
+        // The originals are untouched by closing the duplicates.
+        udp.send(b"x").expect("still open");
+    }
+}

@@ -1,0 +1,290 @@
+//! Privileged end-to-end tests of `zcdoctor check --pid`: real sender processes of our own
+//! (tests/senders/zc_sender.py) in throwaway namespaces with an ifb black hole, each ended by
+//! its pid on drop. The kernel's own numbers (SO_MEMINFO optmem at ENOBUFS, VmPin) are printed
+//! with `--nocapture`.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Culprit, Netns, TmpFiles, ZCDOCTOR, codes, finding, pids, tmp_path};
+use serde_json::Value;
+
+const SENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The system interpreter (not a pyenv shim, so the pid we start is python's own).
+fn python() -> &'static str {
+    if common::exists("/usr/bin/python3") {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// A namespace with the ifb black hole 198.18.0.1/24 (target 198.18.0.2:9).
+fn black_hole(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns
+}
+
+/// A sender started in `ns` (through `prefix`, e.g. prlimit, which execs it), waited for until
+/// its status file holds `ready`.
+struct Sender {
+    culprit: Culprit,
+    status: String,
+    _files: TmpFiles,
+}
+
+impl Sender {
+    fn start(ns: &Netns, prefix: &[&str], args: &[&str], ready: &str) -> Sender {
+        let status = tmp_path("status");
+        let files = TmpFiles(vec![status.clone()]);
+        let mut cmd: Vec<&str> = prefix.to_vec();
+        cmd.extend([python(), SENDER, "--status", &status]);
+        cmd.extend(args);
+        let mut culprit = ns.spawn(&cmd);
+        let s = status.clone();
+        let want = ready.to_string();
+        culprit.wait_until(ready, WAIT, move || {
+            std::fs::read_to_string(&s).is_ok_and(|t| t.contains(&want))
+        });
+        Sender {
+            culprit,
+            status,
+            _files: files,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.culprit.pid()
+    }
+
+    fn status(&self) -> String {
+        std::fs::read_to_string(&self.status).unwrap_or_default()
+    }
+}
+
+/// `zcdoctor check ifbz --pid PID --json` inside `ns` (taps are not this test's business).
+fn check_pid(ns: &Netns, pid: u32) -> Value {
+    let pid = pid.to_string();
+    let (code, doc) = ns.check_json(&["ifbz", "--skip", "taps", "--pid", &pid]);
+    assert_eq!(code, 0, "--fail-on never");
+    doc
+}
+
+fn the_process(doc: &Value) -> &Value {
+    let procs = doc["processes"]
+        .as_array()
+        .expect("processes in the report");
+    assert_eq!(procs.len(), 1);
+    &procs[0]
+}
+
+fn zerocopy_on_and_draining_is_not_flagged() {
+    let ns = black_hole("pron");
+    let s = Sender::start(&ns, &[], &["--zerocopy", "on", "--drain", "yes"], "READY");
+    let doc = check_pid(&ns, s.pid());
+    assert!(
+        finding(&doc, "zerocopy-not-requested").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    assert!(finding(&doc, "errqueue-not-drained").is_none());
+    let p = the_process(&doc);
+    assert_eq!(p["pid"], s.pid());
+    let sock = &p["sockets"][0];
+    assert_eq!(sock["protocol"], "udp");
+    assert_eq!(sock["zerocopy"]["read"], true);
+    println!(
+        "(a) draining sender pid {}: socket {} optmem {}; passed: {}",
+        s.pid(),
+        sock["local"]["read"],
+        sock["meminfo"]["read"]["optmem"],
+        doc["passed"]
+    );
+    let line = doc["passed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["check"] == "process")
+        .expect("a passing line for the process");
+    assert!(
+        line["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {}", s.pid()))
+    );
+}
+
+fn zerocopy_off_is_named_with_its_pid() {
+    let ns = black_hole("proff");
+    let s = Sender::start(&ns, &[], &["--zerocopy", "off"], "READY");
+    let doc = check_pid(&ns, s.pid());
+    let f = finding(&doc, "zerocopy-not-requested").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["severity"], "warning");
+    assert_eq!(pids(f), [u64::from(s.pid())]);
+    let summary = f["summary"].as_str().unwrap();
+    assert!(summary.contains(&format!("pid {}", s.pid())), "{summary}");
+    assert_eq!(the_process(&doc)["sockets"][0]["zerocopy"]["read"], false);
+    println!("(b) {summary}");
+}
+
+fn undrained_error_queue_fills_option_memory() {
+    let ns = black_hole("prfull");
+    // A second, slow path: every other datagram waits in a tbf queue, so completions arrive out
+    // of order and cannot be merged into one notification.
+    ns.ifb("ifby", "198.18.1.1/24");
+    ns.exec_ok(&[
+        "tc", "qdisc", "add", "dev", "ifby", "root", "tbf", "rate", "1mbit", "burst", "10k",
+        "latency", "10s",
+    ]);
+    let s = Sender::start(
+        &ns,
+        &[],
+        &[
+            "--drain",
+            "no",
+            "--size",
+            "100",
+            "--alternate",
+            "198.18.1.2",
+        ],
+        "ENOBUFS",
+    );
+    // Let the slow queue drain: what is left in optmem is unread notifications.
+    std::thread::sleep(Duration::from_secs(2));
+    let doc = check_pid(&ns, s.pid());
+    let f = finding(&doc, "errqueue-not-drained").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(f), [u64::from(s.pid())]);
+    let sock = &f["evidence"]["sockets"][0];
+    let (optmem, max) = (
+        sock["optmem"].as_u64().unwrap(),
+        sock["optmem_max"].as_u64().unwrap(),
+    );
+    assert!(optmem * 4 >= max * 3, "{optmem} of {max}");
+    println!(
+        "(c) sender: {}; zcdoctor: severity {}, optmem {optmem} of optmem_max {max}, wmem_alloc {}; {}",
+        s.status().trim(),
+        f["severity"],
+        sock["wmem_alloc"],
+        f["summary"]
+    );
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("fd {}", sock["fd"]))
+    );
+}
+
+fn a_process_in_another_namespace_is_read_from_the_host() {
+    let ns = black_hole("prns");
+    let s = Sender::start(&ns, &[], &["--zerocopy", "on", "--drain", "yes"], "READY");
+    let ino = std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .expect("named namespace")
+        .ino();
+    // zcdoctor in the host namespace; its interface is lo (the host's default route may be
+    // anything).
+    let out = Command::new(ZCDOCTOR)
+        .args([
+            "check",
+            "lo",
+            "--json",
+            "--fail-on",
+            "never",
+            "--skip",
+            "taps",
+        ])
+        .args(["--pid", &s.pid().to_string()])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run zcdoctor");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let p = the_process(&doc);
+    assert_eq!(p["netns"]["read"]["inode"], ino);
+    assert_eq!(p["netns"]["read"]["name"], ns.name.as_str());
+    assert_eq!(p["namespaces"][0]["netns"]["inode"], ino);
+    let optmem_max = &p["namespaces"][0]["optmem_max"];
+    assert!(optmem_max["read"].is_u64(), "{optmem_max}");
+    let sock = &p["sockets"][0];
+    assert_eq!(sock["netns"]["read"], ino);
+    assert!(
+        sock["local"]["read"]
+            .as_str()
+            .unwrap()
+            .starts_with("0.0.0.0:")
+            || sock["local"]["read"]
+                .as_str()
+                .unwrap()
+                .starts_with("198.18.0.1:"),
+        "{sock}"
+    );
+    println!(
+        "(d) pid {} in {} (net:[{ino}]) read from the host: optmem_max {}, socket {}",
+        s.pid(),
+        ns.name,
+        optmem_max,
+        sock["local"]
+    );
+}
+
+fn a_missing_pid_is_a_one_line_error() {
+    let out = Command::new(ZCDOCTOR)
+        .args(["check", "lo", "--skip", "taps", "--pid", "4000000000"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run zcdoctor");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--pid 4000000000: no such process"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+fn a_small_memlock_limit_is_named() {
+    let ns = black_hole("prmem");
+    // Root would be exempt through CAP_IPC_LOCK: drop it from the bounding set, so the exec'd
+    // python has neither it nor a way back.
+    let s = Sender::start(
+        &ns,
+        &[
+            "prlimit",
+            "--memlock=65536:65536",
+            "setpriv",
+            "--bounding-set",
+            "-ipc_lock",
+        ],
+        &["--zerocopy", "on", "--drain", "yes"],
+        "READY",
+    );
+    let doc = check_pid(&ns, s.pid());
+    let f = finding(&doc, "process-memlock-limit").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(f), [u64::from(s.pid())]);
+    assert_eq!(f["evidence"]["memlock_soft"], 65536);
+    let fix = f["remediation"].to_string();
+    assert!(
+        fix.contains(&format!("prlimit --pid {} --memlock=", s.pid())),
+        "{fix}"
+    );
+    println!(
+        "(f) {}; VmPin {} VmLck {}",
+        f["summary"], f["evidence"]["vm_pin"], f["evidence"]["vm_lck"]
+    );
+}
+
+harness_main!(
+    privileged: [
+        zerocopy_on_and_draining_is_not_flagged,
+        zerocopy_off_is_named_with_its_pid,
+        undrained_error_queue_fills_option_memory,
+        a_process_in_another_namespace_is_read_from_the_host,
+        a_missing_pid_is_a_one_line_error,
+        a_small_memlock_limit_is_named,
+    ]
+);
