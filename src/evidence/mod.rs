@@ -6,6 +6,7 @@
 mod device;
 mod live;
 mod taps;
+pub mod validate;
 
 pub use device::*;
 pub use live::*;
