@@ -228,6 +228,8 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
                     max_conns: args.max_conns,
                     idle_timeout: args.idle_timeout,
                     duration: args.duration,
+                    min_rate: args.min_rate,
+                    max_conn_time: args.max_conn_time,
                 },
             )?;
             Ok(0)

@@ -145,6 +145,13 @@ pub struct SinkArgs {
     /// Exit after this long (default: until Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Close a TCP connection that sends fewer bytes a second than this, averaged over 3 s
+    /// (slow-drip and silent peers cannot hold the slots); 0: no minimum.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub min_rate: u64,
+    /// Close a TCP connection open this long (raise it for live probes with a long --duration).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub max_conn_time: Duration,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
