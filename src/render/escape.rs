@@ -41,12 +41,10 @@ pub struct Safe<'a> {
 
 impl Display for Safe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = 0usize;
-        for c in self.s.chars() {
+        for (shown, c) in self.s.chars().enumerate() {
             if shown == self.max {
                 return f.write_char('…');
             }
-            shown += 1;
             if is_unsafe(c) {
                 write_escaped(f, c)?;
             } else {
