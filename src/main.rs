@@ -1,26 +1,31 @@
 //! zcdoctor command line. Exit status, first that applies: 2 usage or runtime error (never a
 //! panic or a backtrace), 1 a finding at or above --fail-on, 3 --target was given and the live
-//! probe did not prove the verdict (the monitoring-plugins UNKNOWN), 0 otherwise.
+//! probe did not prove the verdict (the monitoring-plugins UNKNOWN), 0 otherwise. Every message
+//! on stderr is one line, with untrusted text escaped (`render::escape`).
 
 mod cli;
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 
-use cli::args::{Cli, ColorChoice, Command, FailOn, Format, ProbeArgs};
+use cli::args::{Cli, ColorChoice, Command, FailOn, Format, ParseError, ProbeArgs};
 use zcdoctor::check::{self, Code};
-use zcdoctor::evidence::Evidence;
+use zcdoctor::evidence::{Evidence, validate};
 use zcdoctor::knowledge::Knowledge;
 use zcdoctor::probe::{self, GatherOptions, LiveRequest};
-use zcdoctor::render;
+use zcdoctor::render::{self, escape};
 use zcdoctor::report::{Basis, Severity};
 
 /// `--target` was given and the live probe proved nothing (monitoring-plugins UNKNOWN).
 const EXIT_UNPROVEN: u8 = 3;
+
+/// The largest recording `check --from` reads: real ones are tens of KiB.
+const MAX_RECORDING: u64 = 8 << 20;
 
 fn use_color(choice: ColorChoice) -> bool {
     match choice {
@@ -54,20 +59,93 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
     Ok(evidence?)
 }
 
-fn load(path: &PathBuf) -> Result<Evidence> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a zcdoctor recording (make one with `zcdoctor snapshot`)",
-            path.display()
-        )
-    })
+/// What a path names, for the refusal of anything but a regular file.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
 }
 
-/// Runs a command; `Ok(code)` is the exit status, `Err` becomes exit 2.
+/// Reads at most [`MAX_RECORDING`] bytes of `input`; more is an error naming the limit.
+fn read_capped(input: impl Read, name: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_RECORDING + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {name}"))?;
+    if bytes.len() as u64 > MAX_RECORDING {
+        bail!("{name} is over the 8 MiB limit of a recording");
+    }
+    Ok(bytes)
+}
+
+/// The bytes of a recording: a regular file of at most 8 MiB, or stdin (`-`) up to the same
+/// limit. Opened with O_NONBLOCK, so a FIFO without a writer cannot block the open, and
+/// refused unless fstat says regular file.
+fn read_recording(path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        return read_capped(std::io::stdin().lock(), "stdin");
+    }
+    let name = path.display().to_string();
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("cannot open {name}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot stat {name}"))?;
+    if !meta.file_type().is_file() {
+        bail!(
+            "{name} is {}: a recording is a regular file, or `-` for stdin",
+            file_kind(meta.file_type())
+        );
+    }
+    if meta.len() > MAX_RECORDING {
+        bail!(
+            "{name} is {} bytes, over the 8 MiB limit of a recording",
+            meta.len()
+        );
+    }
+    read_capped(file, &name)
+}
+
+/// A recording, parsed and validated before anything diagnoses it.
+fn load(path: &Path) -> Result<Evidence> {
+    let bytes = read_recording(path)?;
+    let name = if path.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let evidence: Evidence = serde_json::from_slice(&bytes).with_context(|| {
+        format!("{name} is not a zcdoctor recording (make one with `zcdoctor snapshot`)")
+    })?;
+    validate::validate(&evidence)
+        .with_context(|| format!("{name} is not a valid zcdoctor recording"))?;
+    Ok(evidence)
+}
+
+/// Runs a command; `Ok(code)` is the exit status, `Err` becomes exit 2. Standard output is
+/// buffered and flushed once at the end.
 fn run(cli: Cli) -> Result<u8> {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let code = dispatch(cli, &mut stdout)?;
+    stdout.flush()?;
+    Ok(code)
+}
+
+fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Check(args) => {
             let evidence = match &args.from {
@@ -76,9 +154,10 @@ fn run(cli: Cli) -> Result<u8> {
                     if let Some(iface) = &args.probe.iface {
                         if iface != &e.interface {
                             bail!(
-                                "{} records interface {}, not {iface}",
+                                "{} records interface {}, not {}",
                                 path.display(),
-                                e.interface
+                                escape::field(&e.interface),
+                                escape::field(iface)
                             );
                         }
                     }
@@ -88,12 +167,9 @@ fn run(cli: Cli) -> Result<u8> {
             };
             let report = check::diagnose(&evidence, args.probe.protocol.protocol());
             match (args.json, args.format) {
-                (true, _) | (false, Format::Json) => render::json(&report, &mut stdout)?,
-                (false, Format::Human) => {
-                    render::human(&report, use_color(args.color), &mut stdout)?
-                }
+                (true, _) | (false, Format::Json) => render::json(&report, stdout)?,
+                (false, Format::Human) => render::human(&report, use_color(args.color), stdout)?,
             }
-            stdout.flush()?;
             let threshold = match args.fail_on {
                 FailOn::Blocker => Some(Severity::Blocker),
                 FailOn::Warning => Some(Severity::Warning),
@@ -119,11 +195,12 @@ fn run(cli: Cli) -> Result<u8> {
             } else {
                 std::fs::write(&args.output, text + "\n")
                     .with_context(|| format!("cannot write {}", args.output.display()))?;
+                let path = args.output.display().to_string();
                 eprintln!(
                     "zcdoctor: recorded {} to {} (diagnose it with `zcdoctor check --from {}`)",
-                    evidence.interface,
-                    args.output.display(),
-                    args.output.display()
+                    escape::field(&evidence.interface),
+                    escape::field(&path),
+                    escape::field(&path)
                 );
             }
             Ok(0)
@@ -132,7 +209,7 @@ fn run(cli: Cli) -> Result<u8> {
             let kb = Knowledge::get();
             match code.parse::<Code>().ok().and_then(|c| kb.entry(c)) {
                 Some(entry) => {
-                    render::explain(entry, use_color(color), &mut stdout)?;
+                    render::explain(entry, use_color(color), stdout)?;
                     Ok(0)
                 }
                 None => {
@@ -145,7 +222,7 @@ fn run(cli: Cli) -> Result<u8> {
             }
         }
         Command::Checks { color } => {
-            render::list(&Knowledge::get().entries, use_color(color), &mut stdout)?;
+            render::list(&Knowledge::get().entries, use_color(color), stdout)?;
             Ok(0)
         }
         Command::Probes => {
@@ -168,6 +245,8 @@ fn run(cli: Cli) -> Result<u8> {
                     max_conns: args.max_conns,
                     idle_timeout: args.idle_timeout,
                     duration: args.duration,
+                    min_rate: args.min_rate,
+                    max_conn_time: args.max_conn_time,
                 },
                 &cli::signals::stop_flag(),
             )?;
@@ -183,13 +262,29 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// One line on stderr, untrusted text escaped and bounded.
+fn error_line(message: &str) {
+    eprintln!("zcdoctor: error: {}", escape::text(message));
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match cli::args::parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ParseError::Display(e)) => {
+            // --help and --version, as clap prints them.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(ParseError::Usage { message, command }) => {
+            error_line(&format!("{message} (see {command} --help)"));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zcdoctor: error: {e:#}");
+            error_line(&format!("{e:#}"));
             ExitCode::from(2)
         }
     }

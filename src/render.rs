@@ -1,7 +1,9 @@
 //! Renderers: the Report as text for a person (80 columns, optional color) or as one JSON
 //! document. They decide nothing: every judgement is already in the Report.
 
-use std::io::{self, Write};
+pub mod escape;
+
+use std::io::{self, BufWriter, Write};
 
 use owo_colors::{OwoColorize, Style};
 
@@ -11,11 +13,19 @@ use crate::evidence::{
 use crate::knowledge::Entry;
 use crate::report::{Basis, Report, Severity, Zerocopy};
 
+use escape::{MAX_TEXT, field};
+
 const WIDTH: usize = 80;
 
+/// The report as one JSON document. serde_json writes a token at a time, so it writes into a
+/// buffer here: one `write` per 8 KiB, not one per token, whatever `out` is. Strings are
+/// escaped as JSON requires (C0 controls); DEL, C1 and bidi characters stay as they are: JSON
+/// is data, and its reader decides how to show it.
 pub fn json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
-    writeln!(out)
+    let mut buf = BufWriter::with_capacity(8192, out);
+    serde_json::to_writer_pretty(&mut buf, report)?;
+    writeln!(buf)?;
+    buf.flush()
 }
 
 /// Styles that collapse to plain text when color is off.
@@ -51,7 +61,8 @@ impl Palette {
 }
 
 /// Greedy word wrap: the first line after `first`, the rest after `indent` spaces.
-/// `first` is measured by `first_width` (it may hold color escapes).
+/// `first` is measured by `first_width` (it may hold color escapes); `text` is untrusted: it is
+/// cut after [`MAX_TEXT`] characters and each word is escaped (see [`escape`]).
 fn wrap(
     out: &mut dyn Write,
     first: &str,
@@ -62,7 +73,9 @@ fn wrap(
     let mut line = String::from(first);
     let mut col = first_width;
     let mut empty = true;
+    let text = escape::bounded(text, MAX_TEXT);
     for word in text.split_whitespace() {
+        let word = escape::bounded(word, usize::MAX);
         let w = word.chars().count();
         if !empty && col + 1 + w > WIDTH {
             writeln!(out, "{line}")?;
@@ -74,7 +87,7 @@ fn wrap(
             line.push(' ');
             col += 1;
         }
-        line.push_str(word);
+        line.push_str(&word);
         col += w;
         empty = false;
     }
@@ -87,7 +100,13 @@ fn device_line(d: &Device) -> String {
     } else {
         "admin down"
     };
-    format!("{} ({}, mtu {}, {state})", d.name, d.kind.as_str(), d.mtu)
+    format!(
+        "{} ({}, mtu {}, {})",
+        field(&d.name),
+        d.kind.as_str(),
+        d.mtu,
+        field(state)
+    )
 }
 
 fn write_tree(
@@ -181,14 +200,14 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         out,
         "{} {} · host {} · Linux {}",
         p.bold("zcdoctor"),
-        report.tool.version,
-        report.host.hostname,
-        report.host.kernel
+        field(&report.tool.version),
+        field(&report.host.hostname),
+        field(&report.host.kernel)
     )?;
     writeln!(
         out,
         "Interface {} ({} traffic), stack:",
-        p.bold(&report.interface),
+        p.bold(&field(&report.interface).to_string()),
         report.protocol.as_str().to_uppercase()
     )?;
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
@@ -228,7 +247,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         for f in &report.findings {
             writeln!(out)?;
             let head = format!("{} {}", p.severity(f.severity), p.bold(f.code.as_str()));
-            writeln!(out, "{head}  {}", f.title)?;
+            writeln!(out, "{head}  {}", field(&f.title))?;
             wrap(out, "  ", 2, 2, &f.summary)?;
             for note in &f.notes {
                 wrap(out, &p.dim("  why: "), 7, 7, note)?;
@@ -341,7 +360,7 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
         out,
         "Live probe: {} to {}{}",
         live.protocol.as_str().to_uppercase(),
-        live.target,
+        field(&live.target),
         if live.interrupted {
             " (interrupted)"
         } else {
@@ -390,7 +409,7 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
         "{} {}  {}",
         p.severity(entry.severity),
         p.bold(entry.code.as_str()),
-        entry.title
+        field(&entry.title)
     )?;
     for (label, text) in [
         ("What it means", &entry.meaning),
@@ -415,7 +434,13 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
 pub fn list(entries: &[Entry], color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
     for e in entries {
-        writeln!(out, "{} {:<28} {}", p.severity(e.severity), e.code, e.title)?;
+        writeln!(
+            out,
+            "{} {:<28} {}",
+            p.severity(e.severity),
+            e.code,
+            field(&e.title)
+        )?;
     }
     Ok(())
 }

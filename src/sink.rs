@@ -2,19 +2,26 @@
 //! discards what arrives, and prints each connection's (TCP) or peer's (UDP) totals to stdout
 //! when it ends: bytes, duration, rate.
 //!
-//! Bounded: at most `max_conns` TCP connections at once (more are accepted and closed at once)
-//! and as many tracked UDP peers (traffic from more is counted in the summary only). A
-//! connection or peer silent for `idle_timeout` is closed or reported, so half-open peers cannot
-//! pin a thread. It stops after `duration` when one is given, or on Ctrl-C, and then reports
-//! every connection and peer still open. Nothing a peer sends can make it panic: it never looks
-//! at the bytes.
+//! Bounded: at most `max_conns` TCP connections at once (more are accepted and closed at once,
+//! logged in at most one line a second) and as many tracked UDP peers (traffic from more is
+//! counted in the summary only). A connection that sends less than `min_rate` bytes a second
+//! over a [`RATE_WINDOW`], or lives longer than `max_conn_time`, is closed, so slow-drip and
+//! silent peers cannot hold the slots real probes need; a connection or peer silent for
+//! `idle_timeout` is closed or reported. A slot is free again as soon as its peer has closed:
+//! the slot is released before the sink closes its end, and a new connection arriving while
+//! every slot is taken waits up to [`SLOT_GRACE`] for one whose peer already left. Memory is
+//! flat: a connection leaves nothing behind but its share of the totals, and only the last
+//! [`HISTORY`] totals are kept. It stops after `duration` when one is given, or on Ctrl-C, and
+//! then reports every connection and peer still open. Nothing a peer sends can make it panic:
+//! it never looks at the bytes.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -24,6 +31,17 @@ const TICK: Duration = Duration::from_millis(100);
 const TCP_BUFFER: usize = 256 * 1024;
 /// Larger than any UDP datagram.
 const UDP_BUFFER: usize = 65536;
+/// A connection must send `min_rate` bytes a second over each window this long (longer than
+/// the live probe's 2 s grace after its zerocopy phase, when it sends nothing).
+pub const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// How long a new connection waits for a slot when every slot is taken: the handlers of peers
+/// that already closed release theirs within a scheduling delay. Not waited again within
+/// [`REFUSAL_LOG_PERIOD`] of a refusal, so a flood is refused at full speed.
+pub const SLOT_GRACE: Duration = Duration::from_millis(100);
+/// Refusals are logged in one line per this period at most.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(1);
+/// Totals kept for the summary (the counts cover every connection and peer).
+pub const HISTORY: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
@@ -33,6 +51,11 @@ pub struct SinkOptions {
     pub idle_timeout: Duration,
     /// Stop after this long; `None`: until Ctrl-C.
     pub duration: Option<Duration>,
+    /// Bytes a second a TCP connection must send, averaged over each [`RATE_WINDOW`]; slower
+    /// ones are closed (`too slow`). 0 turns the check off.
+    pub min_rate: u64,
+    /// Longest life of a TCP connection (`deadline`).
+    pub max_conn_time: Duration,
 }
 
 impl Default for SinkOptions {
@@ -41,6 +64,8 @@ impl Default for SinkOptions {
             max_conns: 16,
             idle_timeout: Duration::from_secs(30),
             duration: None,
+            min_rate: 1024,
+            max_conn_time: Duration::from_secs(600),
         }
     }
 }
@@ -56,7 +81,8 @@ pub struct PeerTotal {
     pub messages: u64,
     /// From the connection (TCP) or the first datagram (UDP) to the last data.
     pub seconds: f64,
-    /// How it ended: `peer closed`, `idle`, `sink stopped`, or an error.
+    /// How it ended: `peer closed`, `idle`, `too slow`, `deadline`, `sink stopped`, or an
+    /// error.
     pub end: String,
 }
 
@@ -92,12 +118,143 @@ impl PeerTotal {
 /// What a sink received, once it stopped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkSummary {
+    /// The last [`HISTORY`] TCP connections (each was printed when it ended).
     pub tcp: Vec<PeerTotal>,
+    /// The last [`HISTORY`] UDP peers.
     pub udp: Vec<PeerTotal>,
+    /// Every TCP connection served, and their bytes.
+    pub tcp_connections: u64,
+    pub tcp_bytes: u64,
+    /// Every UDP peer tracked, and their bytes.
+    pub udp_peers: u64,
+    pub udp_bytes: u64,
     /// TCP connections closed at once because `max_conns` were open.
     pub rejected: u64,
     /// UDP bytes from peers beyond `max_conns`, not tracked one by one.
     pub untracked_udp_bytes: u64,
+}
+
+impl SinkSummary {
+    fn add_tcp(&mut self, total: PeerTotal) {
+        self.tcp_connections = self.tcp_connections.saturating_add(1);
+        self.tcp_bytes = self.tcp_bytes.saturating_add(total.bytes);
+        keep(&mut self.tcp, total);
+    }
+
+    fn add_udp(&mut self, total: PeerTotal) {
+        self.udp_peers = self.udp_peers.saturating_add(1);
+        self.udp_bytes = self.udp_bytes.saturating_add(total.bytes);
+        keep(&mut self.udp, total);
+    }
+}
+
+/// Appends `total`, dropping the oldest beyond [`HISTORY`].
+fn keep(history: &mut Vec<PeerTotal>, total: PeerTotal) {
+    if history.len() >= HISTORY {
+        history.remove(0);
+    }
+    history.push(total);
+}
+
+/// The TCP connection slots: a count under a lock, and a condition signalled when one frees;
+/// and the receive buffers of the slots, reused, so memory does not depend on how many
+/// connections came and went (nor on which allocator arena each handler thread landed in).
+struct Slots {
+    open: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Slots {
+    fn new(max: usize) -> Slots {
+        Slots {
+            open: Mutex::new(0),
+            freed: Condvar::new(),
+            max,
+            buffers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A receive buffer: a free one, or a new one (at most `max` exist, one per slot).
+    fn buffer(&self) -> Vec<u8> {
+        let free = self.buffers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        free.unwrap_or_else(|| vec![0u8; TCP_BUFFER])
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        let mut free = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.max {
+            free.push(buf);
+        }
+    }
+
+    fn count(&self) -> MutexGuard<'_, usize> {
+        // A poisoned count is still a count: the handlers never panic while holding it.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a slot, waiting up to `grace` for one to free when all are taken.
+    fn take(&self, grace: Duration) -> bool {
+        let open = self.count();
+        let (mut open, _) = self
+            .freed
+            .wait_timeout_while(open, grace, |n| *n >= self.max)
+            .unwrap_or_else(|e| e.into_inner());
+        if *open >= self.max {
+            return false;
+        }
+        *open += 1;
+        true
+    }
+
+    fn release(&self) {
+        let mut open = self.count();
+        *open = open.saturating_sub(1);
+        drop(open);
+        self.freed.notify_one();
+    }
+
+    fn open(&self) -> usize {
+        *self.count()
+    }
+}
+
+/// At most one line per [`REFUSAL_LOG_PERIOD`] on stderr about refused connections.
+struct RefusalLog {
+    pending: u64,
+    first: Option<SocketAddr>,
+    last_line: Option<Instant>,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, peer: SocketAddr, max_conns: usize) {
+        self.pending += 1;
+        self.first.get_or_insert(peer);
+        self.flush_due(max_conns);
+    }
+
+    fn flush_due(&mut self, max_conns: usize) {
+        if self.pending > 0
+            && self
+                .last_line
+                .is_none_or(|t| t.elapsed() >= REFUSAL_LOG_PERIOD)
+        {
+            self.flush(max_conns);
+        }
+    }
+
+    fn flush(&mut self, max_conns: usize) {
+        if let Some(first) = self.first.take() {
+            eprintln!(
+                "zcdoctor sink: closed {} tcp connection(s) (first from {first}): {max_conns} \
+                 connections already open",
+                self.pending
+            );
+            self.last_line = Some(Instant::now());
+        }
+        self.pending = 0;
+    }
 }
 
 /// A bound sink: TCP listener and UDP socket on the same address and port.
@@ -130,8 +287,8 @@ impl Sink {
         let start = Instant::now();
         let deadline = opts.duration.map(|d| start + d);
         let done = AtomicBool::new(false);
-        let active = AtomicUsize::new(0);
         let max_conns = opts.max_conns.max(1);
+        let slots = Slots::new(max_conns);
         self.tcp
             .set_nonblocking(true)
             .context("cannot make the listener non-blocking")?;
@@ -140,7 +297,7 @@ impl Sink {
             .context("cannot set a UDP read timeout")?;
         let udp = &self.udp;
         let done_ref = &done;
-        let active_ref = &active;
+        let slots_ref = &slots;
         // Only this thread prints: the caller may hold the stdout lock (the CLI does), and a
         // worker thread printing would then wait for it forever.
         let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
@@ -149,8 +306,14 @@ impl Sink {
             let udp_lines = lines_tx.clone();
             let udp_thread = s.spawn(move || udp_loop(udp, opts, max_conns, done_ref, &udp_lines));
             let mut conns = Vec::new();
-            let mut tcp = Vec::new();
+            let mut tcp = SinkSummary::default();
             let mut rejected = 0u64;
+            let mut last_refusal = None;
+            let mut refusals = RefusalLog {
+                pending: 0,
+                first: None,
+                last_line: None,
+            };
             loop {
                 if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -158,30 +321,41 @@ impl Sink {
                 wait_readable(self.tcp.as_raw_fd(), TICK);
                 match self.tcp.accept() {
                     Ok((stream, peer)) => {
-                        if active.load(Ordering::SeqCst) >= max_conns {
+                        let grace = if last_refusal
+                            .is_some_and(|t: Instant| t.elapsed() < REFUSAL_LOG_PERIOD)
+                        {
+                            Duration::ZERO
+                        } else {
+                            SLOT_GRACE
+                        };
+                        if !slots.take(grace) {
+                            last_refusal = Some(Instant::now());
                             rejected += 1;
-                            eprintln!(
-                                "zcdoctor sink: closing tcp {peer}: {max_conns} connections \
-                                 already open"
-                            );
+                            refusals.refused(peer, max_conns);
                             drop(stream);
                             continue;
                         }
-                        active.fetch_add(1, Ordering::SeqCst);
-                        let idle = opts.idle_timeout;
+                        let limits = ConnLimits::of(opts);
                         let conn_lines = lines_tx.clone();
                         let spawned = std::thread::Builder::new()
-                            .name(format!("sink {peer}"))
+                            .name("sink conn".to_string())
                             .spawn_scoped(s, move || {
-                                let total = tcp_conn(stream, peer, idle, done_ref);
+                                let mut stream = stream;
+                                let mut buf = slots_ref.buffer();
+                                let total =
+                                    tcp_conn(&mut stream, &mut buf, peer, &limits, done_ref);
+                                slots_ref.give_back(buf);
+                                // Free the slot before closing: a peer that waits for the
+                                // close may connect again at once, and must find it free.
+                                slots_ref.release();
+                                drop(stream);
                                 let _ = conn_lines.send(total.line());
-                                active_ref.fetch_sub(1, Ordering::SeqCst);
                                 total
                             });
                         match spawned {
                             Ok(handle) => conns.push(handle),
                             Err(e) => {
-                                active.fetch_sub(1, Ordering::SeqCst);
+                                slots.release();
                                 eprintln!("zcdoctor sink: cannot start a thread for {peer}: {e}");
                             }
                         }
@@ -194,6 +368,7 @@ impl Sink {
                         std::thread::sleep(TICK);
                     }
                 }
+                refusals.flush_due(max_conns);
                 while let Ok(line) = lines_rx.try_recv() {
                     print_line(&line);
                 }
@@ -202,7 +377,7 @@ impl Sink {
                 while i < conns.len() {
                     if conns[i].is_finished() {
                         if let Ok(total) = conns.swap_remove(i).join() {
-                            tcp.push(total);
+                            tcp.add_tcp(total);
                         }
                     } else {
                         i += 1;
@@ -210,13 +385,17 @@ impl Sink {
                 }
             }
             done.store(true, Ordering::SeqCst);
+            refusals.flush(max_conns);
             let mut summary = udp_thread.join().unwrap_or_default();
             for handle in conns {
                 if let Ok(total) = handle.join() {
-                    tcp.push(total);
+                    tcp.add_tcp(total);
                 }
             }
-            summary.tcp = tcp;
+            debug_assert_eq!(slots.open(), 0);
+            summary.tcp = tcp.tcp;
+            summary.tcp_connections = tcp.tcp_connections;
+            summary.tcp_bytes = tcp.tcp_bytes;
             drop(lines_tx);
             while let Ok(line) = lines_rx.try_recv() {
                 print_line(&line);
@@ -225,18 +404,15 @@ impl Sink {
             summary
         });
         summary.tcp.sort_by_key(|t| t.peer);
-        let bytes: u64 = summary
-            .tcp
-            .iter()
-            .chain(&summary.udp)
-            .map(|t| t.bytes)
-            .sum::<u64>()
-            + summary.untracked_udp_bytes;
+        let bytes = summary
+            .tcp_bytes
+            .saturating_add(summary.udp_bytes)
+            .saturating_add(summary.untracked_udp_bytes);
         print_line(&format!(
             "sink: {} tcp connections ({} rejected), {} udp peers, {bytes} bytes in {:.3} s",
-            summary.tcp.len(),
+            summary.tcp_connections,
             summary.rejected,
-            summary.udp.len(),
+            summary.udp_peers,
             start.elapsed().as_secs_f64()
         ));
         Ok(summary)
@@ -255,42 +431,81 @@ pub fn run(listen: SocketAddr, opts: SinkOptions, stop: &AtomicBool) -> anyhow::
     Ok(())
 }
 
-/// Reads and discards one connection until it ends.
-fn tcp_conn(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+/// What a TCP connection may do before the sink closes it.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
     idle: Duration,
+    min_rate: u64,
+    max_time: Duration,
+}
+
+impl ConnLimits {
+    fn of(opts: &SinkOptions) -> ConnLimits {
+        ConnLimits {
+            idle: opts.idle_timeout,
+            min_rate: opts.min_rate,
+            max_time: opts.max_conn_time,
+        }
+    }
+
+    /// Bytes a connection must send in one [`RATE_WINDOW`].
+    fn window_bytes(&self) -> u64 {
+        self.min_rate.saturating_mul(RATE_WINDOW.as_secs())
+    }
+}
+
+/// Reads and discards one connection until it ends, it is too slow, or its time is up.
+fn tcp_conn(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    peer: SocketAddr,
+    limits: &ConnLimits,
     done: &AtomicBool,
 ) -> PeerTotal {
     let start = Instant::now();
     let mut last = start;
     let mut bytes = 0u64;
     let mut reads = 0u64;
+    let mut window_start = start;
+    let mut window_bytes = 0u64;
     let end = match stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(TICK)))
     {
         Err(e) => format!("error: {e}"),
         Ok(()) => {
-            let mut buf = vec![0u8; TCP_BUFFER];
             loop {
                 if done.load(Ordering::Relaxed) {
                     break "sink stopped".to_string();
                 }
-                match stream.read(&mut buf) {
+                match stream.read(buf) {
                     Ok(0) => break "peer closed".to_string(),
                     Ok(n) => {
-                        bytes += n as u64;
+                        bytes = bytes.saturating_add(n as u64);
+                        window_bytes = window_bytes.saturating_add(n as u64);
                         reads += 1;
                         last = Instant::now();
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                        if last.elapsed() >= idle {
+                        if last.elapsed() >= limits.idle {
                             break "idle".to_string();
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => break format!("error: {e}"),
+                }
+                // Checked after every read and every TICK without data, so a peer that
+                // drips a byte just before each TICK is judged as surely as a silent one.
+                let now = Instant::now();
+                if now.duration_since(start) >= limits.max_time {
+                    break "deadline".to_string();
+                }
+                if now.duration_since(window_start) >= RATE_WINDOW {
+                    if window_bytes < limits.window_bytes() {
+                        break "too slow".to_string();
+                    }
+                    window_start = now;
+                    window_bytes = 0;
                 }
             }
         }
@@ -344,7 +559,7 @@ fn udp_loop(
             Ok((n, peer)) => {
                 let now = Instant::now();
                 if let Some(p) = peers.get_mut(&peer) {
-                    p.bytes += n as u64;
+                    p.bytes = p.bytes.saturating_add(n as u64);
                     p.datagrams += 1;
                     p.last = now;
                 } else if peers.len() < max_peers {
@@ -358,7 +573,8 @@ fn udp_loop(
                         },
                     );
                 } else {
-                    summary.untracked_udp_bytes += n as u64;
+                    summary.untracked_udp_bytes =
+                        summary.untracked_udp_bytes.saturating_add(n as u64);
                     if !warned_full {
                         warned_full = true;
                         eprintln!(
@@ -387,7 +603,7 @@ fn udp_loop(
                 if let Some(p) = peers.remove(&addr) {
                     let total = p.total(addr, "idle");
                     let _ = lines.send(total.line());
-                    summary.udp.push(total);
+                    summary.add_udp(total);
                 }
             }
         }
@@ -397,7 +613,7 @@ fn udp_loop(
     for (addr, p) in rest {
         let total = p.total(addr, "sink stopped");
         let _ = lines.send(total.line());
-        summary.udp.push(total);
+        summary.add_udp(total);
     }
     summary
 }
@@ -480,6 +696,7 @@ mod tests {
             max_conns: 2,
             idle_timeout: Duration::from_millis(300),
             duration: Some(Duration::from_millis(1200)),
+            ..SinkOptions::default()
         });
         // Two half-open peers that never send, and a third that is rejected.
         let a = TcpStream::connect(addr).expect("a");

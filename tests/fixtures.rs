@@ -206,6 +206,14 @@ fn main() {
         recordings_round_trip_through_json,
     ));
     trials.push(plain(
+        "hostile_names_reach_the_terminal_escaped",
+        hostile_names_reach_the_terminal_escaped,
+    ));
+    trials.push(plain(
+        "every_fixture_is_a_valid_recording",
+        every_fixture_is_a_valid_recording,
+    ));
+    trials.push(plain(
         "every_finding_code_fires_in_a_fixture",
         every_finding_code_fires_in_a_fixture,
     ));
@@ -296,4 +304,96 @@ fn every_finding_code_fires_in_a_fixture() {
             unknown.join(", ")
         },
     );
+}
+
+/// The raw control, C1 and bidi characters in `bytes`, as (offset, character); with `color`,
+/// the renderer's own SGR sequences (`ESC [ digits;… m`) are allowed.
+fn raw_unsafe(bytes: &[u8], color: bool) -> Vec<(usize, char)> {
+    let text = std::str::from_utf8(bytes).expect("human output is UTF-8");
+    let mut bad = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if color && c == '\x1b' {
+            let mut sgr = String::new();
+            while let Some(&(_, n)) = chars.peek() {
+                chars.next();
+                sgr.push(n);
+                if n.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            let ok = sgr.starts_with('[')
+                && sgr.ends_with('m')
+                && sgr[1..sgr.len() - 1]
+                    .chars()
+                    .all(|d| d.is_ascii_digit() || d == ';');
+            if !ok {
+                bad.push((at, c));
+            }
+            continue;
+        }
+        let unsafe_char = (c.is_control() && c != '\n')
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if unsafe_char {
+            bad.push((at, c));
+        }
+    }
+    bad
+}
+
+/// A recording whose hostname, interface, device names and a tap owner's comm hold ESC
+/// sequences (CSI, OSC 0, an OSC 8 link), C1 CSI and bidi overrides renders none of them raw,
+/// with color off and on; the escapes are visible instead.
+fn hostile_names_reach_the_terminal_escaped() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hostile-names.expect.toml");
+    let (_, _, report) = diagnose_fixture(&path).unwrap_or_else(|e| panic!("{e}"));
+    let hostile = [
+        &report.host.hostname,
+        &report.interface,
+        &report.stack[1].name,
+        &report.stack[2].name,
+    ];
+    assert!(
+        hostile.iter().all(|s| s
+            .chars()
+            .any(|c| c.is_control() || ('\u{2066}'..='\u{2069}').contains(&c) || c == '\u{200f}')),
+        "the fixture lost its hostile names: {hostile:?}"
+    );
+    for color in [false, true] {
+        let mut out = Vec::new();
+        render::human(&report, color, &mut out).expect("render");
+        let bad = raw_unsafe(&out, color);
+        assert!(bad.is_empty(), "color {color}: raw characters at {bad:?}");
+        let text = String::from_utf8_lossy(&out);
+        for shown in [
+            "kvm\\x1b]0;pwned\\x07-01\\u{200f}\\x7f",
+            "bond\\x1b[2J\\x1b[31m1",
+            "eth\\u{9b}31m0",
+            "eth1\\u{202e}\\u{2066}x",
+            "lldpd\\x1b]8;;https://evil.example/\\x1b\\click",
+        ] {
+            assert!(
+                text.contains(shown),
+                "color {color}: {shown} not shown in\n{text}"
+            );
+        }
+    }
+    // Without color, the renderer writes no ESC at all.
+    let mut out = Vec::new();
+    render::human(&report, false, &mut out).expect("render");
+    assert!(!out.contains(&0x1b));
+    assert!(!out.windows(2).any(|w| w == [0xc2, 0x9b]), "raw U+009B");
+}
+
+/// Every recording in fixtures/ passes the validation `check --from` applies.
+fn every_fixture_is_a_valid_recording() {
+    for p in fixtures() {
+        let ev = p
+            .to_string_lossy()
+            .replace(".expect.toml", ".evidence.json");
+        let e: Evidence = serde_json::from_str(&std::fs::read_to_string(&ev).unwrap()).unwrap();
+        if let Err(err) = zcdoctor::evidence::validate::validate(&e) {
+            panic!("{ev}: {err}");
+        }
+    }
 }

@@ -391,6 +391,7 @@ fn tcp_over_veth_to_a_local_socket_is_copied() {
             max_conns: 4,
             idle_timeout: Duration::from_secs(5),
             duration: Some(Duration::from_secs(4)),
+            ..zcdoctor::sink::SinkOptions::default()
         };
         sink.serve(&opts, &AtomicBool::new(false)).expect("serve")
     });

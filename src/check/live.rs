@@ -432,6 +432,23 @@ mod tests {
     use crate::check::testing::fixture;
     use crate::evidence::OsError;
 
+    /// Two runs of 2^63 completions each: the total saturates, it does not wrap to "none".
+    #[test]
+    fn huge_counts_saturate() {
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        let mut run = live.runs[0].clone();
+        run.sends = 1 << 63;
+        run.completions = 1 << 63;
+        run.copied = 0;
+        live.runs = vec![run.clone(), run];
+        let totals = Totals::of(live);
+        assert_eq!(totals.completions, u64::MAX);
+        let report = crate::check::diagnose(&ev, crate::evidence::Protocol::Udp);
+        assert_eq!(report.verdict.zerocopy, crate::report::Zerocopy::Yes);
+        assert!(!report.verdict.summary.contains("no completions"));
+    }
+
     fn not_run_finding(cause: Option<NotRun>) -> crate::report::Finding {
         let mut ev = fixture("live-clean");
         let live = ev.live.as_mut().expect("live");

@@ -1,11 +1,13 @@
 //! The command line: options, their parsing, and what they select.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use zcdoctor::evidence::{ProbeName, Protocol};
 use zcdoctor::probe::{Selection, TargetSpec};
@@ -59,18 +61,18 @@ pub struct ProbeArgs {
     pub protocol: ProtocolArg,
     /// Length of each live-probe phase (copy, then zerocopy), e.g. 1s, 500ms. Under 100ms
     /// the probe proves nothing (exit 3).
-    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_parser = parse_duration, default_value = "1s", requires = "target")]
     pub duration: Duration,
     /// Bound on the whole live probe (every pattern and phase), at most 1h; when reached the
     /// probe stops, reports `max_run_time` as the phase's end and proves nothing (exit 3).
-    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    #[arg(long, value_parser = parse_duration, default_value = "10m", requires = "target")]
     pub max_run_time: Duration,
     /// Most bytes one live-probe phase may send.
-    #[arg(long, default_value_t = 8 << 30)]
+    #[arg(long, default_value_t = 8 << 30, requires = "target")]
     pub byte_cap: u64,
     /// Live probe, UDP: also send datagrams one byte over the path MTU without UDP_SEGMENT,
     /// to show what IP fragmentation costs.
-    #[arg(long)]
+    #[arg(long, requires = "target")]
     pub oversize: bool,
     /// Do not run probe NAME (repeatable; see `zcdoctor probes`).
     #[arg(long, value_name = "NAME", conflicts_with = "only")]
@@ -119,8 +121,13 @@ pub struct CheckArgs {
     /// Exit 1 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Blocker)]
     pub fail_on: FailOn,
-    /// Diagnose a recording made by `zcdoctor snapshot` instead of this host.
-    #[arg(long, value_name = "FILE")]
+    /// Diagnose a recording made by `zcdoctor snapshot` instead of this host (`-`: stdin; at
+    /// most 8 MiB, a regular file or stdin).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time"]
+    )]
     pub from: Option<PathBuf>,
 }
 
@@ -147,6 +154,13 @@ pub struct SinkArgs {
     /// Exit after this long (default: until Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Close a TCP connection that sends fewer bytes a second than this, averaged over 3 s
+    /// (slow-drip and silent peers cannot hold the slots); 0: no minimum.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub min_rate: u64,
+    /// Close a TCP connection open this long (raise it for live probes with a long --duration).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub max_conn_time: Duration,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -184,14 +198,131 @@ impl ProtocolArg {
     }
 }
 
-/// `ADDR`, `ADDR:PORT`, `[V6]:PORT`, `gateway`, `gateway:PORT`; the port defaults to 9 (discard).
+/// A command line clap accepted but zcdoctor refuses, or clap's own error, as one line.
+#[derive(Debug)]
+pub enum ParseError {
+    /// `--help` or `--version`: clap prints it, and the exit status is 0.
+    Display(clap::Error),
+    /// A usage error: `message` is one line; `command` names what `--help` to see.
+    Usage { message: String, command: String },
+}
+
+/// `Cli::try_parse_from`, plus the refusals clap's attributes cannot say: `--json` with
+/// `--format human`, `--oversize` with `--protocol tcp`.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // The subcommand named on the line, for the hint when clap's error has no usage.
+    let named = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .find(|name| args.iter().skip(1).any(|a| a.as_os_str() == name.as_str()));
+    let from_clap = |e| from_clap(e, named.as_deref());
+    let matches = Cli::command()
+        .try_get_matches_from(&args)
+        .map_err(from_clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(from_clap)?;
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some(message) = refused(&cli, sub)
+    {
+        return Err(ParseError::Usage {
+            message,
+            command: format!("zcdoctor {name}"),
+        });
+    }
+    Ok(cli)
+}
+
+fn explicit(m: &ArgMatches, id: &str) -> bool {
+    matches!(m.value_source(id), Some(ValueSource::CommandLine))
+}
+
+fn refused(cli: &Cli, m: &ArgMatches) -> Option<String> {
+    let probe = match &cli.command {
+        Command::Check(args) => {
+            if args.json && explicit(m, "format") && matches!(args.format, Format::Human) {
+                return Some(
+                    "the argument '--json' cannot be used with '--format human'".to_string(),
+                );
+            }
+            &args.probe
+        }
+        Command::Snapshot(args) => &args.probe,
+        _ => return None,
+    };
+    (probe.oversize && matches!(probe.protocol, ProtocolArg::Tcp)).then(|| {
+        "the argument '--oversize' cannot be used with '--protocol tcp' (it sends UDP datagrams)"
+            .to_string()
+    })
+}
+
+fn from_clap(e: clap::Error, named: Option<&str>) -> ParseError {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => return ParseError::Display(e),
+        _ => {}
+    }
+    // The rendered error without styles: `error: MESSAGE`, then tips and usage.
+    let rendered = e.render().to_string();
+    let message = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            "a command is required".to_string()
+        }
+        // The first paragraph, folded: `the following required arguments were not provided:`
+        // is followed by the arguments on lines of their own.
+        _ => {
+            let message = rendered
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            match message.strip_prefix("error: ") {
+                Some(m) => m.to_string(),
+                None if message.is_empty() => e.kind().to_string(),
+                None => message,
+            }
+        }
+    };
+    // `Usage: zcdoctor check [OPTIONS] [IFACE]`: the words before the first placeholder.
+    let command = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| c.contains(' '))
+        .or_else(|| named.map(|n| format!("zcdoctor {n}")))
+        .unwrap_or_else(|| "zcdoctor".to_string());
+    ParseError::Usage { message, command }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[V6]:PORT`, `gateway`, `gateway:PORT`; the port defaults to 9 (discard),
+/// and 0 is refused. A link-local IPv6 address takes its scope as `fe80::1%eth0` or
+/// `[fe80::1%eth0]:9` (an interface name, or its index).
 pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     const DISCARD: u16 = 9;
-    let bad =
-        || format!("{s:?} is not an address: use ADDR, ADDR:PORT, [IPV6]:PORT or gateway[:PORT]");
+    let bad = || {
+        format!(
+            "{s:?} is not an address: use ADDR, ADDR:PORT, [IPV6]:PORT, [IPV6%IFACE]:PORT or gateway[:PORT]"
+        )
+    };
+    let port_of = |p: &str| -> Result<u16, String> {
+        match p.parse::<u16>() {
+            Ok(0) => Err(format!("{s:?}: port 0 is not a port to send to")),
+            Ok(port) => Ok(port),
+            Err(_) => Err(bad()),
+        }
+    };
     if let Some(rest) = s.strip_prefix("gateway") {
         let port = match rest.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
+            Some(p) => port_of(p)?,
             None if rest.is_empty() => DISCARD,
             None => return Err(bad()),
         };
@@ -200,9 +331,54 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(TargetSpec::Addr(SocketAddr::new(ip, DISCARD)));
     }
-    s.parse::<SocketAddr>()
-        .map(TargetSpec::Addr)
-        .map_err(|_| bad())
+    // `[V6%SCOPE]:PORT`, `[V6%SCOPE]` and `V6%SCOPE`.
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => port_of(p)?,
+                None if after.is_empty() => DISCARD,
+                None => return Err(bad()),
+            };
+            (host, port)
+        }
+        None if s.contains('%') => (s, DISCARD),
+        None => {
+            let addr = s.parse::<SocketAddr>().map_err(|_| bad())?;
+            if addr.port() == 0 {
+                return Err(format!("{s:?}: port 0 is not a port to send to"));
+            }
+            return Ok(TargetSpec::Addr(addr));
+        }
+    };
+    let (ip, scope) = match host.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (host, None),
+    };
+    let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
+    let scope_id = match scope {
+        None => 0,
+        Some(scope) => parse_scope(scope).map_err(|why| format!("{s:?}: {why}"))?,
+    };
+    Ok(TargetSpec::Addr(SocketAddr::V6(SocketAddrV6::new(
+        ip, port, 0, scope_id,
+    ))))
+}
+
+/// An IPv6 scope: an interface index, or a name resolved to one here.
+fn parse_scope(scope: &str) -> Result<u32, String> {
+    if scope.is_empty() {
+        return Err("the scope after % is empty".to_string());
+    }
+    if let Ok(index) = scope.parse::<u32>() {
+        return if index == 0 {
+            Err("scope 0 is no interface".to_string())
+        } else {
+            Ok(index)
+        };
+    }
+    nix::net::if_::if_nametoindex(scope)
+        .map_err(|e| format!("no interface named {scope:?} for the scope ({})", e.desc()))
 }
 
 /// `1s`, `500ms`, `2m`, `1m30s` (humantime), or a bare number of seconds; over 0, at most 1 hour.
@@ -257,6 +433,120 @@ mod tests {
         assert!(parse_target("gatewayx").is_err());
         assert!(parse_target("198.18.0.300").is_err());
         assert!(parse_target("host.example").is_err());
+    }
+
+    #[test]
+    fn port_zero_is_refused() {
+        for s in [
+            "198.18.0.2:0",
+            "[2001:db8::2]:0",
+            "gateway:0",
+            "[fe80::1%1]:0",
+        ] {
+            let e = parse_target(s).expect_err(s);
+            assert!(e.contains("port 0"), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn scoped_link_local_targets_parse() {
+        let want = |port, scope| {
+            Ok(TargetSpec::Addr(SocketAddr::V6(SocketAddrV6::new(
+                "fe80::1".parse().unwrap(),
+                port,
+                0,
+                scope,
+            ))))
+        };
+        assert_eq!(parse_target("[fe80::1%3]:7"), want(7, 3));
+        assert_eq!(parse_target("fe80::1%3"), want(9, 3));
+        assert_eq!(parse_target("[fe80::1%3]"), want(9, 3));
+        // `lo` is index 1 in every network namespace.
+        assert_eq!(parse_target("[fe80::1%lo]:9"), want(9, 1));
+        assert_eq!(parse_target("fe80::1%lo"), want(9, 1));
+        assert!(parse_target("[fe80::1%]:9").is_err());
+        assert!(parse_target("[fe80::1%0]:9").is_err());
+        assert!(parse_target("[fe80::1%no-such-if0]:9").is_err());
+        assert!(parse_target("198.18.0.2%lo").is_err());
+        assert!(parse_target("[fe80::1%lo]x").is_err());
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match parse_from(args) {
+            Err(ParseError::Usage { message, command }) => format!("{message} | {command}"),
+            Err(ParseError::Display(e)) => panic!("display: {e}"),
+            Ok(_) => panic!("accepted: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn conflicting_options_are_refused() {
+        for extra in [
+            &["--target", "198.18.0.2"][..],
+            &["--skip", "taps"],
+            &["--only", "taps"],
+            &["--no-taps"],
+        ] {
+            let mut args = vec!["zcdoctor", "check", "--from", "x.json"];
+            args.extend_from_slice(extra);
+            let u = usage(&args);
+            assert!(u.contains("--from"), "{u}");
+            assert!(u.ends_with("| zcdoctor check"), "{u}");
+        }
+        for opt in [
+            &["--duration", "2s"][..],
+            &["--byte-cap", "10"],
+            &["--oversize"],
+        ] {
+            let mut args = vec!["zcdoctor", "check"];
+            args.extend_from_slice(opt);
+            assert!(usage(&args).contains("--target"), "{args:?}");
+        }
+        assert!(usage(&["zcdoctor", "check", "--json", "--format", "human"]).contains("--json"));
+        assert!(parse_from(["zcdoctor", "check", "--json", "--format", "json"]).is_ok());
+        assert!(parse_from(["zcdoctor", "check", "--json"]).is_ok());
+        let u = usage(&[
+            "zcdoctor",
+            "snapshot",
+            "-o",
+            "-",
+            "--target",
+            "198.18.0.2",
+            "--protocol",
+            "tcp",
+            "--oversize",
+        ]);
+        assert!(
+            u.contains("--oversize") && u.ends_with("| zcdoctor snapshot"),
+            "{u}"
+        );
+        assert!(
+            parse_from([
+                "zcdoctor",
+                "check",
+                "--target",
+                "198.18.0.2",
+                "--duration",
+                "2s"
+            ])
+            .is_ok()
+        );
+        assert!(parse_from(["zcdoctor", "check", "--from", "x.json", "--json"]).is_ok());
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let u = usage(&["zcdoctor", "check", "--bogus"]);
+        assert_eq!(u, "unexpected argument '--bogus' found | zcdoctor check");
+        assert_eq!(usage(&["zcdoctor"]), "a command is required | zcdoctor");
+        assert!(matches!(
+            parse_from(["zcdoctor", "--help"]),
+            Err(ParseError::Display(_))
+        ));
+        assert!(matches!(
+            parse_from(["zcdoctor", "--version"]),
+            Err(ParseError::Display(_))
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod live;
 mod path;
 mod process;
 mod taps;
+pub mod validate;
 
 pub use device::*;
 pub use live::*;
