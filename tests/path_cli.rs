@@ -1,0 +1,288 @@
+//! Privileged end-to-end tests of the path beyond the diagnosed device: a container behind a
+//! veth whose traffic a forwarding namespace routes out of an ifb, a veth to the peer's own
+//! address, a macvlan whose lower device stays in the parent namespace, a vxlan over an ifb
+//! underlay. Each shape is built for real in namespaces these tests create (tags `pa…`); the
+//! live probe gives the kernel's answer (completions flagged COPIED) next to the prediction.
+//! Traffic goes only to 198.18.0.0/15 addresses inside these namespaces.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Culprit, Netns, ZCDOCTOR, codes, finding, pid_holds_packet_socket, pids};
+use serde_json::Value;
+
+const SHORT: &str = "200ms";
+
+fn copied_and_completions(doc: &Value) -> (u64, u64) {
+    let runs = doc["live_probe"]["runs"].as_array().expect("runs");
+    let sum = |k: &str| runs.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    (sum("copied"), sum("completions"))
+}
+
+/// tcpdump on `dev` in `ns`, once it holds its socket.
+fn tcpdump(ns: &Netns, dev: &str) -> Culprit {
+    let mut culprit = ns.spawn(&["tcpdump", "-i", dev, "-n", "-Q", "in", "-w", "/dev/null"]);
+    let pid = culprit.pid();
+    culprit.wait_until("tcpdump opens its socket", Duration::from_secs(10), || {
+        pid_holds_packet_socket(pid)
+    });
+    culprit
+}
+
+/// The roles of the path's segments, in order.
+fn roles(doc: &Value) -> Vec<String> {
+    doc["path"]["segments"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|g| g["role"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A sender namespace `a` (va 198.18.1.1) with a veth to a forwarding namespace `b` (vb
+/// 198.18.1.2), which routes 198.18.2.0/24 out of its ifb `ifbz` (198.18.2.1).
+fn forwarding_pair() -> (Netns, Netns) {
+    let a = Netns::new("pafwa");
+    let b = Netns::new("pafwb");
+    a.veth_to(&b);
+    b.ifb("ifbz", "198.18.2.1/24");
+    b.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    a.ip("route add 198.18.2.0/24 via 198.18.1.2");
+    (a, b)
+}
+
+fn forwarded_traffic_is_followed_to_the_egress_and_its_tap() {
+    let (a, b) = forwarding_pair();
+    let args = ["va", "--target", "198.18.2.2", "--duration", SHORT];
+
+    // Clean: the kernel keeps zerocopy through forwarding (6.17+), and nothing is predicted.
+    let (_, doc) = a.check_json(&args);
+    assert_eq!(
+        roles(&doc),
+        ["veth-peer", "forwarded-egress"],
+        "{:#}",
+        doc["path"]
+    );
+    assert_eq!(doc["path"]["end"]["kind"], "wire");
+    let egress = &doc["path"]["segments"][1];
+    assert_eq!(egress["stack"][0]["name"], "ifbz");
+    assert_eq!(egress["netns"]["name"], b.name.as_str());
+    assert_eq!(egress["forwarding"], true);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+    assert!(
+        finding(&doc, "tap-forces-copy").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+
+    // tcpdump on the forwarding namespace's egress: every send copied, the culprit named there.
+    let dump = tcpdump(&b, "ifbz");
+    let (_, doc) = a.check_json(&args);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(dump.pid())]);
+    let on_path = tap["evidence"]["on_path"][0].as_str().expect("on_path");
+    assert!(
+        on_path.contains("bound to ifbz in namespace") && on_path.contains(&b.name),
+        "{on_path}"
+    );
+    let live = finding(&doc, "live-copied").expect("live-copied");
+    assert!(
+        live["evidence"]["explained_by"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|c| c == "tap-forces-copy")),
+        "{live:#}"
+    );
+    assert!(finding(&doc, "copies-unexplained").is_none());
+}
+
+fn forwarded_egress_without_scatter_gather_is_a_blocker() {
+    let (a, b) = forwarding_pair();
+    b.ethtool_k("ifbz", "sg", "off");
+    let (_, doc) = a.check_json(&["va", "--target", "198.18.2.2", "--duration", SHORT]);
+    let f = finding(&doc, "no-scatter-gather").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["evidence"]["device"], "ifbz");
+    assert_eq!(f["evidence"]["hop"], 3);
+    assert!(
+        f["remediation"][0]
+            .as_str()
+            .is_some_and(|r| r == format!("ip netns exec {} ethtool -K ifbz sg on", b.name)),
+        "{f:#}"
+    );
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+}
+
+fn veth_to_the_peer_address_is_local_delivery() {
+    let a = Netns::new("palocala");
+    let b = Netns::new("palocalb");
+    a.veth_to(&b);
+    // UDP.
+    let (_, doc) = a.check_json(&["va", "--target", "198.18.1.2", "--duration", SHORT]);
+    let f = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["severity"], "blocker");
+    assert_eq!(f["evidence"]["address"], "198.18.1.2");
+    assert_eq!(f["evidence"]["netns"]["name"], b.name.as_str());
+    assert_eq!(doc["path"]["end"]["kind"], "local-delivery");
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+    // TCP, to a sink in the peer namespace.
+    let _sink = b.spawn(&[ZCDOCTOR, "sink", "--listen", "198.18.1.2:5201"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, doc) = a.check_json(&[
+        "va",
+        "--protocol",
+        "tcp",
+        "--target",
+        "198.18.1.2:5201",
+        "--duration",
+        SHORT,
+    ]);
+    assert!(
+        finding(&doc, "local-delivery").is_some(),
+        "{:?}",
+        codes(&doc)
+    );
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+}
+
+fn container_macvlan_over_a_host_lower_with_a_tap() {
+    let host = Netns::new("pahost");
+    let pod = Netns::new("papod");
+    host.ifb("ifbz", "198.18.0.1/24");
+    host.ip("link add mv0 link ifbz type macvlan mode bridge");
+    host.ip(&format!("link set mv0 netns {}", pod.name));
+    pod.ip("addr add 198.18.0.5/24 dev mv0");
+    pod.ip("link set mv0 up");
+    pod.ip("neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev mv0 nud permanent");
+    let args = ["mv0", "--target", "198.18.0.2", "--duration", SHORT];
+
+    let (_, doc) = pod.check_json(&args);
+    assert_eq!(roles(&doc), ["stacked-lower"], "{:#}", doc["path"]);
+    assert!(
+        finding(&doc, "tap-forces-copy").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+
+    let dump = tcpdump(&host, "ifbz");
+    let (_, doc) = pod.check_json(&args);
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(dump.pid())]);
+    assert_eq!(tap["evidence"]["netns"]["name"], host.name.as_str());
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+    assert!(finding(&doc, "copies-unexplained").is_none());
+    drop(dump);
+
+    host.ethtool_k("ifbz", "sg", "off");
+    let (_, doc) = pod.check_json(&args);
+    let f = finding(&doc, "no-scatter-gather").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["evidence"]["device"], "ifbz");
+    assert_eq!(f["evidence"]["netns"]["name"], host.name.as_str());
+}
+
+fn vxlan_underlay_with_a_tap_or_without_checksum() {
+    let ns = Netns::new("pavx");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns.ip(
+        "link add vxlan0 type vxlan id 42 remote 198.18.0.2 local 198.18.0.1 dev ifbz dstport 4789",
+    );
+    ns.ip("addr add 198.19.0.1/24 dev vxlan0");
+    ns.ip("link set vxlan0 up");
+    ns.ip("neigh add 198.19.0.2 lladdr 02:00:00:00:00:09 dev vxlan0 nud permanent");
+    let args = ["vxlan0", "--target", "198.19.0.2", "--duration", SHORT];
+
+    let (_, doc) = ns.check_json(&args);
+    assert_eq!(roles(&doc), ["tunnel-underlay"], "{:#}", doc["path"]);
+    assert_eq!(doc["path"]["segments"][0]["stack"][0]["name"], "ifbz");
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+
+    let dump = tcpdump(&ns, "ifbz");
+    let (_, doc) = ns.check_json(&args);
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(dump.pid())]);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+    drop(dump);
+
+    ns.ethtool_k("ifbz", "tx", "off");
+    let (_, doc) = ns.check_json(&args);
+    let f = finding(&doc, "no-tx-checksum").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["evidence"]["device"], "ifbz");
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+}
+
+fn unprivileged_run_says_where_the_path_stops() {
+    let (a, _b) = forwarding_pair();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &a.name])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            ZCDOCTOR,
+            "check",
+            "--json",
+            "--fail-on",
+            "never",
+            "va",
+        ])
+        .output()
+        .expect("run zcdoctor as nobody");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let f = finding(&doc, "path-incomplete").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(doc["path"]["end"]["kind"], "incomplete");
+    assert_ne!(doc["verdict"]["zerocopy"], "yes");
+    assert!(
+        f["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("could not be followed"))
+    );
+}
+
+harness_main!(
+    privileged: [
+        forwarded_traffic_is_followed_to_the_egress_and_its_tap,
+        forwarded_egress_without_scatter_gather_is_a_blocker,
+        veth_to_the_peer_address_is_local_delivery,
+        container_macvlan_over_a_host_lower_with_a_tap,
+        vxlan_underlay_with_a_tap_or_without_checksum,
+        unprivileged_run_says_where_the_path_stops,
+    ]
+);
