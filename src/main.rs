@@ -54,7 +54,23 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
     };
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
-    let evidence = probe::gather(&opts, &stop, &mut |tick| progress.tick(tick));
+    let evidence = match &args.netns {
+        None => probe::gather(&opts, &stop, &mut |tick| progress.tick(tick)),
+        Some(spec) => {
+            // Every probe runs on one thread that entered the namespace: they all read "the
+            // calling thread's namespace", as under `ip netns exec`.
+            let ns = probe::netns::by_spec(spec)
+                .with_context(|| format!("--netns {spec}: not a network namespace"))?;
+            let file = ns
+                .open()
+                .with_context(|| format!("--netns {spec}: cannot open {}", ns.path.display()))?;
+            let progress = &mut progress;
+            probe::netns::in_netns(&file, || {
+                probe::gather(&opts, &stop, &mut |tick| progress.tick(tick))
+            })
+            .with_context(|| format!("--netns {spec}: cannot enter it"))?
+        }
+    };
     progress.clear();
     Ok(evidence?)
 }

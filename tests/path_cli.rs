@@ -276,6 +276,55 @@ fn unprivileged_run_says_where_the_path_stops() {
     );
 }
 
+/// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
+fn netns_option_diagnoses_inside_another_namespace() {
+    let ns = Netns::new("pansopt");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let sleeper = ns.spawn(&["sleep", "30"]);
+    let pid = sleeper.pid().to_string();
+    let path = format!("/run/netns/{}", ns.name);
+    for spec in [ns.name.as_str(), path.as_str(), pid.as_str()] {
+        let out = Command::new(ZCDOCTOR)
+            .args([
+                "check",
+                "--json",
+                "--fail-on",
+                "never",
+                "--netns",
+                spec,
+                "ifbz",
+            ])
+            .args(["--target", "198.18.0.2", "--duration", SHORT])
+            .output()
+            .expect("run zcdoctor");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "--netns {spec}: no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(doc["interface"], "ifbz", "--netns {spec}");
+        assert_eq!(
+            doc["verdict"]["basis"], "live",
+            "--netns {spec}: {:#}",
+            doc["verdict"]
+        );
+        let (copied, completions) = copied_and_completions(&doc);
+        assert!(
+            completions > 0 && copied == 0,
+            "--netns {spec}: {copied} of {completions}"
+        );
+    }
+    let out = Command::new(ZCDOCTOR)
+        .args(["check", "--netns", "zcd-no-such-namespace", "ifbz"])
+        .output()
+        .expect("run zcdoctor");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--netns zcd-no-such-namespace"), "{err}");
+}
+
 harness_main!(
     privileged: [
         forwarded_traffic_is_followed_to_the_egress_and_its_tap,
@@ -284,5 +333,6 @@ harness_main!(
         container_macvlan_over_a_host_lower_with_a_tap,
         vxlan_underlay_with_a_tap_or_without_checksum,
         unprivileged_run_says_where_the_path_stops,
+        netns_option_diagnoses_inside_another_namespace,
     ]
 );

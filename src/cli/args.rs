@@ -87,6 +87,10 @@ pub struct ProbeArgs {
     /// memory, its memlock limit, its io_uring instances (repeatable).
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
+    /// Diagnose inside another network namespace: a NAME under /run/netns, a PATH to a
+    /// namespace file, or the PID of a process living there (no `ip netns exec` needed).
+    #[arg(long, value_name = "NAME|PATH|PID")]
+    pub netns: Option<String>,
 }
 
 impl ProbeArgs {
@@ -126,7 +130,7 @@ pub struct CheckArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time"]
+        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time", "netns"]
     )]
     pub from: Option<PathBuf>,
 }

@@ -88,6 +88,30 @@ pub fn named_netns() -> Vec<NetnsHandle> {
     out
 }
 
+/// The namespace `--netns` names: `NAME` (under `/run/netns`), a `PATH` to an nsfs file, or a
+/// `PID` whose namespace is meant.
+pub fn by_spec(spec: &str) -> io::Result<NetnsHandle> {
+    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        let pid = spec
+            .parse::<u32>()
+            .map_err(|_| io::Error::other(format!("{spec} is not a process id")))?;
+        return netns_of_pid(pid);
+    }
+    let (path, name) = if spec.contains('/') {
+        (PathBuf::from(spec), None)
+    } else {
+        (Path::new(NETNS_RUN_DIR).join(spec), Some(spec.to_string()))
+    };
+    let inode = open_netns_file(&path)?.metadata()?.ino();
+    let name = name.or_else(|| {
+        named_netns()
+            .into_iter()
+            .find(|n| n.inode == inode)
+            .and_then(|n| n.name)
+    });
+    Ok(NetnsHandle { inode, name, path })
+}
+
 /// The network namespace of process `pid` (`/proc/PID/ns/net`), with its `/run/netns` name
 /// when one of those is the same namespace.
 pub fn netns_of_pid(pid: u32) -> io::Result<NetnsHandle> {
