@@ -16,6 +16,8 @@ use crate::report::{Basis, Report, Severity, Zerocopy};
 use escape::{MAX_TEXT, field};
 
 const WIDTH: usize = 80;
+/// A device with more lower devices than this shows the first few and counts the rest.
+const MAX_PORTS_SHOWN: usize = 8;
 
 /// The report as one JSON document. serde_json writes a token at a time, so it writes into a
 /// buffer here: one `write` per 8 KiB, not one per token, whatever `out` is. Strings are
@@ -135,21 +137,47 @@ fn write_tree(
     } else {
         format!("{prefix}{}", if last { "   " } else { "│  " })
     };
-    for (i, lower) in dev.lowers.iter().enumerate() {
-        // Only devices first reached through this one (the stack is a tree by construction).
-        if stack
-            .iter()
-            .any(|d| &d.name == lower && d.upper.as_deref() == Some(name))
-        {
-            write_tree(
-                out,
-                stack,
-                lower,
-                &child_prefix,
-                i + 1 == dev.lowers.len(),
-                false,
-            )?;
+    // Only devices first reached through this one (the stack is a tree by construction).
+    let children: Vec<&String> = dev
+        .lowers
+        .iter()
+        .filter(|lower| {
+            stack
+                .iter()
+                .any(|d| &d.name == *lower && d.upper.as_deref() == Some(name))
+        })
+        .collect();
+    // A bridge whose FDB picked a port: that port in full, the others summed up.
+    let chosen = dev.forwards_to.as_ref().and_then(|c| c.port.as_ref());
+    let (shown, hidden): (Vec<&String>, Vec<&String>) = match chosen {
+        Some(port) => children.iter().partition(|l| **l == port),
+        None if children.len() > MAX_PORTS_SHOWN => {
+            let (a, b) = children.split_at(MAX_PORTS_SHOWN - 1);
+            (a.to_vec(), b.to_vec())
         }
+        None => (children.clone(), Vec::new()),
+    };
+    for (i, lower) in shown.iter().enumerate() {
+        write_tree(
+            out,
+            stack,
+            lower,
+            &child_prefix,
+            i + 1 == shown.len() && hidden.is_empty(),
+            false,
+        )?;
+    }
+    if !hidden.is_empty() {
+        let what = match chosen {
+            Some(port) => format!(
+                "{} more port{} off the path (the FDB sends this traffic to {})",
+                hidden.len(),
+                if hidden.len() == 1 { "" } else { "s" },
+                escape::field(port)
+            ),
+            None => format!("{} more ports", hidden.len()),
+        };
+        writeln!(out, "  {child_prefix}└─ … {what}")?;
     }
     Ok(())
 }

@@ -276,6 +276,83 @@ fn unprivileged_run_says_where_the_path_stops() {
     );
 }
 
+/// A bridge sends a destination's frames to the port its FDB names: a tap on another port is
+/// not on the path (the kernel copies nothing), a tap on that port is; without an FDB entry the
+/// bridge floods and every port is on the path.
+fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
+    let ns = Netns::new("pabr");
+    ns.ip("link add br0 type bridge");
+    for port in ["ifb1", "ifb2"] {
+        ns.ip(&format!("link add {port} type ifb"));
+        ns.ip(&format!("link set {port} master br0"));
+        ns.ip(&format!("link set {port} up"));
+    }
+    ns.ip("addr add 198.18.0.1/24 dev br0");
+    ns.ip("link set br0 up");
+    ns.ip("neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev br0 nud permanent");
+    ns.exec_ok(&[
+        "bridge",
+        "fdb",
+        "add",
+        "02:00:00:00:00:02",
+        "dev",
+        "ifb1",
+        "master",
+        "static",
+    ]);
+    let args = ["br0", "--target", "198.18.0.2", "--duration", SHORT];
+
+    let other = tcpdump(&ns, "ifb2");
+    let (_, doc) = ns.check_json(&args);
+    let bridge = &doc["stack"][0];
+    assert_eq!(bridge["forwards_to"]["port"], "ifb1", "{bridge:#}");
+    assert!(
+        finding(&doc, "tap-forces-copy").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+    drop(other);
+
+    let used = tcpdump(&ns, "ifb1");
+    let (_, doc) = ns.check_json(&args);
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(used.pid())]);
+    assert_eq!(tap["evidence"]["device"], "ifb1");
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+    drop(used);
+
+    // No FDB entry: flooded to every port, so a tap on either is on the path.
+    ns.exec_ok(&[
+        "bridge",
+        "fdb",
+        "del",
+        "02:00:00:00:00:02",
+        "dev",
+        "ifb1",
+        "master",
+    ]);
+    let flooded = tcpdump(&ns, "ifb2");
+    let (_, doc) = ns.check_json(&args);
+    assert!(
+        doc["stack"][0]["forwards_to"]["port"].is_null(),
+        "{:#}",
+        doc["stack"][0]
+    );
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(flooded.pid())]);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+}
+
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
 fn netns_option_diagnoses_inside_another_namespace() {
     let ns = Netns::new("pansopt");
@@ -334,5 +411,6 @@ harness_main!(
         vxlan_underlay_with_a_tap_or_without_checksum,
         unprivileged_run_says_where_the_path_stops,
         netns_option_diagnoses_inside_another_namespace,
+        bridge_tap_counts_only_on_the_port_the_fdb_uses,
     ]
 );

@@ -2,13 +2,15 @@
 //! then each segment of the path the path probe followed (another namespace's lower device, a
 //! veth peer, the device a namespace forwards out of, a tunnel's underlay).
 
-use crate::evidence::{Device, Entered, Evidence, HopRole, NetnsRef};
+use crate::evidence::{Device, Entered, Evidence, HopRole, NetnsRef, off_path};
 
 /// One device stack on the path, in one namespace.
 pub struct Hop<'a> {
     /// 0 for the diagnosed stack, then 1, 2, … along the path.
     pub index: usize,
-    pub stack: &'a [Device],
+    /// The devices on the path: a bridge's ports its FDB does not send the traffic to are left
+    /// out (see `BridgeChoice`).
+    pub stack: Vec<&'a Device>,
     /// The namespace, for hops after the first (the diagnosed one is the probe's own).
     pub netns: Option<&'a NetnsRef>,
     pub role: Option<HopRole>,
@@ -64,7 +66,7 @@ impl<'a> Hop<'a> {
 pub fn hops(ev: &Evidence) -> Vec<Hop<'_>> {
     let mut hops = vec![Hop {
         index: 0,
-        stack: &ev.stack,
+        stack: on_path(&ev.stack),
         netns: None,
         role: None,
         entered: None,
@@ -73,7 +75,7 @@ pub fn hops(ev: &Evidence) -> Vec<Hop<'_>> {
         for seg in &path.segments {
             hops.push(Hop {
                 index: hops.len(),
-                stack: &seg.stack,
+                stack: on_path(&seg.stack),
                 netns: Some(&seg.netns),
                 role: Some(seg.role),
                 entered: Some(&seg.entered),
@@ -81,6 +83,11 @@ pub fn hops(ev: &Evidence) -> Vec<Hop<'_>> {
         }
     }
     hops
+}
+
+fn on_path(stack: &[Device]) -> Vec<&Device> {
+    let off = off_path(stack);
+    stack.iter().filter(|d| !off.contains(&d.name)).collect()
 }
 
 pub fn netns_label(ns: &NetnsRef) -> String {

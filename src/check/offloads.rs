@@ -119,7 +119,7 @@ fn offload(
             .as_ref()
             .is_some_and(|f| !offload.features.iter().any(|name| f.is_active(name)))
     };
-    let any_lacking = hops.iter().any(|h| h.stack.iter().any(lacks));
+    let any_lacking = hops.iter().any(|h| h.stack.iter().any(|d| lacks(d)));
     if !any_lacking {
         let checked: Vec<&str> = hops
             .iter()
@@ -150,14 +150,14 @@ fn offload_in(
     lacks: &dyn Fn(&Device) -> bool,
     out: &mut Findings,
 ) {
-    let stack = hop.stack;
-    let lacking: Vec<&Device> = stack.iter().filter(|d| lacks(d)).collect();
+    let stack = &hop.stack;
+    let lacking: Vec<&Device> = stack.iter().copied().filter(|d| lacks(d)).collect();
     for dev in &lacking {
         let lower_lacks = dev
             .lowers
             .iter()
             .filter_map(|n| stack.iter().find(|d| &d.name == n))
-            .any(lacks);
+            .any(|d| lacks(d));
         if lower_lacks {
             continue; // reported at the lower device, with this one in `affects`
         }
@@ -288,7 +288,7 @@ fn link_file_key(word: &str) -> &'static str {
 }
 
 /// Every device above `name` in the stack, nearest first.
-fn uppers_of(stack: &[Device], name: &str) -> Vec<String> {
+fn uppers_of(stack: &[&Device], name: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = name.to_string();
     while let Some(up) = stack

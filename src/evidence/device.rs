@@ -1,6 +1,6 @@
 //! Devices of the stack and their offload features.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +35,27 @@ pub struct Device {
     /// `IFLA_LINK_NETNSID`: the id this namespace gives the namespace `link_ifindex` lives in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_netnsid: Option<i32>,
-    /// Offload features; `None` when ethtool netlink could not be read (reason in `probes`).
+    /// Offload features; `None` when ethtool netlink could not be read (reason in `probes`),
+    /// or when the device is off the path (a bridge port the FDB does not send the target to).
     pub features: Option<Features>,
+    /// A bridge: the port its forwarding database sends the target's frames to, or flooding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwards_to: Option<BridgeChoice>,
+}
+
+/// Which port a bridge sends the traffic out of, from the kernel's neighbour table and FDB.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BridgeChoice {
+    /// The next hop on the bridge (the target, or its gateway).
+    pub next_hop: std::net::IpAddr,
+    /// Its MAC, from the neighbour table; `None` when not resolved.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// The port the FDB has the MAC on; `None`: no entry, so the bridge floods every port.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// How the choice was made, as the kernel answered.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -131,4 +150,29 @@ pub struct FeatureState {
     pub wanted: bool,
     /// The driver does not let it change (`[fixed]`).
     pub fixed: bool,
+}
+
+/// The devices of `stack` off the path: below a bridge whose FDB sends the traffic to another
+/// port (the chosen port and everything below it stay).
+pub fn off_path(stack: &[Device]) -> BTreeSet<String> {
+    let mut off = BTreeSet::new();
+    for bridge in stack {
+        let Some(port) = bridge.forwards_to.as_ref().and_then(|c| c.port.as_ref()) else {
+            continue;
+        };
+        let mut queue: VecDeque<&str> = bridge
+            .lowers
+            .iter()
+            .filter(|l| *l != port)
+            .map(String::as_str)
+            .collect();
+        while let Some(name) = queue.pop_front() {
+            if off.insert(name.to_string())
+                && let Some(dev) = stack.iter().find(|d| d.name == name)
+            {
+                queue.extend(dev.lowers.iter().map(String::as_str));
+            }
+        }
+    }
+    off
 }

@@ -18,7 +18,9 @@ impl Probe for FeaturesProbe {
     }
     fn gather(&self, _: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
         let mut errors = Vec::new();
-        for dev in &mut ev.stack {
+        // Ports a bridge does not send this traffic to are off the path: not read.
+        let off = crate::evidence::off_path(&ev.stack);
+        for dev in ev.stack.iter_mut().filter(|d| !off.contains(&d.name)) {
             match netlink::features(&dev.name) {
                 Ok(f) => dev.features = Some(f),
                 Err(e) => errors.push(format!("{}: {e}", dev.name)),

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::netlink::{self, Link};
 use super::{Context, GatherError, Outcome, Probe};
-use crate::evidence::{Device, DeviceKind, Evidence, ProbeName};
+use crate::evidence::{BridgeChoice, Device, DeviceKind, Evidence, ProbeName};
 
 /// The `links` probe: the diagnosed interface (or the default route's) and every device below.
 pub struct LinksProbe;
@@ -39,10 +39,81 @@ impl Probe for LinksProbe {
             },
         };
         ev.stack = stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
+        let target = match cx.opts.live.as_ref().map(|l| &l.target) {
+            Some(super::TargetSpec::Addr(a)) => Some(a.ip()),
+            _ => None,
+        };
+        if let Some(target) = target {
+            for dev in ev.stack.iter_mut().filter(|d| d.kind == DeviceKind::Bridge) {
+                dev.forwards_to = bridge_choice(&links, dev, target);
+            }
+        }
         let detail = format!("{} device(s) in the stack of {iface}", ev.stack.len());
         ev.interface = iface;
         Ok(Outcome::ok(detail))
     }
+}
+
+/// The port `bridge` sends `target`'s frames to: the next hop's MAC from the neighbour table,
+/// then that MAC's port from the bridge's FDB. `None` when the target is not reached through
+/// this bridge at all.
+fn bridge_choice(links: &[Link], bridge: &Device, target: IpAddr) -> Option<BridgeChoice> {
+    let route = netlink::route_get(target).ok()?;
+    if route.ifindex != Some(bridge.ifindex) {
+        return None;
+    }
+    let next_hop = route
+        .gateway
+        .as_deref()
+        .and_then(|g| g.parse::<IpAddr>().ok())
+        .unwrap_or(target);
+    let mac = netlink::neighbours().ok().and_then(|all| {
+        all.into_iter()
+            .find(|n| n.ifindex == bridge.ifindex && n.addr == next_hop)
+            .and_then(|n| n.lladdr)
+    });
+    let Some(mac) = mac else {
+        return Some(BridgeChoice {
+            next_hop,
+            mac: None,
+            port: None,
+            why: format!(
+                "{next_hop} has no resolved neighbour entry on {}: frames to it are flooded to every port",
+                bridge.name
+            ),
+        });
+    };
+    let text = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let entry = netlink::bridge_fdb(bridge.ifindex).ok().and_then(|fdb| {
+        fdb.into_iter()
+            .find(|e| e.mac == mac && !e.local && e.port_ifindex != bridge.ifindex)
+    });
+    let port = entry.and_then(|e| {
+        links
+            .iter()
+            .find(|l| l.ifindex == e.port_ifindex)
+            .map(|l| l.name.clone())
+    });
+    let why = match &port {
+        Some(p) => format!(
+            "{next_hop} is {text} (neighbour table); {}'s FDB has {text} on port {p}",
+            bridge.name
+        ),
+        None => format!(
+            "{next_hop} is {text} (neighbour table), which {}'s FDB has on no port: frames to it are flooded to every port",
+            bridge.name
+        ),
+    };
+    Some(BridgeChoice {
+        next_hop,
+        mac: Some(text),
+        port,
+        why,
+    })
 }
 
 /// The device of the lowest-metric default route (IPv4 first, then IPv6).
@@ -150,6 +221,7 @@ pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, Unkn
                 .filter(|&p| p != 0 && (p != link.ifindex || link.link_netnsid.is_some())),
             link_netnsid: link.link_netnsid,
             features: None,
+            forwards_to: None,
         });
     }
     Ok(stack)
