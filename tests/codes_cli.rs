@@ -119,6 +119,36 @@ fn unprivileged_run_reports_the_unreadable_tap() {
     assert_eq!(probe["status"], "error", "{probe:#}");
 }
 
+/// Unprivileged, with a tap it cannot read on the device: the copies the probe proves are
+/// pinned on that tap first, not called unexplained.
+fn unprivileged_live_copies_suspect_the_unreadable_tap() {
+    let ns = Netns::new("cdnobodylive");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let _tap = ns.tap_socket(Some("ifbz"), false);
+    let doc = check_as_nobody(
+        &ns,
+        &["ifbz", "--target", "198.18.0.2", "--duration", "200ms"],
+    );
+    let live = finding(&doc, "live-copied").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(
+        live["evidence"]["explained_by"][0], "tap-unknown-setting",
+        "{live:#}"
+    );
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    let probe = doc["probes"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "taps"))
+        .expect("taps probe status");
+    assert!(
+        probe["detail"].as_str().is_some_and(|d| d.len() < 600),
+        "one short line: {probe:#}"
+    );
+}
+
 fn tcp_probe_without_a_sink_says_to_start_one() {
     let a = Netns::new("cdtcpa");
     let b = Netns::new("cdtcpb");
@@ -184,6 +214,7 @@ harness_main!(
         macvlan_moved_into_a_container_names_its_foreign_lower_device,
         skipped_taps_are_not_checked_and_the_verdict_is_unknown,
         unprivileged_run_reports_the_unreadable_tap,
+        unprivileged_live_copies_suspect_the_unreadable_tap,
         tcp_probe_without_a_sink_says_to_start_one,
         completions_held_by_a_queue_are_missing,
     ]

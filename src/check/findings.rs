@@ -130,10 +130,11 @@ impl Code {
         )
     }
 
-    /// Codes that can explain copies seen live: the predictors, and `veth-path`, which says
-    /// some traffic through a veth is copied.
+    /// Codes that can explain copies seen live: the predictors, `veth-path` (some traffic
+    /// through a veth is copied), and `tap-unknown-setting` (a tap on the path whose setting
+    /// could not be read is the first suspect, before any tracing).
     pub fn explains_copies(self) -> bool {
-        self.predicts_copies() || self == Code::VethPath
+        self.predicts_copies() || matches!(self, Code::VethPath | Code::TapUnknownSetting)
     }
 
     /// Codes that say part of the path could not be inspected.

@@ -211,7 +211,10 @@ impl super::Probe for TapsProbe {
             scan.processes_vanished
         );
         if !scan.problems.is_empty() {
-            detail = format!("{detail}; {}", scan.problems.join("; "));
+            detail = format!(
+                "{detail}; {}",
+                summarize_problems(&scan.problems).join("; ")
+            );
         }
         let mut lacking = Vec::new();
         if !caps.cap_sys_ptrace {
@@ -231,9 +234,50 @@ impl super::Probe for TapsProbe {
     }
 }
 
+/// The probe's one-line detail: per-namespace problems folded into one clause each kind (an
+/// unprivileged run on a host with many containers has one per namespace); the full list stays
+/// in `TapScan::problems`.
+fn summarize_problems(problems: &[String]) -> Vec<String> {
+    const TABLE: &str = "packet table of namespace ";
+    const NAMES: &str = "bound device(s) could not be named";
+    let tables: Vec<&String> = problems.iter().filter(|p| p.starts_with(TABLE)).collect();
+    let names = problems.iter().filter(|p| p.contains(NAMES)).count();
+    let mut out: Vec<String> = problems
+        .iter()
+        .filter(|p| !p.starts_with(TABLE) && !p.contains(NAMES))
+        .cloned()
+        .collect();
+    match tables.as_slice() {
+        [] => {}
+        [one] => out.push((*one).clone()),
+        [first, rest @ ..] => out.push(format!(
+            "the packet tables of {} namespaces could not be read (the first: {})",
+            rest.len() + 1,
+            first.trim_start_matches(TABLE)
+        )),
+    }
+    if names > 0 {
+        out.push(format!(
+            "in {names} namespace(s) some bound devices could not be named"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_namespace_problems_fold_into_one_clause() {
+        let problems: Vec<String> = (0..30)
+            .map(|n| format!("packet table of namespace net:[{n}] unreadable: EACCES"))
+            .chain(["the descriptors of 3 process(es) could not be read".to_string()])
+            .collect();
+        let folded = summarize_problems(&problems);
+        assert_eq!(folded.len(), 2, "{folded:?}");
+        assert!(folded[1].starts_with("the packet tables of 30 namespaces"));
+    }
     use crate::evidence::IgnoreOutgoing;
 
     #[test]
