@@ -130,7 +130,7 @@ fn offload(
         if !checked.is_empty() {
             out.pass(
                 offload.code.as_str(),
-                format!("{} on: {}", offload.label, checked.join(", ")),
+                format!("{} on: {}", offload.label, name_list(&checked)),
             );
         }
         return;
@@ -278,6 +278,22 @@ fn offload_in(
         }
         out.raise_as(offload.code, severity, summary, evidence, fix);
     }
+}
+
+/// At most this many device names in one line; the rest are counted.
+const NAMES_LISTED: usize = 8;
+
+/// `a, b, c`, or for a bridge with hundreds of ports `a, b, …, g and 193 more`.
+fn name_list(names: &[&str]) -> String {
+    if names.len() <= NAMES_LISTED {
+        return names.join(", ");
+    }
+    let shown = NAMES_LISTED - 1;
+    format!(
+        "{} and {} more",
+        names[..shown].join(", "),
+        names.len() - shown
+    )
 }
 
 fn link_file_key(word: &str) -> &'static str {
