@@ -1,0 +1,329 @@
+//! The walk itself: one step at a time from a device stack to the next (a lower device in
+//! another namespace, a veth peer and the device its namespace forwards out of, a tunnel's
+//! underlay), entering namespaces on short-lived threads and mapping namespace ids to files.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+
+use super::peer::{PeerNext, veth_peer_view};
+use super::{Known, Next, Position, Step, incomplete, is_tunnel, label, segment};
+use crate::evidence::{Device, DeviceKind, Entered, HopRole, OsError, PathEnd, RouteType};
+use crate::probe::netlink::{self, RouteQuery};
+use crate::probe::netns;
+use crate::probe::stack;
+
+/// At most this many processes are looked at to find namespaces without a name.
+const MAX_PROCESSES: usize = 65_536;
+
+pub(super) struct Walker {
+    pub(super) target: Option<IpAddr>,
+    /// The sender's source address toward `target`.
+    pub(super) source: Option<IpAddr>,
+    /// Namespaces that can be entered, found on first need.
+    pub(super) known: Option<Vec<Known>>,
+}
+
+impl Walker {
+    /// The next hop from `at`; `Ok(None)` when `at` transmits off the host.
+    pub(super) fn step(&mut self, at: &Position) -> Result<Option<Step>, PathEnd> {
+        // A lower device in another namespace: the traffic is transmitted there.
+        if let Some(dev) = at
+            .stack
+            .iter()
+            .find(|d| !d.lowers_elsewhere.is_empty() && d.link_netnsid.is_some())
+        {
+            let (Some(lower), Some(id)) = (dev.link_ifindex, dev.link_netnsid) else {
+                return Ok(None);
+            };
+            let ns = self.namespace_of(at, id)?;
+            let stack = in_ns(Some(&ns), move || stack_by_index(lower))??;
+            let why = format!(
+                "{}'s lower device is ifindex {lower} in namespace {} (its id {id} as seen from {})",
+                dev.name,
+                label(&ns.netns_ref()),
+                at.ns
+                    .as_ref()
+                    .map_or("the diagnosed namespace".to_string(), |k| label(
+                        &k.netns_ref()
+                    ))
+            );
+            return Ok(Some(Step {
+                segments: vec![segment(
+                    &ns,
+                    HopRole::StackedLower,
+                    why,
+                    stack.clone(),
+                    None,
+                )],
+                next: Next::Continue(Position {
+                    ns: Some(ns),
+                    stack,
+                }),
+            }));
+        }
+        let Some(top) = at.stack.first() else {
+            return Ok(None);
+        };
+        if top.kind == DeviceKind::Veth {
+            return self.through_veth(at, top).map(Some);
+        }
+        if is_tunnel(top) {
+            return self.under_tunnel(at, top).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Into the peer namespace of a veth: local delivery there, or the route it forwards along.
+    fn through_veth(&mut self, at: &Position, veth: &Device) -> Result<Step, PathEnd> {
+        let Some(peer_index) = veth.link_ifindex else {
+            return Err(incomplete(format!("{} names no peer", veth.name), None));
+        };
+        let ns = match (veth.link_netnsid, &at.ns) {
+            (Some(id), _) => self.namespace_of(at, id)?,
+            (None, Some(ns)) => ns.clone(),
+            (None, None) => current()?,
+        };
+        let (target, source) = (self.target, self.source);
+        let view = in_ns(Some(&ns), move || {
+            veth_peer_view(peer_index, target, source)
+        })??;
+        let netns = ns.netns_ref();
+        let why = format!(
+            "{} is a veth whose peer {} is in namespace {}",
+            veth.name,
+            view.peer_stack.first().map_or("?", |d| d.name.as_str()),
+            label(&netns)
+        );
+        let mut segments = vec![segment(
+            &ns,
+            HopRole::VethPeer,
+            why,
+            view.peer_stack,
+            view.forwarding,
+        )];
+        let next = match view.next {
+            PeerNext::Local(address) => Next::End(PathEnd::LocalDelivery { netns, address }),
+            PeerNext::NotForwarded(reason) => Next::End(incomplete(
+                format!("namespace {}: {reason}", label(&netns)),
+                None,
+            )),
+            PeerNext::Failed(end) => Next::End(end),
+            PeerNext::Egress(stack, why) => {
+                segments.push(segment(
+                    &ns,
+                    HopRole::ForwardedEgress,
+                    why,
+                    stack.clone(),
+                    view.forwarding,
+                ));
+                Next::Continue(Position {
+                    ns: Some(ns),
+                    stack,
+                })
+            }
+        };
+        Ok(Step { segments, next })
+    }
+
+    /// Under a tunnel: the route to its remote, in its link namespace.
+    fn under_tunnel(&mut self, at: &Position, dev: &Device) -> Result<Step, PathEnd> {
+        let ifindex = dev.ifindex;
+        let tunnel = in_ns(at.ns.as_ref(), move || netlink::tunnel(ifindex))?.map_err(|e| {
+            incomplete(
+                format!("cannot read {}'s tunnel: {e}", dev.name),
+                e.to_os_error(),
+            )
+        })?;
+        let Some(tunnel) = tunnel else {
+            return Err(incomplete(
+                format!("{} reports no tunnel parameters", dev.name),
+                None,
+            ));
+        };
+        let Some(remote) = tunnel.remote.or(tunnel.group) else {
+            return Err(incomplete(
+                format!(
+                    "{} has no fixed remote (external or learning): its underlay depends on each destination",
+                    dev.name
+                ),
+                None,
+            ));
+        };
+        let ns = match (tunnel.link_netnsid, &at.ns) {
+            (Some(id), _) => Some(self.namespace_of(at, id)?),
+            (None, ns) => ns.clone(),
+        };
+        let oif = tunnel.link;
+        let name = dev.name.clone();
+        let egress = in_ns(
+            ns.as_ref(),
+            move || -> Result<(Vec<Device>, String), PathEnd> {
+                let route = netlink::route_lookup(&RouteQuery {
+                    oif,
+                    ..RouteQuery::to(remote)
+                })
+                .map_err(|e| {
+                    incomplete(
+                        format!("no route to {name}'s remote {remote}: {e}"),
+                        e.to_os_error(),
+                    )
+                })?;
+                let Some(out) = route
+                    .ifindex
+                    .filter(|_| route.route_type == RouteType::Unicast)
+                else {
+                    return Err(incomplete(
+                        format!(
+                            "the route to {name}'s remote {remote} is {}",
+                            route.route_type
+                        ),
+                        None,
+                    ));
+                };
+                let stack = stack_by_index(out)?;
+                let egress = stack.first().map_or(String::new(), |d| d.name.clone());
+                Ok((
+                    stack,
+                    format!("{name} encapsulates to {remote}, routed out of {egress}"),
+                ))
+            },
+        )??;
+        let (stack, why) = egress;
+        let here = match &ns {
+            Some(k) => k.clone(),
+            None => current()?,
+        };
+        Ok(Step {
+            segments: vec![segment(
+                &here,
+                HopRole::TunnelUnderlay,
+                why,
+                stack.clone(),
+                None,
+            )],
+            next: Next::Continue(Position { ns, stack }),
+        })
+    }
+
+    /// The namespace that namespace id `id`, as seen from `at`'s namespace, names.
+    fn namespace_of(&mut self, at: &Position, id: i32) -> Result<Known, PathEnd> {
+        let known = self.known.get_or_insert_with(known_namespaces).clone();
+        for candidate in known {
+            let Ok(file) = File::open(&candidate.handle.path) else {
+                continue;
+            };
+            let got = in_ns(at.ns.as_ref(), move || netlink::nsid_of(file.as_fd()))?;
+            if let Ok(Some(n)) = got
+                && n == id
+            {
+                return Ok(candidate);
+            }
+        }
+        Err(incomplete(
+            format!(
+                "no namespace zcdoctor can enter has id {id} as {} sees it (a namespace without a name or a process, or one it may not open)",
+                at.ns
+                    .as_ref()
+                    .map_or("the diagnosed namespace".to_string(), |k| label(
+                        &k.netns_ref()
+                    ))
+            ),
+            None,
+        ))
+    }
+}
+
+/// The probe's own namespace as a [`Known`] (for a veth whose peer shares it).
+fn current() -> Result<Known, PathEnd> {
+    let handle = netns::netns_of_pid(std::process::id())
+        .map_err(|e| incomplete(format!("cannot read this process's namespace: {e}"), None))?;
+    Ok(Known {
+        handle,
+        entered: Entered::Current,
+    })
+}
+
+/// Named namespaces, then those of running processes, each once.
+fn known_namespaces() -> Vec<Known> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for handle in netns::named_netns() {
+        if seen.insert(handle.inode) {
+            let path = handle.path.display().to_string();
+            out.push(Known {
+                handle,
+                entered: Entered::Path { path },
+            });
+        }
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten().take(MAX_PROCESSES) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(handle) = netns::netns_of_pid(pid)
+            && seen.insert(handle.inode)
+        {
+            out.push(Known {
+                handle,
+                entered: Entered::Process { pid },
+            });
+        }
+    }
+    out
+}
+
+/// Runs `f` in `ns` (on a short-lived thread), or here when `ns` is `None`.
+fn in_ns<T: Send>(ns: Option<&Known>, f: impl FnOnce() -> T + Send) -> Result<T, PathEnd> {
+    let Some(ns) = ns else {
+        return Ok(f());
+    };
+    let file = File::open(&ns.handle.path).map_err(|e| {
+        incomplete(
+            format!("cannot open {}: {e}", ns.handle.path.display()),
+            e.raw_os_error().map(|n| {
+                OsError::new(
+                    format!("open {}", ns.handle.path.display()),
+                    nix::errno::Errno::from_raw(n),
+                )
+            }),
+        )
+    })?;
+    netns::in_netns(&file, f).map_err(|e| {
+        incomplete(
+            format!(
+                "cannot enter namespace {}: {}",
+                label(&ns.netns_ref()),
+                e.desc()
+            ),
+            Some(OsError::new("setns(CLONE_NEWNET)", e)),
+        )
+    })
+}
+
+/// The device with `ifindex` in the calling thread's namespace, with its stack and features.
+fn stack_by_index(ifindex: u32) -> Result<Vec<Device>, PathEnd> {
+    let links = netlink::dump_links()
+        .map_err(|e| incomplete(format!("cannot read the link table: {e}"), e.to_os_error()))?;
+    let Some(link) = links.iter().find(|l| l.ifindex == ifindex) else {
+        return Err(incomplete(
+            format!("no device with ifindex {ifindex}"),
+            None,
+        ));
+    };
+    let name = link.name.clone();
+    let mut devices =
+        stack::stack_from_links(&links, &name).map_err(|e| incomplete(e.to_string(), None))?;
+    for dev in &mut devices {
+        dev.features = netlink::features(&dev.name).ok();
+    }
+    Ok(devices)
+}
