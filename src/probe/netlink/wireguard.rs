@@ -1,6 +1,6 @@
 //! WireGuard endpoints: the peers' endpoints of a WireGuard device (generic netlink family
 //! `wireguard`, [`wireguard_endpoints`]). The device's own link (its kind and
-//! `IFLA_LINK_NETNSID`) is read with [`super::tunnel`].
+//! `IFLA_LINK_NETNSID`) is read with [`super::tunnel()`].
 //!
 //! Attribute numbers: include/uapi/linux/wireguard.h (`WG*`). A sockaddr's port is
 //! big-endian, its family native-endian.
