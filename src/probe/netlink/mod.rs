@@ -7,8 +7,8 @@
 //! - `ethtool`: ethtool `FEATURES_GET` + `STRSET_GET` ([`features`]).
 //! - `addr`: `RTM_GETADDR` dump ([`addresses`]).
 //! - `neigh`: `RTM_GETNEIGH` dumps: ARP/NDP ([`neighbours`]) and a bridge FDB ([`bridge_fdb`]).
-//! - `tunnel`: one link's tunnel endpoints ([`tunnel`]) and wireguard peers
-//!   ([`wireguard_endpoints`]).
+//! - `tunnel`: one link's tunnel endpoints ([`tunnel`]).
+//! - `wireguard`: a wireguard device's peers ([`wireguard_endpoints`]).
 //! - `nsid`: `RTM_GETNSID` ([`nsid_of`]): which nsid names a namespace here.
 //!
 //! This file holds what they share: the error type and `Conn`, one request/reply exchange
@@ -34,6 +34,7 @@ pub mod neigh;
 pub mod nsid;
 mod route;
 pub mod tunnel;
+pub mod wireguard;
 
 use std::{fmt::Debug, io, io::Cursor, os::fd::AsRawFd, time::Duration};
 
@@ -59,7 +60,8 @@ pub use link::{Link, LinkStats, dump_links, link_stats};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
 pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
-pub use tunnel::{Tunnel, tunnel, wireguard_endpoints};
+pub use tunnel::{Tunnel, tunnel};
+pub use wireguard::wireguard_endpoints;
 
 /// How long one `recv` waits for the kernel before the request fails.
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
