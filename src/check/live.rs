@@ -126,6 +126,18 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         return;
     };
     io_uring_unavailable(ev, live, out);
+    let ring_enomem = live.io_uring.as_ref().map_or(0, |s| {
+        s.ring_errors
+            .iter()
+            .chain(&s.setup_error)
+            .chain(&s.register_buffers_error)
+            .filter(|e| e.errno() == nix::errno::Errno::ENOMEM)
+            .count() as u64
+    });
+    if live.not_run_cause == Some(NotRun::IoUringUnavailable) && ring_enomem > 0 {
+        memory::check_enomem(ev, 0, ring_enomem, out);
+        memory::check_memlock(ev, 0, ring_enomem, out);
+    }
     if let Some(fact) = &live.not_run {
         not_run(ev, live, fact, out);
         return;
@@ -153,8 +165,8 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     sample_too_small(ev, live, &gaps, totals, out);
     copies(ev, live, totals, gaps.is_empty(), out);
     memory::check_enobufs(ev, totals.enobufs, out);
-    memory::check_enomem(ev, totals.enomem, out);
-    memory::check_memlock(ev, totals.enobufs, totals.enomem, out);
+    memory::check_enomem(ev, totals.enomem, ring_enomem, out);
+    memory::check_memlock(ev, totals.enobufs, totals.enomem + ring_enomem, out);
     if totals.missing > 0 {
         out.raise(
             Code::CompletionsMissing,
@@ -321,6 +333,17 @@ fn io_uring_unavailable(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
             format!("{kernel} has no io_uring_setup{} (CONFIG_IO_URING off, or a filter answering ENOSYS)", err(&s.setup_error)),
             "Use a kernel built with CONFIG_IO_URING (6.2+ for copy reports); prove the path with `--api sendmsg` meanwhile.".to_string(),
         ),
+        UringUnavailable::SetupFailed
+            if s.setup_error.as_ref().map(|e| e.errno()) == Some(nix::errno::Errno::ENOMEM) =>
+        {
+            (
+                format!(
+                    "io_uring_setup failed{}: the ring's memory counts against RLIMIT_MEMLOCK of processes without CAP_IPC_LOCK",
+                    err(&s.setup_error)
+                ),
+                "Raise the prober's locked-memory limit (`ulimit -l unlimited`) or run it with CAP_IPC_LOCK, then probe again.".to_string(),
+            )
+        }
         UringUnavailable::SetupFailed => (
             format!("io_uring_setup failed{}", err(&s.setup_error)),
             "Fix what the error names, then probe again.".to_string(),

@@ -99,8 +99,10 @@ pub fn check_enobufs(ev: &Evidence, enobufs: u64, out: &mut Findings) {
 /// `enomem` io_uring zerocopy sends failed with ENOMEM: pinned pages over RLIMIT_MEMLOCK when
 /// the limit applies to the prober (a finite limit and no CAP_IPC_LOCK), memory pressure
 /// otherwise.
-pub fn check_enomem(ev: &Evidence, enomem: u64, out: &mut Findings) {
-    if enomem == 0 {
+/// `rings` counts io_uring set-ups (a ring, a buffer registration) that failed with ENOMEM:
+/// on 6.x ring memory and registered buffers count against the same limit.
+pub fn check_enomem(ev: &Evidence, enomem: u64, rings: u64, out: &mut Findings) {
+    if enomem == 0 && rings == 0 {
         return;
     }
     let memlock = enobufs_limit(ev) == Limit::Memlock;
@@ -119,10 +121,19 @@ pub fn check_enomem(ev: &Evidence, enomem: u64, out: &mut Findings) {
             "Check memory pressure (`grep -E 'MemAvailable|Mlocked' /proc/meminfo`) and the cgroup's memory limit, then probe again.".to_string(),
         )
     };
+    let what = match (enomem, rings) {
+        (0, r) => {
+            format!("{r} io_uring set-up(s) (ring or buffer registration) failed with ENOMEM")
+        }
+        (n, 0) => format!("{n} io_uring zerocopy sends failed with ENOMEM"),
+        (n, r) => {
+            format!("{n} io_uring zerocopy sends and {r} io_uring set-up(s) failed with ENOMEM")
+        }
+    };
     out.raise(
         Code::ZerocopyEnomem,
-        format!("{enomem} io_uring zerocopy sends failed with ENOMEM; the limit hit is {cause}"),
-        json!({"enomem": enomem, "limit": if memlock { Some(Limit::Memlock.as_str()) } else { None }, "process": ev.process}),
+        format!("{what}; the limit hit is {cause}"),
+        json!({"enomem": enomem, "setup_enomem": rings, "limit": if memlock { Some(Limit::Memlock.as_str()) } else { None }, "process": ev.process}),
         vec![fix],
     );
 }

@@ -157,6 +157,10 @@ pub struct UringSupport {
     /// `--uring-fixed-buffers`: registering the send buffer failed (ENOMEM: RLIMIT_MEMLOCK).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register_buffers_error: Option<OsError>,
+    /// Rings the probe could not set up while sending (a pattern's phase then did not run):
+    /// on 6.x the ring's memory counts against RLIMIT_MEMLOCK, so ENOMEM here is the limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ring_errors: Vec<OsError>,
     /// Why io_uring zerocopy sends cannot be proven here; `None` when they can.
     #[serde(default)]
     pub unavailable: Option<UringUnavailable>,

@@ -316,7 +316,11 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
                     ));
                     s.register_buffers_error = Some(e);
                 }
-                _ => probe.notes.push(format!("io_uring: {e}")),
+                Some(s) => {
+                    probe.notes.push(format!("io_uring: {e}"));
+                    s.ring_errors.push(e);
+                }
+                None => probe.notes.push(format!("io_uring: {e}")),
             }
         }
     }

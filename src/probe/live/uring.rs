@@ -43,9 +43,13 @@ const MAX_PENDING: u64 = 512;
 /// `include/uapi/linux/io_uring.h`; the crate does not export these.
 pub(super) const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 pub(super) const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
-/// `user_data` of sends and of the cancel request.
-const UD_SEND: u64 = 1;
-const UD_CANCEL: u64 = 2;
+/// `user_data` of the cancel request; sends carry `UD_SEND | id` (ids count up from 0), and a
+/// notification the `user_data` of its send.
+const UD_SEND: u64 = 1 << 63;
+const UD_CANCEL: u64 = 1 << 62;
+/// Slots of the failed-send table, indexed by `id % FAILED_SLOTS`: more than the ids that can
+/// be outstanding at once (sends in flight plus notifications pending), so no two collide.
+const FAILED_SLOTS: usize = 2048;
 /// A phase ends when this many sends in a row fail with an error that retrying cannot cure.
 const MAX_CONSECUTIVE_FAILURES: u32 = 1000;
 /// Longest wait in one `io_uring_enter`, so the stop flag and the clock are seen.
@@ -65,7 +69,7 @@ pub fn support() -> UringSupport {
             .and_then(|v| v.trim().parse().ok()),
         ..UringSupport::default()
     };
-    let ring = match new_ring(4) {
+    let ring = match IoUring::new(4) {
         Ok(r) => r,
         Err(e) => {
             let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
@@ -143,7 +147,7 @@ fn report_usage_accepted(mut ring: IoUring) -> (Option<bool>, Option<OsError>) {
     }
     let res = ring
         .completion()
-        .find(|c| c.user_data() == UD_SEND && !cqueue::notif(c.flags()))
+        .find(|c| c.user_data() & UD_SEND != 0 && !cqueue::notif(c.flags()))
         .map(|c| c.result());
     // The notification of the failed send, if any, is dropped with the ring.
     drop(ring);
@@ -210,6 +214,9 @@ struct Counts {
     copied: u64,
     errs: [u64; ERRNO_SLOTS],
     failures: u32,
+    /// Sends that failed but announced a notification, by `id % FAILED_SLOTS`: their
+    /// notification says COPIED (nothing was sent zerocopy) and is not a completion.
+    failed: Box<[bool; FAILED_SLOTS]>,
 }
 
 impl Counts {
@@ -223,6 +230,7 @@ impl Counts {
             copied: 0,
             errs: [0; ERRNO_SLOTS],
             failures: 0,
+            failed: Box::new([false; FAILED_SLOTS]),
         }
     }
 
@@ -261,15 +269,18 @@ impl Sender {
     /// Reads every ready CQE into `c`.
     fn reap(&mut self, c: &mut Counts) {
         for cqe in self.ring.completion() {
-            let (res, flags) = (cqe.result(), cqe.flags());
+            let (res, flags, ud) = (cqe.result(), cqe.flags(), cqe.user_data());
+            let slot = (ud % FAILED_SLOTS as u64) as usize;
             if cqueue::notif(flags) {
                 c.notifs += 1;
-                if (res as u32) & IORING_NOTIF_USAGE_ZC_COPIED != 0 {
+                if std::mem::take(&mut c.failed[slot]) {
+                    c.notif_of_failed += 1;
+                } else if (res as u32) & IORING_NOTIF_USAGE_ZC_COPIED != 0 {
                     c.copied += 1;
                 }
                 continue;
             }
-            if cqe.user_data() != UD_SEND {
+            if ud & UD_SEND == 0 {
                 continue;
             }
             self.inflight = self.inflight.saturating_sub(1);
@@ -284,7 +295,7 @@ impl Sender {
                 let e = -res;
                 c.errs[(e.max(0) as usize).min(ERRNO_SLOTS - 1)] += 1;
                 if cqueue::more(flags) {
-                    c.notif_of_failed += 1;
+                    c.failed[slot] = true;
                 }
                 if e != libc::EAGAIN && e != libc::EINTR {
                     c.failures += 1;
@@ -452,8 +463,8 @@ fn run_phase(
             let op = if s.fixed { op.buf_index(Some(0)) } else { op };
             op.build()
         }
-    }
-    .user_data(UD_SEND);
+    };
+    let mut id: u64 = 0;
     let zerocopy = kind == PhaseKind::Zerocopy;
     let cap = ctx.opts.byte_cap;
     let step = s.len as u64;
@@ -474,9 +485,13 @@ fn run_phase(
                 // SAFETY: the entry points at `s.buf`, which outlives every request (see the
                 // module's comment), and at the socket `fd`, which the caller keeps open until
                 // after this phase's settle returned.
-                if unsafe { sq.push(&entry) }.is_err() {
+                let e = entry
+                    .clone()
+                    .user_data(UD_SEND | (id & !(UD_SEND | UD_CANCEL)));
+                if unsafe { sq.push(&e) }.is_err() {
                     break;
                 }
+                id += 1;
                 pushed += 1;
                 queued_bytes += step;
             }
