@@ -204,11 +204,16 @@ fn copies(ev: &Evidence, live: &LiveProbe, totals: Totals, proven: bool, out: &m
             .runs
             .iter()
             .map(|r| {
-                json!({
-                    "api": r.api, "pattern": r.pattern, "send_size": r.send_size, "sends": r.sends,
+                let mut v = json!({
+                    "pattern": r.pattern, "send_size": r.send_size, "sends": r.sends,
                     "completions": r.completions, "copied": r.copied, "enobufs": r.enobufs,
                     "missing": r.missing, "gain": r.gain(),
-                })
+                });
+                // Only io_uring runs name their api: sendmsg-only reports stay as they were.
+                if !r.api.is_sendmsg() {
+                    v["api"] = json!(r.api);
+                }
+                v
             })
             .collect();
         let names: Vec<&str> = explained_by.iter().map(|c| c.as_str()).collect();
