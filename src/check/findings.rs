@@ -290,6 +290,7 @@ mod tests {
                 "errqueue-not-drained",
                 "features-unreadable",
                 "io-uring-in-use",
+                "io-uring-unavailable",
                 "kernel-too-old",
                 "live-contradicts-prediction",
                 "live-copied",
@@ -312,6 +313,7 @@ mod tests {
                 "udp-fragmentation",
                 "veth-path",
                 "zerocopy-enobufs",
+                "zerocopy-enomem",
                 "zerocopy-not-requested",
                 "zerocopy-slower",
             ]

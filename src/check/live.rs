@@ -698,4 +698,70 @@ mod tests {
         let t = Totals::of(live);
         assert_eq!(t.copied, u64::MAX);
     }
+
+    fn unavailable(why: UringUnavailable) -> crate::report::Finding {
+        let mut ev = fixture("live-uring-disabled-sysctl");
+        let live = ev.live.as_mut().expect("live");
+        if let Some(s) = live.io_uring.as_mut() {
+            s.unavailable = Some(why);
+        }
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        assert!(!out.has(Code::LiveProbeNotRun));
+        out.findings
+            .into_iter()
+            .find(|f| f.code == Code::IoUringUnavailable)
+            .expect("io-uring-unavailable")
+    }
+
+    #[test]
+    fn each_io_uring_cause_is_said() {
+        let f = unavailable(UringUnavailable::DisabledBySysctl { value: 2 });
+        assert!(
+            f.summary.contains("kernel.io_uring_disabled = 2"),
+            "{}",
+            f.summary
+        );
+        assert!(f.remediation[0].starts_with("sysctl -w kernel.io_uring_disabled=0"));
+        let f = unavailable(UringUnavailable::DisabledBySysctl { value: 1 });
+        assert!(f.summary.contains("kernel.io_uring_group"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::Blocked);
+        assert!(f.summary.contains("seccomp"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::NoSendZc);
+        assert!(
+            f.summary.contains("Linux 6.18 has no IORING_OP_SEND_ZC"),
+            "{}",
+            f.summary
+        );
+        let f = unavailable(UringUnavailable::NoReportUsage);
+        assert!(f.summary.contains("(added in Linux 6.2)"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::NoSyscall);
+        assert!(f.summary.contains("no io_uring_setup"), "{}", f.summary);
+    }
+
+    #[test]
+    fn io_uring_runs_count_like_sendmsg_runs() {
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        let before = Totals::of(live);
+        for r in &mut live.runs {
+            r.api = SendApi::IoUring;
+            r.errors.insert("ENOMEM".into(), 2);
+        }
+        let after = Totals::of(live);
+        assert_eq!(
+            (after.copied, after.completions),
+            (before.copied, before.completions)
+        );
+        assert_eq!(after.enomem, 2 * live.runs.len() as u64);
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        let f = out
+            .findings
+            .iter()
+            .find(|f| f.code == Code::LiveCopied)
+            .expect("live-copied");
+        assert!(f.summary.contains("(io_uring: "), "{}", f.summary);
+        assert!(out.has(Code::ZerocopyEnomem));
+    }
 }

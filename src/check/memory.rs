@@ -218,4 +218,26 @@ mod tests {
         check_enobufs(&ev, 1, &mut out);
         assert!(out.findings[0].remediation[0].contains(&u64::MAX.to_string()));
     }
+
+    #[test]
+    fn enomem_blames_memlock_only_when_it_applies() {
+        let mut ev = fixture("live-enobufs-memlock");
+        let mut out = Findings::new();
+        check_enomem(&ev, 5, 0, &mut out);
+        assert_eq!(out.findings[0].code, Code::ZerocopyEnomem);
+        assert!(out.findings[0].summary.contains("RLIMIT_MEMLOCK (8192 KiB"));
+        let mut out = Findings::new();
+        check_memlock(&ev, 0, 5, &mut out);
+        assert_eq!(out.findings[0].severity, Severity::Blocker);
+        assert!(out.findings[0].summary.contains("ENOMEM"));
+        if let Some(p) = ev.process.as_mut() {
+            p.cap_ipc_lock = true;
+        }
+        let mut out = Findings::new();
+        check_enomem(&ev, 5, 0, &mut out);
+        assert!(out.findings[0].summary.contains("not RLIMIT_MEMLOCK"));
+        let mut out = Findings::new();
+        check_enomem(&ev, 0, 0, &mut out);
+        assert!(out.findings.is_empty());
+    }
 }
