@@ -49,6 +49,8 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             byte_cap: args.byte_cap,
             oversize: args.oversize,
             max_run_time: args.max_run_time,
+            api: args.api.request(),
+            uring_fixed_buffers: args.uring_fixed_buffers,
         }),
         pids: args.pids.clone(),
     };

@@ -395,9 +395,19 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
             ""
         }
     )?;
+    // An api column only when io_uring ran, so sendmsg-only reports read as before.
+    let uring = live.runs.iter().any(|r| !r.api.is_sendmsg());
+    let api = |r: &crate::evidence::LiveRun| {
+        if uring {
+            format!("{:<9}", r.api.as_str())
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         out,
-        "  {}",
+        "  {}{}",
+        p.dim(if uring { "api      " } else { "" }),
         p.dim("pattern   bytes    sends   copied copy MB/s  zc MB/s  gain  CPU s copy/zc")
     )?;
     let cpu = |ph: &Option<crate::evidence::Phase>| {
@@ -413,7 +423,8 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
         };
         writeln!(
             out,
-            "  {:<8} {:>6} {:>8} {:>8} {:>9} {:>8} {:>5} {:>14}",
+            "  {}{:<8} {:>6} {:>8} {:>8} {:>9} {:>8} {:>5} {:>14}",
+            api(r),
             r.pattern,
             r.send_size,
             r.sends,

@@ -45,11 +45,13 @@ pub enum Code {
     ErrqueueNotDrained,
     ProcessMemlockLimit,
     IoUringInUse,
+    IoUringUnavailable,
+    ZerocopyEnomem,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 32] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -80,6 +82,8 @@ impl Code {
         Code::ErrqueueNotDrained,
         Code::ProcessMemlockLimit,
         Code::IoUringInUse,
+        Code::IoUringUnavailable,
+        Code::ZerocopyEnomem,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +118,8 @@ impl Code {
             Code::ErrqueueNotDrained => "errqueue-not-drained",
             Code::ProcessMemlockLimit => "process-memlock-limit",
             Code::IoUringInUse => "io-uring-in-use",
+            Code::IoUringUnavailable => "io-uring-unavailable",
+            Code::ZerocopyEnomem => "zerocopy-enomem",
         }
     }
 
@@ -285,6 +291,7 @@ mod tests {
                 "errqueue-not-drained",
                 "features-unreadable",
                 "io-uring-in-use",
+                "io-uring-unavailable",
                 "kernel-too-old",
                 "live-contradicts-prediction",
                 "live-copied",
@@ -307,6 +314,7 @@ mod tests {
                 "udp-fragmentation",
                 "veth-path",
                 "zerocopy-enobufs",
+                "zerocopy-enomem",
                 "zerocopy-not-requested",
                 "zerocopy-slower",
             ]

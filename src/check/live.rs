@@ -10,6 +10,7 @@ use super::findings::{Code, Findings};
 use super::{cost, memory, path};
 use crate::evidence::{
     Evidence, LiveProbe, LiveRun, MIN_TIMED_SECONDS, NotRun, PhaseEnd, RouteType, RunPattern,
+    SendApi, UringUnavailable,
 };
 
 /// A live "yes" needs at least this many zerocopy completions in each primary run: with 100,
@@ -64,7 +65,7 @@ pub fn shortfall(live: &LiveProbe) -> Shortfall {
         if r.completions < MIN_PROOF_COMPLETIONS || seconds < MIN_PROOF_SECONDS {
             out.reasons.push(format!(
                 "{} run: {} zerocopy completions in {:.3} s (a proof needs at least {} completions and {} s)",
-                r.pattern, r.completions, seconds, MIN_PROOF_COMPLETIONS, MIN_PROOF_SECONDS
+                r.label(), r.completions, seconds, MIN_PROOF_COMPLETIONS, MIN_PROOF_SECONDS
             ));
         }
         if let Some(c) = &r.device_counters {
@@ -99,6 +100,8 @@ pub struct Totals {
     pub enobufs: u64,
     /// Sends without a completion over every run.
     pub missing: u64,
+    /// io_uring zerocopy sends that failed with ENOMEM, over every run.
+    pub enomem: u64,
 }
 
 impl Totals {
@@ -109,6 +112,11 @@ impl Totals {
             copied: sum(&mut primary_runs(live).map(|r| r.copied)),
             enobufs: sum(&mut live.runs.iter().map(|r| r.enobufs)),
             missing: sum(&mut live.runs.iter().map(|r| r.missing)),
+            enomem: sum(&mut live
+                .runs
+                .iter()
+                .filter(|r| r.api == SendApi::IoUring)
+                .map(|r| r.errors.get("ENOMEM").copied().unwrap_or(0))),
         }
     }
 }
@@ -117,6 +125,19 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     let Some(live) = &ev.live else {
         return;
     };
+    io_uring_unavailable(ev, live, out);
+    let ring_enomem = live.io_uring.as_ref().map_or(0, |s| {
+        s.ring_errors
+            .iter()
+            .chain(&s.setup_error)
+            .chain(&s.register_buffers_error)
+            .filter(|e| e.errno() == nix::errno::Errno::ENOMEM)
+            .count() as u64
+    });
+    if live.not_run_cause == Some(NotRun::IoUringUnavailable) && ring_enomem > 0 {
+        memory::check_enomem(ev, 0, ring_enomem, out);
+        memory::check_memlock(ev, 0, ring_enomem, out);
+    }
     if let Some(fact) = &live.not_run {
         not_run(ev, live, fact, out);
         return;
@@ -144,7 +165,8 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     sample_too_small(ev, live, &gaps, totals, out);
     copies(ev, live, totals, gaps.is_empty(), out);
     memory::check_enobufs(ev, totals.enobufs, out);
-    memory::check_memlock(ev, totals.enobufs, out);
+    memory::check_enomem(ev, totals.enomem, ring_enomem, out);
+    memory::check_memlock(ev, totals.enobufs, totals.enomem + ring_enomem, out);
     if totals.missing > 0 {
         out.raise(
             Code::CompletionsMissing,
@@ -182,20 +204,26 @@ fn copies(ev: &Evidence, live: &LiveProbe, totals: Totals, proven: bool, out: &m
             .runs
             .iter()
             .map(|r| {
-                json!({
+                let mut v = json!({
                     "pattern": r.pattern, "send_size": r.send_size, "sends": r.sends,
                     "completions": r.completions, "copied": r.copied, "enobufs": r.enobufs,
                     "missing": r.missing, "gain": r.gain(),
-                })
+                });
+                // Only io_uring runs name their api: sendmsg-only reports stay as they were.
+                if !r.api.is_sendmsg() {
+                    v["api"] = json!(r.api);
+                }
+                v
             })
             .collect();
         let names: Vec<&str> = explained_by.iter().map(|c| c.as_str()).collect();
         out.raise(
             Code::LiveCopied,
             format!(
-                "{copied} of {completions} zerocopy completions to {} were copied ({:.0}%){}",
+                "{copied} of {completions} zerocopy completions to {} were copied ({:.0}%){}{}",
                 live.target,
                 fraction * 100.0,
+                per_api(live),
                 if names.is_empty() {
                     String::new()
                 } else {
@@ -237,6 +265,114 @@ fn copies(ev: &Evidence, live: &LiveProbe, totals: Totals, proven: bool, out: &m
     }
 }
 
+/// ` (sendmsg: C of N; io_uring: C of N)` when io_uring runs are among the primary runs; empty
+/// otherwise, so reports of sendmsg-only probes read as before.
+fn per_api(live: &LiveProbe) -> String {
+    if !primary_runs(live).any(|r| r.api == SendApi::IoUring) {
+        return String::new();
+    }
+    let parts: Vec<String> = [SendApi::Sendmsg, SendApi::IoUring]
+        .into_iter()
+        .filter_map(|api| {
+            let runs: Vec<&LiveRun> = primary_runs(live).filter(|r| r.api == api).collect();
+            if runs.is_empty() {
+                return None;
+            }
+            let sum =
+                |f: fn(&LiveRun) -> u64| runs.iter().map(|r| f(r)).fold(0u64, u64::saturating_add);
+            Some(format!(
+                "{api}: {} of {}",
+                sum(|r| r.copied),
+                sum(|r| r.completions)
+            ))
+        })
+        .collect();
+    format!(" ({})", parts.join("; "))
+}
+
+/// `--api io_uring` or `both` was asked for and io_uring cannot run or cannot report copies:
+/// what is missing, from the probe's facts and the kernel version.
+fn io_uring_unavailable(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
+    let Some(s) = &live.io_uring else {
+        return;
+    };
+    let Some(why) = &s.unavailable else {
+        return;
+    };
+    let kernel = ev
+        .kernel
+        .version
+        .map_or_else(|| "this kernel".to_string(), |v| format!("Linux {v}"));
+    let err = |e: &Option<crate::evidence::OsError>| {
+        e.as_ref().map_or(String::new(), |e| format!(" ({e})"))
+    };
+    let (summary, fix) = match why {
+        UringUnavailable::DisabledBySysctl { value } => (
+            format!(
+                "io_uring is disabled by kernel.io_uring_disabled = {value}{}: {}",
+                err(&s.setup_error),
+                if *value >= 2 {
+                    "no process may create a ring"
+                } else {
+                    "only members of kernel.io_uring_group and CAP_SYS_ADMIN may create a ring"
+                }
+            ),
+            format!(
+                "sysctl -w kernel.io_uring_disabled=0{}, if io_uring is wanted on this host; otherwise prove the path with `--api sendmsg`.",
+                if *value == 1 {
+                    " (or add the prober to the group in kernel.io_uring_group)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        UringUnavailable::Blocked => (
+            format!(
+                "io_uring_setup was refused{} although kernel.io_uring_disabled is {}: a seccomp filter (container runtimes block io_uring by default) or an LSM blocks it",
+                err(&s.setup_error),
+                s.disabled_sysctl.map_or("absent".to_string(), |v| v.to_string())
+            ),
+            "Run the probe outside the container, or with a seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register (e.g. `docker run --security-opt seccomp=PROFILE`).".to_string(),
+        ),
+        UringUnavailable::NoSyscall => (
+            format!("{kernel} has no io_uring_setup{} (CONFIG_IO_URING off, or a filter answering ENOSYS)", err(&s.setup_error)),
+            "Use a kernel built with CONFIG_IO_URING (6.2+ for copy reports); prove the path with `--api sendmsg` meanwhile.".to_string(),
+        ),
+        UringUnavailable::SetupFailed
+            if s.setup_error.as_ref().map(|e| e.errno()) == Some(nix::errno::Errno::ENOMEM) =>
+        {
+            (
+                format!(
+                    "io_uring_setup failed{}: the ring's memory counts against RLIMIT_MEMLOCK of processes without CAP_IPC_LOCK",
+                    err(&s.setup_error)
+                ),
+                "Raise the prober's locked-memory limit (`ulimit -l unlimited`) or run it with CAP_IPC_LOCK, then probe again.".to_string(),
+            )
+        }
+        UringUnavailable::SetupFailed => (
+            format!("io_uring_setup failed{}", err(&s.setup_error)),
+            "Fix what the error names, then probe again.".to_string(),
+        ),
+        UringUnavailable::NoSendZc => (
+            format!("{kernel} has no IORING_OP_SEND_ZC (added in Linux 6.0): io_uring applications cannot send zerocopy here"),
+            "Run Linux 6.2 or newer for io_uring zerocopy with copy reports.".to_string(),
+        ),
+        UringUnavailable::NoReportUsage => (
+            format!(
+                "{kernel} has IORING_OP_SEND_ZC but refuses IORING_SEND_ZC_REPORT_USAGE{} (added in Linux 6.2): nobody can see whether io_uring zerocopy sends are copied",
+                err(&s.report_usage_error)
+            ),
+            "Run Linux 6.2 or newer to see io_uring copies; the sendmsg probe (`--api sendmsg`) shows the same path's copies meanwhile.".to_string(),
+        ),
+    };
+    out.raise(
+        Code::IoUringUnavailable,
+        summary,
+        json!({"cause": why, "io_uring": s, "kernel": ev.kernel.version.map(|v| v.to_string()), "api": live.api}),
+        vec![fix],
+    );
+}
+
 /// Sends completed but the egress device transmitted far fewer packets: they were dropped
 /// before it, most often while waiting for an unresolved neighbour.
 fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
@@ -264,7 +400,7 @@ fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
         .map(|r| {
             format!(
                 "{} run: {} sends, {} packets transmitted",
-                r.pattern,
+                r.label(),
                 r.sends,
                 r.device_counters
                     .as_ref()
@@ -318,13 +454,13 @@ fn sample_too_small(
         !gaps
             .reasons
             .iter()
-            .any(|g| g.starts_with(&format!("{} run:", r.pattern)))
+            .any(|g| g.starts_with(&format!("{} run:", r.label())))
     }) {
         for (name, phase) in [("copy", &r.copy_phase), ("zerocopy", &r.zerocopy_phase)] {
             if let Some(p) = phase.as_ref().filter(|p| !p.timed_enough()) {
                 reasons.push(format!(
                     "{} {name} phase: {} sends in {:.3} s, too little to time (timing needs at least {} sends and {} s)",
-                    r.pattern,
+                    r.label(),
                     p.sends,
                     p.seconds,
                     crate::evidence::MIN_TIMED_SENDS,
@@ -337,7 +473,7 @@ fn sample_too_small(
         return;
     }
     // Copies or ENOBUFS are facts whatever the sample: then only the timing is missing.
-    let decided = totals.copied > 0 || totals.enobufs > 0;
+    let decided = totals.copied > 0 || totals.enobufs > 0 || totals.enomem > 0;
     let severity = if gaps.reasons.is_empty() || decided {
         Severity::Info
     } else {
@@ -374,6 +510,10 @@ fn not_run(ev: &Evidence, live: &LiveProbe, fact: &str, out: &mut Findings) {
             .as_ref()
             .is_some_and(|r| r.route_type == RouteType::Local),
     };
+    if live.not_run_cause == Some(NotRun::IoUringUnavailable) {
+        // io-uring-unavailable (raised above) says what is missing.
+        return;
+    }
     if local {
         if !out.has(Code::LocalDelivery) {
             path::raise_local_delivery(ev, path::LocalDelivery::Target(live), out);
@@ -396,7 +536,13 @@ fn not_run_fix(ev: &Evidence, live: &LiveProbe) -> String {
         "Choose a --target whose route leaves through {iface} (`ip route get ADDR` shows the device)."
     );
     match &live.not_run_cause {
-        None | Some(NotRun::OtherDevice { .. } | NotRun::NoDevice | NotRun::LocalRoute) => choose,
+        None
+        | Some(
+            NotRun::OtherDevice { .. }
+            | NotRun::NoDevice
+            | NotRun::LocalRoute
+            | NotRun::IoUringUnavailable,
+        ) => choose,
         Some(NotRun::NotUnicast { route_type }) => format!(
             "The route to {target} is {route_type}; the probe sends only unicast traffic. {choose}"
         ),
@@ -551,5 +697,71 @@ mod tests {
         }
         let t = Totals::of(live);
         assert_eq!(t.copied, u64::MAX);
+    }
+
+    fn unavailable(why: UringUnavailable) -> crate::report::Finding {
+        let mut ev = fixture("live-uring-disabled-sysctl");
+        let live = ev.live.as_mut().expect("live");
+        if let Some(s) = live.io_uring.as_mut() {
+            s.unavailable = Some(why);
+        }
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        assert!(!out.has(Code::LiveProbeNotRun));
+        out.findings
+            .into_iter()
+            .find(|f| f.code == Code::IoUringUnavailable)
+            .expect("io-uring-unavailable")
+    }
+
+    #[test]
+    fn each_io_uring_cause_is_said() {
+        let f = unavailable(UringUnavailable::DisabledBySysctl { value: 2 });
+        assert!(
+            f.summary.contains("kernel.io_uring_disabled = 2"),
+            "{}",
+            f.summary
+        );
+        assert!(f.remediation[0].starts_with("sysctl -w kernel.io_uring_disabled=0"));
+        let f = unavailable(UringUnavailable::DisabledBySysctl { value: 1 });
+        assert!(f.summary.contains("kernel.io_uring_group"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::Blocked);
+        assert!(f.summary.contains("seccomp"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::NoSendZc);
+        assert!(
+            f.summary.contains("Linux 6.18 has no IORING_OP_SEND_ZC"),
+            "{}",
+            f.summary
+        );
+        let f = unavailable(UringUnavailable::NoReportUsage);
+        assert!(f.summary.contains("(added in Linux 6.2)"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::NoSyscall);
+        assert!(f.summary.contains("no io_uring_setup"), "{}", f.summary);
+    }
+
+    #[test]
+    fn io_uring_runs_count_like_sendmsg_runs() {
+        let mut ev = fixture("live-tap-copied");
+        let live = ev.live.as_mut().expect("live");
+        let before = Totals::of(live);
+        for r in &mut live.runs {
+            r.api = SendApi::IoUring;
+            r.errors.insert("ENOMEM".into(), 2);
+        }
+        let after = Totals::of(live);
+        assert_eq!(
+            (after.copied, after.completions),
+            (before.copied, before.completions)
+        );
+        assert_eq!(after.enomem, 2 * live.runs.len() as u64);
+        let mut out = Findings::new();
+        check(&ev, &mut out);
+        let f = out
+            .findings
+            .iter()
+            .find(|f| f.code == Code::LiveCopied)
+            .expect("live-copied");
+        assert!(f.summary.contains("(io_uring: "), "{}", f.summary);
+        assert!(out.has(Code::ZerocopyEnomem));
     }
 }

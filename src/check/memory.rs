@@ -96,15 +96,64 @@ pub fn check_enobufs(ev: &Evidence, enobufs: u64, out: &mut Findings) {
     );
 }
 
-/// The prober's RLIMIT_MEMLOCK, when it applies; a blocker when ENOBUFS was attributed to it.
-pub fn check_memlock(ev: &Evidence, enobufs: u64, out: &mut Findings) {
+/// `enomem` io_uring zerocopy sends failed with ENOMEM: pinned pages over RLIMIT_MEMLOCK when
+/// the limit applies to the prober (a finite limit and no CAP_IPC_LOCK), memory pressure
+/// otherwise.
+/// `rings` counts io_uring set-ups (a ring, a buffer registration) that failed with ENOMEM:
+/// on 6.x ring memory and registered buffers count against the same limit.
+pub fn check_enomem(ev: &Evidence, enomem: u64, rings: u64, out: &mut Findings) {
+    if enomem == 0 && rings == 0 {
+        return;
+    }
+    let memlock = enobufs_limit(ev) == Limit::Memlock;
+    let (cause, fix) = if memlock {
+        let p = ev.process.as_ref();
+        (
+            format!(
+                "RLIMIT_MEMLOCK ({} KiB, no CAP_IPC_LOCK): io_uring charges the pages each SEND_ZC pins to the user's locked_vm",
+                p.and_then(|p| p.memlock_soft).unwrap_or(0) / 1024
+            ),
+            "Raise the sending service's locked-memory limit (`LimitMEMLOCK=infinity` in its unit, `ulimit -l unlimited`) or grant it CAP_IPC_LOCK; registered buffers (IORING_RECVSEND_FIXED_BUF) are charged once instead of per send.".to_string(),
+        )
+    } else {
+        (
+            "not RLIMIT_MEMLOCK (it does not apply to the prober): the kernel could not allocate or pin memory".to_string(),
+            "Check memory pressure (`grep -E 'MemAvailable|Mlocked' /proc/meminfo`) and the cgroup's memory limit, then probe again.".to_string(),
+        )
+    };
+    let what = match (enomem, rings) {
+        (0, r) => {
+            format!("{r} io_uring set-up(s) (ring or buffer registration) failed with ENOMEM")
+        }
+        (n, 0) => format!("{n} io_uring zerocopy sends failed with ENOMEM"),
+        (n, r) => {
+            format!("{n} io_uring zerocopy sends and {r} io_uring set-up(s) failed with ENOMEM")
+        }
+    };
+    out.raise(
+        Code::ZerocopyEnomem,
+        format!("{what}; the limit hit is {cause}"),
+        json!({"enomem": enomem, "setup_enomem": rings, "limit": if memlock { Some(Limit::Memlock.as_str()) } else { None }, "process": ev.process}),
+        vec![fix],
+    );
+}
+
+/// The prober's RLIMIT_MEMLOCK, when it applies; a blocker when ENOBUFS (sendmsg) or ENOMEM
+/// (io_uring) was attributed to it.
+pub fn check_memlock(ev: &Evidence, enobufs: u64, enomem: u64, out: &mut Findings) {
     let Some(p) = ev.process.as_ref().filter(|p| !p.cap_ipc_lock) else {
         return;
     };
     let Some(limit) = p.memlock_soft else {
         return;
     };
-    let hit = enobufs > 0 && enobufs_limit(ev) == Limit::Memlock;
+    let hit = (enobufs > 0 || enomem > 0) && enobufs_limit(ev) == Limit::Memlock;
+    let failed = match (enobufs > 0, enomem > 0) {
+        (true, true) => ", and sends failed with ENOBUFS (sendmsg) and ENOMEM (io_uring)",
+        (true, false) => ", and sends failed with ENOBUFS",
+        (false, true) => ", and io_uring sends failed with ENOMEM",
+        (false, false) => "",
+    };
     out.raise_as(
         Code::MemlockLimit,
         if hit { Severity::Blocker } else { Severity::Warning },
@@ -112,7 +161,7 @@ pub fn check_memlock(ev: &Evidence, enobufs: u64, out: &mut Findings) {
             "the probing process (uid {}) has RLIMIT_MEMLOCK {} KiB and no CAP_IPC_LOCK: pinned zerocopy pages count against it{}",
             p.uid,
             limit / 1024,
-            if hit { ", and sends failed with ENOBUFS" } else { "" }
+            if hit { failed } else { "" }
         ),
         json!({"memlock_soft": limit, "locked_vm": p.locked_vm, "cap_ipc_lock": false, "uid": p.uid, "enobufs": enobufs}),
         vec![
@@ -147,14 +196,14 @@ mod tests {
         let mut ev = fixture("live-enobufs-memlock");
         assert_eq!(enobufs_limit(&ev), Limit::Memlock);
         let mut out = Findings::new();
-        check_memlock(&ev, 3, &mut out);
+        check_memlock(&ev, 3, 0, &mut out);
         assert_eq!(out.findings[0].severity, Severity::Blocker);
         if let Some(p) = ev.process.as_mut() {
             p.cap_ipc_lock = true;
         }
         assert_eq!(enobufs_limit(&ev), Limit::OptmemMax);
         let mut out = Findings::new();
-        check_memlock(&ev, 3, &mut out);
+        check_memlock(&ev, 3, 0, &mut out);
         assert!(out.findings.is_empty());
     }
 
@@ -168,5 +217,27 @@ mod tests {
         let mut out = Findings::new();
         check_enobufs(&ev, 1, &mut out);
         assert!(out.findings[0].remediation[0].contains(&u64::MAX.to_string()));
+    }
+
+    #[test]
+    fn enomem_blames_memlock_only_when_it_applies() {
+        let mut ev = fixture("live-enobufs-memlock");
+        let mut out = Findings::new();
+        check_enomem(&ev, 5, 0, &mut out);
+        assert_eq!(out.findings[0].code, Code::ZerocopyEnomem);
+        assert!(out.findings[0].summary.contains("RLIMIT_MEMLOCK (8192 KiB"));
+        let mut out = Findings::new();
+        check_memlock(&ev, 0, 5, &mut out);
+        assert_eq!(out.findings[0].severity, Severity::Blocker);
+        assert!(out.findings[0].summary.contains("ENOMEM"));
+        if let Some(p) = ev.process.as_mut() {
+            p.cap_ipc_lock = true;
+        }
+        let mut out = Findings::new();
+        check_enomem(&ev, 5, 0, &mut out);
+        assert!(out.findings[0].summary.contains("not RLIMIT_MEMLOCK"));
+        let mut out = Findings::new();
+        check_enomem(&ev, 0, 0, &mut out);
+        assert!(out.findings.is_empty());
     }
 }

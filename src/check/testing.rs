@@ -18,6 +18,9 @@ pub fn fixture(name: &str) -> Evidence {
         "live-enobufs-memlock" => {
             include_str!("../../fixtures/live-enobufs-memlock.evidence.json")
         }
+        "live-uring-disabled-sysctl" => {
+            include_str!("../../fixtures/live-uring-disabled-sysctl.evidence.json")
+        }
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).expect("fixture parses")

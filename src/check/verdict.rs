@@ -27,6 +27,7 @@ pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
                 copied,
                 completions,
                 enobufs,
+                enomem,
                 ..
             } = Totals::of(live);
             // Copies and ENOBUFS are facts the kernel reported, whatever the sample size.
@@ -43,6 +44,14 @@ pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
                     Zerocopy::No,
                     format!(
                         "{enobufs} zerocopy sends failed with ENOBUFS ({completions} completed)"
+                    ),
+                );
+            }
+            if enomem > 0 {
+                return live_verdict(
+                    Zerocopy::No,
+                    format!(
+                        "{enomem} io_uring zerocopy sends failed with ENOMEM ({completions} completed)"
                     ),
                 );
             }

@@ -9,7 +9,7 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use zcdoctor::evidence::{ProbeName, Protocol};
+use zcdoctor::evidence::{ApiRequest, ProbeName, Protocol};
 use zcdoctor::probe::{Selection, TargetSpec};
 
 #[derive(Parser)]
@@ -74,6 +74,14 @@ pub struct ProbeArgs {
     /// to show what IP fragmentation costs.
     #[arg(long, requires = "target")]
     pub oversize: bool,
+    /// Live probe: send with sendmsg(MSG_ZEROCOPY), with io_uring (IORING_OP_SEND_ZC and
+    /// IORING_SEND_ZC_REPORT_USAGE, Linux 6.2+), or both in turn.
+    #[arg(long, value_enum, default_value_t = ApiArg::Sendmsg, requires = "target")]
+    pub api: ApiArg,
+    /// Live probe, io_uring: send the zerocopy phase from a registered buffer
+    /// (IORING_RECVSEND_FIXED_BUF), as fast io_uring senders do.
+    #[arg(long, requires = "target")]
+    pub uring_fixed_buffers: bool,
     /// Do not run probe NAME (repeatable; see `zcdoctor probes`).
     #[arg(long, value_name = "NAME", conflicts_with = "only")]
     pub skip: Vec<ProbeName>,
@@ -130,7 +138,7 @@ pub struct CheckArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time", "netns"]
+        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time", "netns", "api", "uring_fixed_buffers"]
     )]
     pub from: Option<PathBuf>,
 }
@@ -185,6 +193,24 @@ pub enum FailOn {
     Blocker,
     Warning,
     Never,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ApiArg {
+    Sendmsg,
+    #[value(name = "io_uring", alias = "io-uring")]
+    IoUring,
+    Both,
+}
+
+impl ApiArg {
+    pub fn request(self) -> ApiRequest {
+        match self {
+            ApiArg::Sendmsg => ApiRequest::Sendmsg,
+            ApiArg::IoUring => ApiRequest::IoUring,
+            ApiArg::Both => ApiRequest::Both,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -257,6 +283,12 @@ fn refused(cli: &Cli, m: &ArgMatches) -> Option<String> {
         Command::Snapshot(args) => &args.probe,
         _ => return None,
     };
+    if probe.uring_fixed_buffers && matches!(probe.api, ApiArg::Sendmsg) {
+        return Some(
+            "the argument '--uring-fixed-buffers' cannot be used with '--api sendmsg' (add --api io_uring or --api both)"
+                .to_string(),
+        );
+    }
     (probe.oversize && matches!(probe.protocol, ProtocolArg::Tcp)).then(|| {
         "the argument '--oversize' cannot be used with '--protocol tcp' (it sends UDP datagrams)"
             .to_string()
@@ -501,6 +533,9 @@ mod tests {
             &["--duration", "2s"][..],
             &["--byte-cap", "10"],
             &["--oversize"],
+            &["--api", "io_uring"],
+            &["--api", "both"],
+            &["--uring-fixed-buffers"],
         ] {
             let mut args = vec!["zcdoctor", "check"];
             args.extend_from_slice(opt);
@@ -536,6 +571,32 @@ mod tests {
             .is_ok()
         );
         assert!(parse_from(["zcdoctor", "check", "--from", "x.json", "--json"]).is_ok());
+        let u = usage(&[
+            "zcdoctor",
+            "check",
+            "--target",
+            "198.18.0.2",
+            "--uring-fixed-buffers",
+        ]);
+        assert!(u.contains("--api sendmsg"), "{u}");
+        for api in ["io_uring", "io-uring", "both", "sendmsg"] {
+            assert!(
+                parse_from(["zcdoctor", "check", "--target", "198.18.0.2", "--api", api]).is_ok(),
+                "{api}"
+            );
+        }
+        assert!(
+            parse_from([
+                "zcdoctor",
+                "check",
+                "--target",
+                "198.18.0.2",
+                "--api",
+                "io_uring",
+                "--uring-fixed-buffers"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

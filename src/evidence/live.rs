@@ -58,6 +58,133 @@ pub struct LiveProbe {
     /// time (absent in recordings made before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contention: Option<Contention>,
+    /// The send APIs asked for (`--api`); absent (sendmsg) in recordings made before it existed.
+    #[serde(default, skip_serializing_if = "ApiRequest::is_sendmsg")]
+    pub api: ApiRequest,
+    /// What the kernel offers for io_uring zerocopy sends; probed only when io_uring was asked
+    /// for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_uring: Option<UringSupport>,
+}
+
+/// The interface a live run sends through.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SendApi {
+    /// `sendmsg(MSG_ZEROCOPY)`, completions from `MSG_ERRQUEUE`.
+    #[default]
+    Sendmsg,
+    /// `IORING_OP_SEND_ZC` with `IORING_SEND_ZC_REPORT_USAGE`, completions from notification CQEs.
+    IoUring,
+}
+
+impl SendApi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendApi::Sendmsg => "sendmsg",
+            SendApi::IoUring => "io_uring",
+        }
+    }
+    pub fn is_sendmsg(&self) -> bool {
+        *self == SendApi::Sendmsg
+    }
+}
+
+impl std::fmt::Display for SendApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The send APIs a live probe was asked to use (`--api`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiRequest {
+    #[default]
+    Sendmsg,
+    IoUring,
+    Both,
+}
+
+impl ApiRequest {
+    pub fn is_sendmsg(&self) -> bool {
+        *self == ApiRequest::Sendmsg
+    }
+    /// The APIs to run, in order.
+    pub fn apis(self) -> &'static [SendApi] {
+        match self {
+            ApiRequest::Sendmsg => &[SendApi::Sendmsg],
+            ApiRequest::IoUring => &[SendApi::IoUring],
+            ApiRequest::Both => &[SendApi::Sendmsg, SendApi::IoUring],
+        }
+    }
+    pub fn includes_io_uring(self) -> bool {
+        self != ApiRequest::Sendmsg
+    }
+}
+
+/// What the kernel offers for io_uring zerocopy sends, as probed: the sysctl, ring set-up, the
+/// opcode probe (`IORING_REGISTER_PROBE`) and a `SEND_ZC` with `IORING_SEND_ZC_REPORT_USAGE` on
+/// an unconnected socket (accepted flags fail later, with EDESTADDRREQ; unknown ones with EINVAL).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UringSupport {
+    /// `kernel.io_uring_disabled` (6.6+): 0 allowed, 1 only for `kernel.io_uring_group` and
+    /// CAP_SYS_ADMIN, 2 disabled; absent on older kernels.
+    #[serde(default)]
+    pub disabled_sysctl: Option<u8>,
+    /// `io_uring_setup` failed: ENOSYS (not built in), EPERM (sysctl or seccomp), …
+    #[serde(default)]
+    pub setup_error: Option<OsError>,
+    /// `IORING_REGISTER_PROBE` failed (5.6+ has it).
+    #[serde(default)]
+    pub probe_error: Option<OsError>,
+    /// `IORING_OP_SEND` (5.6) is supported.
+    #[serde(default)]
+    pub op_send: Option<bool>,
+    /// `IORING_OP_SEND_ZC` (6.0) is supported.
+    #[serde(default)]
+    pub op_send_zc: Option<bool>,
+    /// `IORING_OP_SENDMSG_ZC` (6.1) is supported.
+    #[serde(default)]
+    pub op_sendmsg_zc: Option<bool>,
+    /// `IORING_SEND_ZC_REPORT_USAGE` (6.2) was accepted; `None` when not tried.
+    #[serde(default)]
+    pub report_usage: Option<bool>,
+    /// What the report-usage test send returned (EDESTADDRREQ or ENOTCONN when accepted,
+    /// EINVAL when the flag is unknown).
+    #[serde(default)]
+    pub report_usage_error: Option<OsError>,
+    /// `--uring-fixed-buffers`: registering the send buffer failed (ENOMEM: RLIMIT_MEMLOCK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_buffers_error: Option<OsError>,
+    /// Rings the probe could not set up while sending (a pattern's phase then did not run):
+    /// on 6.x the ring's memory counts against RLIMIT_MEMLOCK, so ENOMEM here is the limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ring_errors: Vec<OsError>,
+    /// Why io_uring zerocopy sends cannot be proven here; `None` when they can.
+    #[serde(default)]
+    pub unavailable: Option<UringUnavailable>,
+}
+
+/// Why the io_uring probe could not run, as data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum UringUnavailable {
+    /// `io_uring_setup` does not exist (ENOSYS: not built in, or a seccomp filter that
+    /// answers ENOSYS).
+    NoSyscall,
+    /// `kernel.io_uring_disabled` is 2, or 1 and the prober is neither in
+    /// `kernel.io_uring_group` nor CAP_SYS_ADMIN; `io_uring_setup` returned EPERM.
+    DisabledBySysctl { value: u8 },
+    /// `io_uring_setup` returned EPERM although the sysctl allows it: a seccomp filter (the
+    /// default of Docker, containerd and podman since 2023) or an LSM.
+    Blocked,
+    /// `io_uring_setup` failed otherwise.
+    SetupFailed,
+    /// The kernel has no `IORING_OP_SEND_ZC` (before 6.0).
+    NoSendZc,
+    /// `IORING_SEND_ZC_REPORT_USAGE` was refused (before 6.2): copies cannot be seen.
+    NoReportUsage,
 }
 
 /// Facts about CPU contention around the live probe: timings measured under contention say
@@ -121,6 +248,9 @@ pub enum NotRun {
         #[serde(default)]
         interrupted: bool,
     },
+    /// `--api io_uring`: io_uring zerocopy sends cannot run here (`LiveProbe::io_uring` says
+    /// what is missing).
+    IoUringUnavailable,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -260,17 +390,23 @@ pub enum PhaseEnd {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LiveRun {
+    /// The send API: absent (sendmsg) in recordings made before io_uring runs existed.
+    #[serde(default, skip_serializing_if = "SendApi::is_sendmsg")]
+    pub api: SendApi,
     pub pattern: RunPattern,
     /// Bytes per send call.
     pub send_size: usize,
     /// UDP_SEGMENT size when GSO was used.
     #[serde(default)]
     pub gso_size: Option<u16>,
-    /// Zerocopy sends that the kernel accepted (each has a notification id).
+    /// Zerocopy sends that the kernel accepted (each has a notification id; io_uring: send
+    /// CQEs with `res` >= 0).
     pub sends: u64,
-    /// Notifications received (ids covered by completion ranges).
+    /// Notifications received (ids covered by completion ranges; io_uring: notification CQEs,
+    /// less those announced on failed sends).
     pub completions: u64,
-    /// Of those, how many carried SO_EE_CODE_ZEROCOPY_COPIED. Exact when a path copies all or
+    /// Of those, how many carried SO_EE_CODE_ZEROCOPY_COPIED (io_uring: `res` with
+    /// IORING_NOTIF_USAGE_ZC_COPIED, one per send, exact). Exact when a path copies all or
     /// nothing; approximate when copying starts or stops mid-run, because the kernel merges a
     /// completion into the queued record before it whatever their codes, keeping the earlier
     /// record's code (`__msg_zerocopy_callback`, net/core/skbuff.c).
@@ -294,6 +430,9 @@ pub struct LiveRun {
     /// grace period): what the device really handled while the sends completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_counters: Option<DeviceCounters>,
+    /// io_uring: the zerocopy phase sent from a registered buffer (`IORING_RECVSEND_FIXED_BUF`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_buffers: bool,
 }
 
 /// A device's counters (`IFLA_STATS64`) around a phase.
@@ -386,6 +525,14 @@ impl Phase {
 }
 
 impl LiveRun {
+    /// The run's name in sentences: `datagram`, or `io_uring datagram`.
+    pub fn label(&self) -> String {
+        match self.api {
+            SendApi::Sendmsg => self.pattern.to_string(),
+            api => format!("{api} {}", self.pattern),
+        }
+    }
+
     /// Both phases ran and each is [`Phase::timed_enough`].
     pub fn timed_enough(&self) -> bool {
         self.copy_phase.as_ref().is_some_and(Phase::timed_enough)

@@ -42,6 +42,10 @@ pub struct LiveRequest {
     pub oversize: bool,
     /// Bound on the whole live run ([`live::DEFAULT_MAX_RUN_TIME`]).
     pub max_run_time: std::time::Duration,
+    /// Which send APIs the live probe uses (`--api`).
+    pub api: crate::evidence::ApiRequest,
+    /// io_uring: send the zerocopy phase from a registered buffer (`--uring-fixed-buffers`).
+    pub uring_fixed_buffers: bool,
 }
 
 /// Which probes run.

@@ -38,6 +38,7 @@ mod send;
 mod socket;
 mod tcp;
 mod udp;
+pub mod uring;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +47,10 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 pub use crate::evidence::Protocol;
-use crate::evidence::{LiveProbe, NotRun, OsError, RouteInfo, RouteType, RunPattern};
+pub use crate::evidence::{ApiRequest, SendApi};
+use crate::evidence::{
+    LiveProbe, NotRun, OsError, RouteInfo, RouteType, RunPattern, UringUnavailable,
+};
 use crate::probe::netlink;
 
 /// UDP discard port, the default target port.
@@ -85,6 +89,10 @@ pub struct LiveOptions {
     pub max_run_time: Duration,
     /// The lock file that shows concurrent probes ([`LOCK_PATH`]).
     pub lock_path: std::path::PathBuf,
+    /// Which send APIs run (`--api`): `sendmsg(MSG_ZEROCOPY)`, io_uring `SEND_ZC`, or both.
+    pub api: ApiRequest,
+    /// io_uring: the zerocopy phase sends from a registered buffer.
+    pub uring_fixed_buffers: bool,
 }
 
 impl LiveOptions {
@@ -99,6 +107,8 @@ impl LiveOptions {
             oversize: false,
             max_run_time: DEFAULT_MAX_RUN_TIME,
             lock_path: LOCK_PATH.into(),
+            api: ApiRequest::Sendmsg,
+            uring_fixed_buffers: false,
         }
     }
 }
@@ -198,6 +208,8 @@ impl super::Probe for LiveProbeRunner {
             oversize: req.oversize,
             max_run_time: req.max_run_time,
             lock_path: LOCK_PATH.into(),
+            api: req.api,
+            uring_fixed_buffers: req.uring_fixed_buffers,
         };
         let result = run(&opts, cx.stop, &mut *cx.on_tick);
         let outcome = match &result.not_run {
@@ -226,6 +238,8 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         interrupted: false,
         notes: Vec::new(),
         contention: None,
+        api: opts.api,
+        io_uring: None,
     };
     let ip = opts.target.ip();
     match netlink::route_get(ip) {
@@ -245,6 +259,24 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         }
         .record(&mut probe),
     }
+    if probe.not_run.is_none() && opts.api.includes_io_uring() {
+        let support = uring::support();
+        if let Some(why) = &support.unavailable {
+            let sentence = uring_unavailable_sentence(why, &support);
+            if opts.api == ApiRequest::IoUring {
+                NotRunFact {
+                    sentence,
+                    cause: NotRun::IoUringUnavailable,
+                }
+                .record(&mut probe);
+            } else {
+                probe
+                    .notes
+                    .push(format!("io_uring runs skipped: {sentence}"));
+            }
+        }
+        probe.io_uring = Some(support);
+    }
     if probe.not_run.is_none() {
         let mut ctx = Ctx {
             opts,
@@ -256,10 +288,40 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
                 .route
                 .as_ref()
                 .and_then(|r| Some((r.ifindex?, r.device.clone()?))),
+            api: SendApi::Sendmsg,
+            uring_errors: Vec::new(),
         };
-        match opts.protocol {
-            Protocol::Udp => udp::run(&mut ctx, &mut probe),
-            Protocol::Tcp => tcp::run(&mut ctx, &mut probe),
+        let uring_ok = probe
+            .io_uring
+            .as_ref()
+            .is_some_and(|s| s.unavailable.is_none());
+        for &api in opts.api.apis() {
+            if probe.not_run.is_some() || ctx.stopped() {
+                break;
+            }
+            if api == SendApi::IoUring && !uring_ok {
+                continue;
+            }
+            ctx.api = api;
+            match opts.protocol {
+                Protocol::Udp => udp::run(&mut ctx, &mut probe),
+                Protocol::Tcp => tcp::run(&mut ctx, &mut probe),
+            }
+        }
+        for e in std::mem::take(&mut ctx.uring_errors) {
+            match probe.io_uring.as_mut() {
+                Some(s) if e.op.contains("BUFFERS") && s.register_buffers_error.is_none() => {
+                    probe.notes.push(format!(
+                        "registering the io_uring send buffer failed ({e}): the zerocopy phase sent from an unregistered buffer"
+                    ));
+                    s.register_buffers_error = Some(e);
+                }
+                Some(s) => {
+                    probe.notes.push(format!("io_uring: {e}"));
+                    s.ring_errors.push(e);
+                }
+                None => probe.notes.push(format!("io_uring: {e}")),
+            }
         }
     }
     probe.interrupted = stop.load(Ordering::Relaxed);
@@ -267,6 +329,35 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         probe.contention = Some(busy.finish());
     }
     probe
+}
+
+/// What is missing for io_uring zerocopy sends, in a sentence of fact.
+fn uring_unavailable_sentence(why: &UringUnavailable, s: &crate::evidence::UringSupport) -> String {
+    let err = |e: &Option<OsError>| e.as_ref().map_or(String::new(), |e| format!(" ({e})"));
+    match why {
+        UringUnavailable::NoSyscall => format!(
+            "io_uring_setup does not exist in this kernel{}",
+            err(&s.setup_error)
+        ),
+        UringUnavailable::DisabledBySysctl { value } => format!(
+            "io_uring is disabled by kernel.io_uring_disabled = {value}{}",
+            err(&s.setup_error)
+        ),
+        UringUnavailable::Blocked => format!(
+            "io_uring_setup was refused although kernel.io_uring_disabled allows it (a seccomp filter or an LSM){}",
+            err(&s.setup_error)
+        ),
+        UringUnavailable::SetupFailed => {
+            format!("io_uring_setup failed{}", err(&s.setup_error))
+        }
+        UringUnavailable::NoSendZc => {
+            "this kernel has no IORING_OP_SEND_ZC (Linux 6.0+)".to_string()
+        }
+        UringUnavailable::NoReportUsage => format!(
+            "this kernel refuses IORING_SEND_ZC_REPORT_USAGE (Linux 6.2+), so io_uring copies cannot be seen{}",
+            err(&s.report_usage_error)
+        ),
+    }
 }
 
 /// Why nothing was sent: the sentence and the cause, always recorded together.
@@ -332,6 +423,10 @@ struct Ctx<'a> {
     run_deadline: Instant,
     /// The egress device (ifindex, name) whose counters are read around each zerocopy phase.
     egress: Option<(u32, String)>,
+    /// The API the patterns are sent with now.
+    api: SendApi,
+    /// io_uring set-up failures met while sending (a ring, registering the buffer).
+    uring_errors: Vec<OsError>,
 }
 
 impl Ctx<'_> {
@@ -437,6 +532,8 @@ mod tests {
             interrupted: false,
             notes: Vec::new(),
             contention: None,
+            api: ApiRequest::Sendmsg,
+            io_uring: None,
         };
         NotRunFact {
             sentence: "s".into(),
@@ -461,6 +558,8 @@ mod tests {
             last_tick: start,
             run_deadline: start + Duration::from_secs(60),
             egress: None,
+            api: SendApi::Sendmsg,
+            uring_errors: Vec::new(),
         };
         let tick = |sends| {
             move || Tick {

@@ -13,7 +13,9 @@ use nix::sys::time::TimeValLike;
 
 use super::errqueue::{self, Completions};
 use super::{Ctx, PhaseKind, Tick};
-use crate::evidence::{DeviceCounters, LinkCounters, LiveRun, Phase, PhaseEnd, RunPattern};
+use crate::evidence::{
+    DeviceCounters, LinkCounters, LiveRun, Phase, PhaseEnd, RunPattern, SendApi,
+};
 use crate::probe::netlink;
 
 /// The clock, the stop flag and the progress callback are looked at every this many sends.
@@ -26,7 +28,7 @@ const MAX_CONSECUTIVE_FAILURES: u32 = 1000;
 const ENOBUFS_BACKOFF_MS: u16 = 10;
 const PAGE: usize = 4096;
 /// errno values counted individually; larger ones share the last slot.
-const ERRNO_SLOTS: usize = 160;
+pub(super) const ERRNO_SLOTS: usize = 160;
 
 /// One traffic shape: what each send carries.
 pub(super) struct Pattern {
@@ -51,8 +53,12 @@ pub(super) fn measure(
     data: &[u8],
     transport: &Transport,
 ) -> LiveRun {
+    if ctx.api == SendApi::IoUring {
+        return super::uring::measure(ctx, fd, pattern, data.len(), transport);
+    }
     let copy = send_phase(ctx, fd, data, pattern.name, None);
     let mut run = LiveRun {
+        api: SendApi::Sendmsg,
         pattern: pattern.name,
         send_size: data.len(),
         gso_size: pattern.gso_size,
@@ -66,6 +72,7 @@ pub(super) fn measure(
         copy_phase: Some(copy.phase),
         zerocopy_phase: None,
         device_counters: None,
+        fixed_buffers: false,
     };
     if ctx.stopped() {
         return run;
@@ -102,7 +109,7 @@ pub(super) fn measure(
 
 /// The egress device's name, kind and counters, read outside the send loop (`None` when the
 /// route named no device or the kernel did not answer).
-fn egress_counters(ctx: &Ctx) -> Option<(String, Option<String>, LinkCounters)> {
+pub(super) fn egress_counters(ctx: &Ctx) -> Option<(String, Option<String>, LinkCounters)> {
     let (ifindex, device) = ctx.egress.as_ref()?;
     let s = netlink::link_stats(*ifindex).ok()?;
     Some((
@@ -256,7 +263,7 @@ fn send_phase(
     }
 }
 
-fn errno_name(e: i32) -> String {
+pub(super) fn errno_name(e: i32) -> String {
     if e as usize >= ERRNO_SLOTS - 1 {
         return format!("errno {}+", ERRNO_SLOTS - 1);
     }
@@ -269,7 +276,7 @@ fn errno_name(e: i32) -> String {
 }
 
 /// System and user CPU seconds of the calling thread (zero when they cannot be read).
-fn thread_cpu() -> (f64, f64) {
+pub(super) fn thread_cpu() -> (f64, f64) {
     match getrusage(UsageWho::RUSAGE_THREAD) {
         Ok(ru) => {
             let secs = |tv: nix::sys::time::TimeVal| tv.num_microseconds() as f64 / 1e6;
@@ -358,6 +365,8 @@ mod tests {
             last_tick: Instant::now(),
             run_deadline: Instant::now() + opts.max_run_time,
             egress: None,
+            api: SendApi::Sendmsg,
+            uring_errors: Vec::new(),
         };
         let buf = AlignedBuf::new(64);
         send_phase(&mut ctx, &tx, buf.as_slice(), RunPattern::Datagram, None).phase

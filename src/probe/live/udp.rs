@@ -84,6 +84,10 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
         let run = send::measure(ctx, &fd, pattern, data, &TRANSPORT);
         probe.runs.push(run);
     }
+    if probe.notes.iter().any(|n| n.starts_with("path MTU ")) {
+        // `--api both`: the second API's pass uses the same path.
+        return;
+    }
     probe.notes.push(format!(
         "path MTU {mtu}: datagrams of {payload} bytes fit it{}",
         if route_mtu.is_some() {
