@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Device {
     pub name: String,
     pub ifindex: u32,
@@ -39,7 +39,7 @@ pub struct Device {
     pub features: Option<Features>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
     Physical,
@@ -111,7 +111,7 @@ impl DeviceKind {
 }
 
 /// Offload features by their ethtool names (`tx-scatter-gather`, `tx-checksum-ipv4`, …).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Features(pub BTreeMap<String, FeatureState>);
 
 impl Features {
@@ -125,7 +125,7 @@ impl Features {
 }
 
 /// One feature as `ethtool -k` shows it: `off [requested on]` is `active: false, wanted: true`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct FeatureState {
     pub active: bool,
     pub wanted: bool,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::OsError;
 
 /// The transport the diagnosis is for and the live probe sends.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -31,7 +33,7 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LiveProbe {
     pub protocol: Protocol,
     /// The address traffic was sent to, with port.
@@ -62,7 +64,7 @@ pub struct LiveProbe {
 
 /// Facts about CPU contention around the live probe: timings measured under contention say
 /// little about what zerocopy gains.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Contention {
     /// Online CPUs (`available_parallelism`).
     #[serde(default)]
@@ -97,7 +99,7 @@ pub struct Contention {
 }
 
 /// Why the live probe sent nothing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum NotRun {
     /// The target is an address of this host or namespace (route type `local`, or loopback).
@@ -123,7 +125,7 @@ pub enum NotRun {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct RouteInfo {
     pub device: Option<String>,
     pub ifindex: Option<u32>,
@@ -138,7 +140,7 @@ pub struct RouteInfo {
 
 /// `RTN_*` (include/uapi/linux/rtnetlink.h), serialized as `ip route` names it; a type this
 /// table does not know is `type-N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(into = "String", try_from = "String")]
 pub enum RouteType {
     Unspec,
@@ -215,7 +217,7 @@ impl TryFrom<String> for RouteType {
 }
 
 /// The traffic shape of one live-probe run.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum RunPattern {
     /// UDP datagrams that fit the path MTU.
@@ -246,7 +248,7 @@ impl std::fmt::Display for RunPattern {
 }
 
 /// Why a live-probe phase stopped.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseEnd {
     Duration,
@@ -258,7 +260,7 @@ pub enum PhaseEnd {
     MaxRunTime,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LiveRun {
     pub pattern: RunPattern,
     /// Bytes per send call.
@@ -297,7 +299,7 @@ pub struct LiveRun {
 }
 
 /// A device's counters (`IFLA_STATS64`) around a phase.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct DeviceCounters {
     pub device: String,
     /// `IFLA_INFO_KIND` (`ifb`, `veth`, …); `None` for real NICs.
@@ -308,7 +310,9 @@ pub struct DeviceCounters {
 }
 
 /// Packet and byte counters of a device.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 pub struct LinkCounters {
     pub tx_packets: u64,
     pub tx_bytes: u64,
@@ -330,7 +334,7 @@ impl DeviceCounters {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Phase {
     pub bytes: u64,
     pub sends: u64,
