@@ -65,7 +65,11 @@ fn every_fixture_report_validates() {
         .collect();
     entries.sort();
     for p in entries {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
         if name.ends_with(".report.json") {
             let doc: Value =
                 serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect(&name);
@@ -96,7 +100,8 @@ fn every_fixture_report_validates() {
 fn the_schema_rejects_what_is_not_a_report() {
     let v = validator();
     let p = root().join("fixtures/live-clean.report.json");
-    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json");
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json");
     assert!(v.is_valid(&doc));
     doc["verdict"]["zerocopy"] = Value::from("maybe");
     assert!(!v.is_valid(&doc));
