@@ -704,8 +704,8 @@ fn ansible_playbook_over_local_hosts() {
     let d = dir.0.display();
     let inventory = format!(
         "[probe]\n\
-         zcdhosta zcdoctor_netns={} zcdoctor_fact_path={d}/facts-a\n\
-         zcdhostb zcdoctor_netns={} zcdoctor_fact_path={d}/facts-b\n\
+         zcdhosta zcdoctor_netns={} zcdoctor_fact_path={d}/facts-a zcdoctor_remote_report={d}/remote-a.json\n\
+         zcdhostb zcdoctor_netns={} zcdoctor_fact_path={d}/facts-b zcdoctor_remote_report={d}/remote-b.json\n\
          [probe:vars]\n\
          ansible_connection=local\n\
          ansible_python_interpreter=/usr/bin/python3\n\
@@ -751,8 +751,6 @@ fn ansible_playbook_over_local_hosts() {
         .expect("json");
         assert_eq!(r["interface"], "ifbz");
     }
-    let _ = std::fs::remove_file(format!("/var/tmp/zcdoctor-zcdhosta.json"));
-    let _ = std::fs::remove_file(format!("/var/tmp/zcdoctor-zcdhostb.json"));
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "took {:?}",

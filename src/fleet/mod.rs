@@ -342,7 +342,7 @@ impl Fleet {
                 }
             })
             .collect();
-        verdicts.sort_by(|a, b| b.hosts.count.cmp(&a.hosts.count));
+        verdicts.sort_by_key(|v| std::cmp::Reverse(v.hosts.count));
         let mut findings: Vec<CodeGroup> = self
             .codes
             .iter()
