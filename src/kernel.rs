@@ -76,7 +76,7 @@ pub const FEATURES: &[KernelFeature] = &[
     },
 ];
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct KernelFeatureState {
     pub id: String,
     pub description: String,

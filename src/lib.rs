@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod evidence;
+pub mod fleet;
 pub mod kernel;
 pub mod knowledge;
 pub mod probe;

@@ -13,12 +13,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use cli::args::{Cli, ColorChoice, Command, FailOn, Format, ParseError, ProbeArgs};
+use clap::CommandFactory;
+
+use cli::args::{
+    CheckArgs, Cli, ColorChoice, Command, FailOn, FleetArgs, FleetFormat, Format, ParseError,
+    ProbeArgs,
+};
 use zcdoctor::check::{self, Code};
 use zcdoctor::evidence::{Evidence, validate};
 use zcdoctor::knowledge::Knowledge;
 use zcdoctor::probe::{self, GatherOptions, LiveRequest};
-use zcdoctor::render::{self, escape};
+use zcdoctor::render::{self, escape, nagios};
 use zcdoctor::report::{Basis, Severity};
 
 /// `--target` was given and the live probe proved nothing (monitoring-plugins UNKNOWN).
@@ -165,46 +170,7 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
     match cli.command {
-        Command::Check(args) => {
-            let evidence = match &args.from {
-                Some(path) => {
-                    let e = load(path)?;
-                    if let Some(iface) = &args.probe.iface {
-                        if iface != &e.interface {
-                            bail!(
-                                "{} records interface {}, not {}",
-                                path.display(),
-                                escape::field(&e.interface),
-                                escape::field(iface)
-                            );
-                        }
-                    }
-                    e
-                }
-                None => gather(&args.probe)?,
-            };
-            let report = check::diagnose(&evidence, args.probe.protocol.protocol());
-            match (args.json, args.format) {
-                (true, _) | (false, Format::Json) => render::json(&report, stdout)?,
-                (false, Format::Human) => render::human(&report, use_color(args.color), stdout)?,
-            }
-            let threshold = match args.fail_on {
-                FailOn::Blocker => Some(Severity::Blocker),
-                FailOn::Warning => Some(Severity::Warning),
-                FailOn::Never => None,
-            };
-            let failed = threshold.is_some_and(|t| report.worst().is_some_and(|w| w >= t));
-            // A proof was asked for (--target, or a recording of a probe) and not obtained.
-            let unproven = report.verdict.basis == Basis::Unproven
-                || (args.probe.target.is_some() && report.verdict.basis != Basis::Live);
-            Ok(if failed {
-                1
-            } else if unproven {
-                EXIT_UNPROVEN
-            } else {
-                0
-            })
-        }
+        Command::Check(args) => check(&args, stdout),
         Command::Snapshot(args) => {
             let evidence = gather(&args.probe)?;
             let text = serde_json::to_string_pretty(&evidence)?;
@@ -256,6 +222,20 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Fleet(args) => fleet(&args, stdout),
+        Command::Schema => {
+            serde_json::to_writer_pretty(&mut *stdout, &zcdoctor::report::json_schema())?;
+            writeln!(stdout)?;
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "zcdoctor", stdout);
+            Ok(0)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(stdout)?;
+            Ok(0)
+        }
         Command::Sink(args) => {
             zcdoctor::sink::run(
                 args.listen,
@@ -273,6 +253,113 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
     }
 }
 
+/// `zcdoctor check`. With `--format nagios` an error is a status line too (UNKNOWN, exit 3):
+/// a monitoring engine reads exit 2 as CRITICAL.
+fn check(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let result = check_inner(args, stdout);
+    match (result, args.format) {
+        (Err(e), Format::Nagios) if !args.json && !is_broken_pipe(&e) => {
+            error_line(&format!("{e:#}"));
+            let line = nagios::error_line(&format!("{e:#}"));
+            match &args.output {
+                Some(path) => cli::output::write_atomic(path, line.as_bytes())?,
+                None => stdout.write_all(line.as_bytes())?,
+            }
+            Ok(nagios::Status::Unknown.exit_code())
+        }
+        (result, _) => result,
+    }
+}
+
+fn check_inner(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let evidence = match &args.from {
+        Some(path) => {
+            let e = load(path)?;
+            if let Some(iface) = &args.probe.iface {
+                if iface != &e.interface {
+                    bail!(
+                        "{} records interface {}, not {}",
+                        path.display(),
+                        escape::field(&e.interface),
+                        escape::field(iface)
+                    );
+                }
+            }
+            e
+        }
+        None => gather(&args.probe)?,
+    };
+    let report = check::diagnose(&evidence, args.probe.protocol.protocol());
+    let format = if args.json { Format::Json } else { args.format };
+    // Color only for a terminal: never into --output unless asked with --color always.
+    let color = match args.output {
+        Some(_) => matches!(args.color, ColorChoice::Always),
+        None => use_color(args.color),
+    };
+    let mut text: Vec<u8> = Vec::with_capacity(16 << 10);
+    match format {
+        Format::Json => render::json(&report, &mut text)?,
+        Format::Human => render::human(&report, color, &mut text)?,
+        Format::Prometheus => {
+            render::prometheus::write(&report, std::time::SystemTime::now(), &mut text)?
+        }
+        Format::Nagios => nagios::write(&report, &mut text)?,
+    }
+    match &args.output {
+        Some(path) => cli::output::write_atomic(path, &text)?,
+        None => stdout.write_all(&text)?,
+    }
+    if matches!(format, Format::Nagios) {
+        return Ok(nagios::status(&report).exit_code());
+    }
+    let threshold = match args.fail_on {
+        FailOn::Blocker => Some(Severity::Blocker),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Never => None,
+    };
+    let failed = threshold.is_some_and(|t| report.worst().is_some_and(|w| w >= t));
+    // A proof was asked for (--target, or a recording of a probe) and not obtained.
+    let unproven = report.verdict.basis == Basis::Unproven
+        || (args.probe.target.is_some() && report.verdict.basis != Basis::Live);
+    Ok(if failed {
+        1
+    } else if unproven {
+        EXIT_UNPROVEN
+    } else {
+        0
+    })
+}
+
+/// `zcdoctor fleet`: unreadable reports are named in the view, never fatal.
+fn fleet(args: &FleetArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let mut f = zcdoctor::fleet::Fleet::new(args.max_hosts);
+    for path in &args.reports {
+        if path.as_os_str() == "-" {
+            f.add_lines(&mut std::io::stdin().lock(), "stdin");
+        } else {
+            f.add_path(path);
+        }
+    }
+    let summary = f.summary();
+    match args.format {
+        FleetFormat::Human => {
+            stdout.write_all(zcdoctor::fleet::render::human(&summary).as_bytes())?
+        }
+        FleetFormat::Markdown => {
+            stdout.write_all(zcdoctor::fleet::render::markdown(&summary).as_bytes())?
+        }
+        FleetFormat::Json => zcdoctor::fleet::render::json(&summary, stdout)?,
+    }
+    Ok(0)
+}
+
+/// `--format nagios` (or `--format=nagios`) on a command line clap refused.
+fn asks_nagios(args: &[std::ffi::OsString]) -> bool {
+    args.windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "nagios")
+        || args.iter().any(|a| a == "--format=nagios")
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -286,7 +373,8 @@ fn error_line(message: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = match cli::args::parse_from(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match cli::args::parse_from(argv.iter().cloned()) {
         Ok(cli) => cli,
         Err(ParseError::Display(e)) => {
             // --help and --version, as clap prints them.
@@ -294,7 +382,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(ParseError::Usage { message, command }) => {
-            error_line(&format!("{message} (see {command} --help)"));
+            let message = format!("{message} (see {command} --help)");
+            error_line(&message);
+            if asks_nagios(&argv) {
+                print!("{}", nagios::error_line(&message));
+                return ExitCode::from(nagios::Status::Unknown.exit_code());
+            }
             return ExitCode::from(2);
         }
     };

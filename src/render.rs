@@ -2,6 +2,8 @@
 //! document. They decide nothing: every judgement is already in the Report.
 
 pub mod escape;
+pub mod nagios;
+pub mod prometheus;
 
 use std::io::{self, BufWriter, Write};
 

@@ -17,7 +17,7 @@ use zcdoctor::probe::{Selection, TargetSpec};
     name = "zcdoctor",
     version,
     about = "Tells why MSG_ZEROCOPY sends are copied (zc=n), proves it live, and says how to fix it",
-    after_help = "Exit status: 0 nothing at or above --fail-on, 1 a finding at or above it, 2 error."
+    after_help = "Exit status: 0 nothing at or above --fail-on, 1 a finding at or above it, 2 error, 3 --target given and the live probe proved nothing. With --format nagios: the plugin convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +46,37 @@ pub enum Command {
     Probes,
     /// Receive and discard live-probe traffic (TCP and UDP) on ADDR:PORT.
     Sink(SinkArgs),
+    /// Summarize many JSON reports (files, directories of *.json, or `-` for JSON lines on
+    /// stdin): hosts per verdict, findings with their hosts, contradictions, unreadable reports.
+    Fleet(FleetArgs),
+    /// Print the JSON Schema of `check --json` reports.
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Args)]
+pub struct FleetArgs {
+    /// Reports: JSON files, directories (their *.json files), or `-` (JSON lines on stdin).
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = FleetFormat::Human)]
+    pub format: FleetFormat,
+    /// Most hosts named per verdict and per finding ("and N more" after them).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_hosts: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FleetFormat {
+    Human,
+    Json,
+    Markdown,
 }
 
 #[derive(Args, Clone)]
@@ -125,8 +156,15 @@ pub struct CheckArgs {
     /// Print one JSON document (same as --format json).
     #[arg(long)]
     pub json: bool,
+    /// Output: human, json, prometheus (text exposition, for node_exporter's textfile
+    /// collector) or nagios (a monitoring-plugin status line; the exit status then follows the
+    /// plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Write the output to FILE atomically (a temporary file in the same directory, synced,
+    /// then renamed over FILE) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Color: auto means only on a terminal and when NO_COLOR is unset.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -179,6 +217,8 @@ pub struct SinkArgs {
 pub enum Format {
     Human,
     Json,
+    Prometheus,
+    Nagios,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -273,10 +313,13 @@ fn explicit(m: &ArgMatches, id: &str) -> bool {
 fn refused(cli: &Cli, m: &ArgMatches) -> Option<String> {
     let probe = match &cli.command {
         Command::Check(args) => {
-            if args.json && explicit(m, "format") && matches!(args.format, Format::Human) {
-                return Some(
-                    "the argument '--json' cannot be used with '--format human'".to_string(),
-                );
+            if args.json && explicit(m, "format") && !matches!(args.format, Format::Json) {
+                return Some(format!(
+                    "the argument '--json' cannot be used with '--format {}'",
+                    args.format
+                        .to_possible_value()
+                        .map_or("human".to_string(), |v| v.get_name().to_string())
+                ));
             }
             &args.probe
         }

@@ -2,5 +2,6 @@
 //! work; nothing here decides a diagnosis.
 
 pub mod args;
+pub mod output;
 pub mod progress;
 pub mod signals;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Device {
     pub name: String,
     pub ifindex: u32,
@@ -44,7 +44,7 @@ pub struct Device {
 }
 
 /// Which port a bridge sends the traffic out of, from the kernel's neighbour table and FDB.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct BridgeChoice {
     /// The next hop on the bridge (the target, or its gateway).
     pub next_hop: std::net::IpAddr,
@@ -58,7 +58,7 @@ pub struct BridgeChoice {
     pub why: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
     Physical,
@@ -130,7 +130,7 @@ impl DeviceKind {
 }
 
 /// Offload features by their ethtool names (`tx-scatter-gather`, `tx-checksum-ipv4`, …).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Features(pub BTreeMap<String, FeatureState>);
 
 impl Features {
@@ -144,7 +144,7 @@ impl Features {
 }
 
 /// One feature as `ethtool -k` shows it: `off [requested on]` is `active: false, wanted: true`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct FeatureState {
     pub active: bool,
     pub wanted: bool,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::OsError;
 
 /// The transport the diagnosis is for and the live probe sends.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -31,7 +33,7 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LiveProbe {
     pub protocol: Protocol,
     /// The address traffic was sent to, with port.
@@ -68,7 +70,9 @@ pub struct LiveProbe {
 }
 
 /// The interface a live run sends through.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SendApi {
     /// `sendmsg(MSG_ZEROCOPY)`, completions from `MSG_ERRQUEUE`.
@@ -97,7 +101,9 @@ impl std::fmt::Display for SendApi {
 }
 
 /// The send APIs a live probe was asked to use (`--api`).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiRequest {
     #[default]
@@ -126,7 +132,7 @@ impl ApiRequest {
 /// What the kernel offers for io_uring zerocopy sends, as probed: the sysctl, ring set-up, the
 /// opcode probe (`IORING_REGISTER_PROBE`) and a `SEND_ZC` with `IORING_SEND_ZC_REPORT_USAGE` on
 /// an unconnected socket (accepted flags fail later, with EDESTADDRREQ; unknown ones with EINVAL).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct UringSupport {
     /// `kernel.io_uring_disabled` (6.6+): 0 allowed, 1 only for `kernel.io_uring_group` and
     /// CAP_SYS_ADMIN, 2 disabled; absent on older kernels.
@@ -167,7 +173,7 @@ pub struct UringSupport {
 }
 
 /// Why the io_uring probe could not run, as data.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum UringUnavailable {
     /// `io_uring_setup` does not exist (ENOSYS: not built in, or a seccomp filter that
@@ -189,7 +195,7 @@ pub enum UringUnavailable {
 
 /// Facts about CPU contention around the live probe: timings measured under contention say
 /// little about what zerocopy gains.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Contention {
     /// Online CPUs (`available_parallelism`).
     #[serde(default)]
@@ -224,7 +230,7 @@ pub struct Contention {
 }
 
 /// Why the live probe sent nothing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum NotRun {
     /// The target is an address of this host or namespace (route type `local`, or loopback).
@@ -253,7 +259,7 @@ pub enum NotRun {
     IoUringUnavailable,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct RouteInfo {
     pub device: Option<String>,
     pub ifindex: Option<u32>,
@@ -268,7 +274,7 @@ pub struct RouteInfo {
 
 /// `RTN_*` (include/uapi/linux/rtnetlink.h), serialized as `ip route` names it; a type this
 /// table does not know is `type-N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(into = "String", try_from = "String")]
 pub enum RouteType {
     Unspec,
@@ -345,7 +351,7 @@ impl TryFrom<String> for RouteType {
 }
 
 /// The traffic shape of one live-probe run.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum RunPattern {
     /// UDP datagrams that fit the path MTU.
@@ -376,7 +382,7 @@ impl std::fmt::Display for RunPattern {
 }
 
 /// Why a live-probe phase stopped.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseEnd {
     Duration,
@@ -388,7 +394,7 @@ pub enum PhaseEnd {
     MaxRunTime,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LiveRun {
     /// The send API: absent (sendmsg) in recordings made before io_uring runs existed.
     #[serde(default, skip_serializing_if = "SendApi::is_sendmsg")]
@@ -436,7 +442,7 @@ pub struct LiveRun {
 }
 
 /// A device's counters (`IFLA_STATS64`) around a phase.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct DeviceCounters {
     pub device: String,
     /// `IFLA_INFO_KIND` (`ifb`, `veth`, …); `None` for real NICs.
@@ -447,7 +453,9 @@ pub struct DeviceCounters {
 }
 
 /// Packet and byte counters of a device.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 pub struct LinkCounters {
     pub tx_packets: u64,
     pub tx_bytes: u64,
@@ -469,7 +477,7 @@ impl DeviceCounters {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Phase {
     pub bytes: u64,
     pub sends: u64,

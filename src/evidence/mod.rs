@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// Bumped when a field changes meaning; new optional fields do not bump it.
 pub const EVIDENCE_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Evidence {
     pub evidence_version: u32,
     pub host: Host,
@@ -54,14 +54,14 @@ pub struct Evidence {
     pub probes: Vec<ProbeStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Host {
     pub hostname: String,
     #[serde(default)]
     pub os: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Kernel {
     /// `uname -r`, verbatim.
     pub release: String,
@@ -69,7 +69,9 @@ pub struct Kernel {
     pub version: Option<KernelVersion>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub struct KernelVersion {
     pub major: u32,
     pub minor: u32,
@@ -115,7 +117,7 @@ impl std::fmt::Display for KernelVersion {
 }
 
 /// Sysctls bearing on zerocopy; `None` means the file could not be read (reason in `probes`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Sysctls {
     /// `net.core.optmem_max`: caps per-socket option memory, which holds zerocopy notifications.
     pub optmem_max: Option<u64>,
@@ -130,7 +132,7 @@ pub struct Sysctls {
     pub other: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ProcessLimits {
     /// `RLIMIT_MEMLOCK` soft limit in bytes; `None` = unlimited.
     pub memlock_soft: Option<u64>,
@@ -149,7 +151,7 @@ pub struct ProcessLimits {
     pub uid: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ProbeStatus {
     pub name: ProbeName,
     pub status: ProbeState,
@@ -157,7 +159,19 @@ pub struct ProbeStatus {
 }
 
 /// The probes zcdoctor has; the serde names are the `probes[].name` of recordings and reports.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProbeName {
     Kernel,
@@ -218,7 +232,7 @@ impl std::str::FromStr for ProbeName {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeState {
     Ok,
@@ -228,7 +242,7 @@ pub enum ProbeState {
 
 /// A system call or netlink request that failed, as a probe saw it: the operation and the
 /// errno, so checks match on the kind of failure, never on prose.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct OsError {
     /// What was attempted: `pidfd_getfd(pid 812, fd 5)`, `getsockopt(PACKET_IGNORE_OUTGOING)`.
     pub op: String,

@@ -11,7 +11,7 @@ use super::{Device, NetnsRef, OsError};
 
 /// The walk from the diagnosed device to the wire, after the diagnosed stack (`Evidence::stack`,
 /// in the diagnosed namespace, is the first part and is not repeated here).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct PathEvidence {
     /// The namespace the diagnosis started in.
     pub origin: NetnsRef,
@@ -28,7 +28,7 @@ pub struct PathEvidence {
 }
 
 /// One device stack the traffic crosses, in one namespace.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Segment {
     pub netns: NetnsRef,
     /// How zcdoctor entered the namespace.
@@ -44,7 +44,7 @@ pub struct Segment {
 }
 
 /// How a namespace was reached.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(tag = "via", rename_all = "kebab-case")]
 pub enum Entered {
     /// It is the namespace zcdoctor runs in.
@@ -56,7 +56,7 @@ pub enum Entered {
 }
 
 /// What a segment's first device is to the traffic.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum HopRole {
     /// A device the diagnosed device transmits through, in another namespace (the lower
@@ -71,7 +71,7 @@ pub enum HopRole {
 }
 
 /// How the walk ended.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PathEnd {
     /// The last segment's devices transmit off the host.

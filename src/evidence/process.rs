@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{NetnsRef, OsError};
 
 /// A value read from the kernel, or why it could not be.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fact<T> {
     Read(T),
@@ -36,7 +36,7 @@ impl<T> Fact<T> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct ProcessEvidence {
     pub pid: u32,
     /// `/proc/PID/comm` (at most 15 bytes).
@@ -138,7 +138,7 @@ impl ProcessEvidence {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct Memlock {
     /// Soft limit in bytes; `None` = unlimited.
     pub soft: Option<u64>,
@@ -146,7 +146,7 @@ pub struct Memlock {
     pub hard: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct NamespaceSysctls {
     pub netns: NetnsRef,
     /// `net.core.optmem_max` read inside that namespace (per namespace since Linux 6.8).
@@ -154,7 +154,7 @@ pub struct NamespaceSysctls {
 }
 
 /// A TCP or UDP socket, read through a duplicate of the descriptor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct InetSocket {
     pub fd: i32,
     pub inode: u64,
@@ -208,7 +208,7 @@ impl InetSocket {
 }
 
 /// `SO_MEMINFO`: the `SK_MEMINFO_*` array of `linux/sock_diag.h`, by name (bytes).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct SkMeminfo {
     pub rmem_alloc: u32,
     pub rcvbuf: u32,
@@ -259,7 +259,7 @@ impl SkMeminfo {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct UnreadableSocket {
     pub fd: i32,
     pub inode: u64,
@@ -267,7 +267,7 @@ pub struct UnreadableSocket {
 }
 
 /// An io_uring instance (`anon_inode:[io_uring]`) and the key fields of its fdinfo.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct IoUring {
     pub fd: i32,
     #[serde(default)]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OsError;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct TapScan {
     /// The network namespace of the diagnosed interface (inode of its `ns/net`).
     pub diagnosed_netns: u64,
@@ -35,7 +35,7 @@ pub struct TapScan {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct PacketSocket {
     pub inode: u64,
     pub netns: NetnsRef,
@@ -80,7 +80,7 @@ impl PacketSocket {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct NetnsRef {
     pub inode: u64,
     /// Name under /run/netns, when it has one.
@@ -89,7 +89,7 @@ pub struct NetnsRef {
 }
 
 /// A fanout group membership: `getsockopt(PACKET_FANOUT)` split into its halves.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Fanout {
     /// Group id (low 16 bits).
     pub group: u16,
@@ -98,7 +98,7 @@ pub struct Fanout {
     pub flags: u16,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum IgnoreOutgoing {
     /// Read from the socket itself: set (non-zero).
@@ -116,7 +116,7 @@ pub enum IgnoreOutgoing {
 }
 
 /// Why a tap's PACKET_IGNORE_OUTGOING could not be read.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Unreadable {
     /// No process holding the socket was found (see the scan's unreadable processes).
@@ -144,7 +144,7 @@ pub enum Unreadable {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Owner {
     pub pid: u32,
     pub comm: String,
