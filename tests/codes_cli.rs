@@ -6,38 +6,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Netns, ZCDOCTOR, codes, finding};
+use common::{Netns, codes, finding};
 use serde_json::Value;
-
-/// `zcdoctor check ARGS --json` as the unprivileged user nobody, inside `ns`.
-fn check_as_nobody(ns: &Netns, args: &[&str]) -> Value {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            ZCDOCTOR,
-            "check",
-            "--json",
-            "--fail-on",
-            "never",
-        ])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run zcdoctor as nobody: {e}"));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 fn administratively_down_device_is_named() {
     let ns = Netns::new("cddown");
@@ -106,7 +76,7 @@ fn unprivileged_run_reports_the_unreadable_tap() {
     ns.ifb("ifbz", "198.18.0.1/24");
     // Held by this test (root): user nobody can list the socket but not find its owner.
     let tap = ns.tap_socket(Some("ifbz"), false);
-    let doc = check_as_nobody(&ns, &["ifbz"]);
+    let doc = ns.check_json_as_nobody(&["ifbz"]);
     let f = finding(&doc, "tap-unknown-setting").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["evidence"]["device"], "ifbz");
     assert_eq!(f["evidence"]["inodes"], serde_json::json!([tap.inode()]));
@@ -125,10 +95,7 @@ fn unprivileged_live_copies_suspect_the_unreadable_tap() {
     let ns = Netns::new("cdnobodylive");
     ns.ifb("ifbz", "198.18.0.1/24");
     let _tap = ns.tap_socket(Some("ifbz"), false);
-    let doc = check_as_nobody(
-        &ns,
-        &["ifbz", "--target", "198.18.0.2", "--duration", "200ms"],
-    );
+    let doc = ns.check_json_as_nobody(&["ifbz", "--target", "198.18.0.2", "--duration", "200ms"]);
     let live = finding(&doc, "live-copied").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(
         live["evidence"]["explained_by"][0], "tap-unknown-setting",

@@ -20,18 +20,6 @@ use zcdoctor::probe::live::{self, LiveOptions, PhaseKind, Protocol, Tick};
 
 const PHASE: Duration = Duration::from_millis(200);
 
-/// Runs `f` in a new thread that entered `ns`'s network namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns file");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("thread in netns panicked")
-}
-
 /// A namespace with ifb `ifbz` 198.18.0.1/24.
 fn ifb_ns(tag: &str) -> Netns {
     let ns = Netns::new(tag);

@@ -13,23 +13,11 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use common::Netns;
+use common::{Netns, in_netns};
 use serde_json::Value;
 use zcdoctor::evidence::{FeatureState, Features, RouteType};
 use zcdoctor::probe::netlink::{self, RouteQuery};
 use zcdoctor::probe::netns;
-
-/// Runs `f` on a thread that entered `ns`'s network namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns file");
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("thread in netns panicked")
-}
 
 fn json(out: std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout)

@@ -247,25 +247,7 @@ fn vxlan_underlay_with_a_tap_or_without_checksum() {
 
 fn unprivileged_run_says_where_the_path_stops() {
     let (a, _b) = forwarding_pair();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &a.name])
-        .args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            ZCDOCTOR,
-            "check",
-            "--json",
-            "--fail-on",
-            "never",
-            "va",
-        ])
-        .output()
-        .expect("run zcdoctor as nobody");
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let doc = a.check_json_as_nobody(&["va"]);
     let f = finding(&doc, "path-incomplete").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(doc["path"]["end"]["kind"], "incomplete");
     assert_ne!(doc["verdict"]["zerocopy"], "yes");

@@ -100,6 +100,28 @@ macro_rules! harness_main {
     };
 }
 
+/// `setpriv` arguments that run a command as the unprivileged user nobody, without capabilities.
+pub const AS_NOBODY: [&str; 5] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
+/// Runs `f` on a thread that entered `ns`'s network namespace (`setns` is per thread), as the
+/// CLI would run inside it.
+pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("thread in netns panicked")
+}
+
 /// Runs a command, returning its output; panics with the command line and stderr on failure.
 pub fn run(cmd: &[&str]) -> Output {
     let out = Command::new(cmd[0])
@@ -221,6 +243,25 @@ impl Netns {
             .env("NO_COLOR", "1")
             .output()
             .unwrap_or_else(|e| panic!("cannot run zcdoctor: {e}"))
+    }
+
+    /// `zcdoctor check --json --fail-on never <args>` inside the namespace as user nobody,
+    /// without capabilities: the document.
+    pub fn check_json_as_nobody(&self, args: &[&str]) -> Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(AS_NOBODY)
+            .args([ZCDOCTOR, "check", "--json", "--fail-on", "never"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run zcdoctor as nobody: {e}"));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON as nobody ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 
     /// `zcdoctor check <args> --json` inside the namespace: the exit code and the document.
