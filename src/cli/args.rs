@@ -1,10 +1,11 @@
 //! The command line: options, their parsing, and what they select.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::parse::{parse_duration, parse_target};
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -382,137 +383,10 @@ fn from_clap(e: clap::Error, named: Option<&str>) -> ParseError {
     ParseError::Usage { message, command }
 }
 
-/// `ADDR`, `ADDR:PORT`, `[V6]:PORT`, `gateway`, `gateway:PORT`; the port defaults to 9 (discard),
-/// and 0 is refused. A link-local IPv6 address takes its scope as `fe80::1%eth0` or
-/// `[fe80::1%eth0]:9` (an interface name, or its index).
-pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
-    const DISCARD: u16 = 9;
-    let bad = || {
-        format!(
-            "{s:?} is not an address: use ADDR, ADDR:PORT, [IPV6]:PORT, [IPV6%IFACE]:PORT or gateway[:PORT]"
-        )
-    };
-    let port_of = |p: &str| -> Result<u16, String> {
-        match p.parse::<u16>() {
-            Ok(0) => Err(format!("{s:?}: port 0 is not a port to send to")),
-            Ok(port) => Ok(port),
-            Err(_) => Err(bad()),
-        }
-    };
-    if let Some(rest) = s.strip_prefix("gateway") {
-        let port = match rest.strip_prefix(':') {
-            Some(p) => port_of(p)?,
-            None if rest.is_empty() => DISCARD,
-            None => return Err(bad()),
-        };
-        return Ok(TargetSpec::Gateway { port });
-    }
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(TargetSpec::Addr(SocketAddr::new(ip, DISCARD)));
-    }
-    // `[V6%SCOPE]:PORT`, `[V6%SCOPE]` and `V6%SCOPE`.
-    let (host, port) = match s.strip_prefix('[') {
-        Some(rest) => {
-            let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => port_of(p)?,
-                None if after.is_empty() => DISCARD,
-                None => return Err(bad()),
-            };
-            (host, port)
-        }
-        None if s.contains('%') => (s, DISCARD),
-        None => {
-            let addr = s.parse::<SocketAddr>().map_err(|_| bad())?;
-            if addr.port() == 0 {
-                return Err(format!("{s:?}: port 0 is not a port to send to"));
-            }
-            return Ok(TargetSpec::Addr(addr));
-        }
-    };
-    let (ip, scope) = match host.split_once('%') {
-        Some((ip, scope)) => (ip, Some(scope)),
-        None => (host, None),
-    };
-    let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
-    let scope_id = match scope {
-        None => 0,
-        Some(scope) => parse_scope(scope).map_err(|why| format!("{s:?}: {why}"))?,
-    };
-    Ok(TargetSpec::Addr(SocketAddr::V6(SocketAddrV6::new(
-        ip, port, 0, scope_id,
-    ))))
-}
-
-/// An IPv6 scope: an interface index, or a name resolved to one here.
-fn parse_scope(scope: &str) -> Result<u32, String> {
-    if scope.is_empty() {
-        return Err("the scope after % is empty".to_string());
-    }
-    if let Ok(index) = scope.parse::<u32>() {
-        return if index == 0 {
-            Err("scope 0 is no interface".to_string())
-        } else {
-            Ok(index)
-        };
-    }
-    nix::net::if_::if_nametoindex(scope)
-        .map_err(|e| format!("no interface named {scope:?} for the scope ({})", e.desc()))
-}
-
-/// `1s`, `500ms`, `2m`, `1m30s` (humantime), or a bare number of seconds; over 0, at most 1 hour.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => {
-            Duration::from_secs_f64(secs)
-        }
-        Ok(_) => {
-            return Err(format!(
-                "{s:?}: a duration must be over 0 and at most 1 hour"
-            ));
-        }
-        Err(_) => humantime::parse_duration(s)
-            .map_err(|e| format!("{s:?} is not a duration ({e}): use e.g. 500ms, 1s, 2m"))?,
-    };
-    if d.is_zero() || d > Duration::from_secs(3600) {
-        return Err(format!(
-            "{s:?}: a duration must be over 0 and at most 1 hour"
-        ));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_parse() {
-        assert_eq!(
-            parse_target("198.18.0.2"),
-            Ok(TargetSpec::Addr("198.18.0.2:9".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_target("198.18.0.2:5201"),
-            Ok(TargetSpec::Addr("198.18.0.2:5201".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_target("[2001:db8::2]:7"),
-            Ok(TargetSpec::Addr("[2001:db8::2]:7".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_target("2001:db8::2"),
-            Ok(TargetSpec::Addr("[2001:db8::2]:9".parse().unwrap()))
-        );
-        assert_eq!(parse_target("gateway"), Ok(TargetSpec::Gateway { port: 9 }));
-        assert_eq!(
-            parse_target("gateway:80"),
-            Ok(TargetSpec::Gateway { port: 80 })
-        );
-        assert!(parse_target("gatewayx").is_err());
-        assert!(parse_target("198.18.0.300").is_err());
-        assert!(parse_target("host.example").is_err());
-    }
+    use std::net::SocketAddrV6;
 
     #[test]
     fn port_zero_is_refused() {
@@ -679,19 +553,5 @@ mod tests {
             Cli::try_parse_from(["zcdoctor", "check", "--only", "taps", "--skip", "live"]).is_err()
         );
         assert!(Cli::try_parse_from(["zcdoctor", "check", "--skip", "nonsense"]).is_err());
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("NaN").is_err());
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("61m").is_err());
-        assert!(parse_duration("fast").is_err());
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod args;
 pub mod output;
+pub mod parse;
 pub mod progress;
 pub mod signals;

@@ -4,83 +4,19 @@
 
 use serde_json::{Value, json};
 
-use crate::report::Severity;
+mod not_run;
+mod proof;
+mod uring;
+
+pub use proof::{
+    MIN_PROOF_COMPLETIONS, MIN_PROOF_SECONDS, MIN_TRANSMITTED_SHARE, Shortfall, shortfall,
+};
+use proof::{nothing_transmitted, sample_too_small};
+use uring::io_uring_unavailable;
 
 use super::findings::{Code, Findings};
-use super::{cost, memory, path};
-use crate::evidence::{
-    Evidence, LiveProbe, LiveRun, MIN_TIMED_SECONDS, NotRun, PhaseEnd, RouteType, RunPattern,
-    SendApi, UringUnavailable,
-};
-
-/// A live "yes" needs at least this many zerocopy completions in each primary run: with 100,
-/// a path that copies 3% of its sends shows at least one COPIED completion with 95%
-/// probability (1 - 0.97^100); with one completion it shows nothing.
-pub const MIN_PROOF_COMPLETIONS: u64 = 100;
-/// ... and a zerocopy phase at least this long (the timing minimum, [`MIN_TIMED_SECONDS`]):
-/// a tap or a daemon that wakes now and then needs time to be met.
-pub const MIN_PROOF_SECONDS: f64 = MIN_TIMED_SECONDS;
-/// A zerocopy phase proves nothing unless the egress device transmitted at least this share
-/// of its sends (one packet per send at least: a GSO send is one skb or more). An unresolved
-/// neighbour transmits a few ARP requests for thousands of sends; a working path, all of them.
-pub const MIN_TRANSMITTED_SHARE: f64 = 0.5;
-
-/// Why a live probe that sent does not prove a "yes": the sample is too small, the run was
-/// cut short, or the device did not transmit what was sent.
-#[derive(Debug, Default, PartialEq)]
-pub struct Shortfall {
-    /// Sentences, one per reason, for the verdict and the finding.
-    pub reasons: Vec<String>,
-    /// Primary runs whose sends were not transmitted.
-    pub untransmitted: Vec<RunPattern>,
-}
-
-impl Shortfall {
-    pub fn is_empty(&self) -> bool {
-        self.reasons.is_empty() && self.untransmitted.is_empty()
-    }
-}
-
-/// What keeps a live probe that sent from proving that zerocopy works.
-pub fn shortfall(live: &LiveProbe) -> Shortfall {
-    let mut out = Shortfall::default();
-    if live.interrupted {
-        out.reasons
-            .push("the probe was interrupted before it finished".to_string());
-    }
-    if live
-        .runs
-        .iter()
-        .flat_map(|r| [&r.copy_phase, &r.zerocopy_phase])
-        .flatten()
-        .any(|p| p.ended_by == Some(PhaseEnd::MaxRunTime))
-    {
-        out.reasons
-            .push("the probe reached --max-run-time before it finished".to_string());
-    }
-    let mut any = false;
-    for r in primary_runs(live) {
-        any = true;
-        let seconds = r.zerocopy_phase.as_ref().map_or(0.0, |p| p.seconds);
-        if r.completions < MIN_PROOF_COMPLETIONS || seconds < MIN_PROOF_SECONDS {
-            out.reasons.push(format!(
-                "{} run: {} zerocopy completions in {:.3} s (a proof needs at least {} completions and {} s)",
-                r.label(), r.completions, seconds, MIN_PROOF_COMPLETIONS, MIN_PROOF_SECONDS
-            ));
-        }
-        if let Some(c) = &r.device_counters {
-            if r.sends > 0
-                && (c.transmitted_packets() as f64) < r.sends as f64 * MIN_TRANSMITTED_SHARE
-            {
-                out.untransmitted.push(r.pattern);
-            }
-        }
-    }
-    if !any {
-        out.reasons.push("no traffic pattern ran".to_string());
-    }
-    out
-}
+use super::{cost, memory};
+use crate::evidence::{Evidence, LiveProbe, LiveRun, NotRun, RunPattern, SendApi};
 
 /// Runs that represent the application's traffic (an `oversize` run is a deliberate experiment).
 pub fn primary_runs(live: &LiveProbe) -> impl Iterator<Item = &LiveRun> {
@@ -139,7 +75,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         memory::check_memlock(ev, 0, ring_enomem, out);
     }
     if let Some(fact) = &live.not_run {
-        not_run(ev, live, fact, out);
+        not_run::not_run(ev, live, fact, out);
         return;
     }
     for run in live
@@ -290,293 +226,12 @@ fn per_api(live: &LiveProbe) -> String {
     format!(" ({})", parts.join("; "))
 }
 
-/// `--api io_uring` or `both` was asked for and io_uring cannot run or cannot report copies:
-/// what is missing, from the probe's facts and the kernel version.
-fn io_uring_unavailable(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
-    let Some(s) = &live.io_uring else {
-        return;
-    };
-    let Some(why) = &s.unavailable else {
-        return;
-    };
-    let kernel = ev
-        .kernel
-        .version
-        .map_or_else(|| "this kernel".to_string(), |v| format!("Linux {v}"));
-    let err = |e: &Option<crate::evidence::OsError>| {
-        e.as_ref().map_or(String::new(), |e| format!(" ({e})"))
-    };
-    let (summary, fix) = match why {
-        UringUnavailable::DisabledBySysctl { value } => (
-            format!(
-                "io_uring is disabled by kernel.io_uring_disabled = {value}{}: {}",
-                err(&s.setup_error),
-                if *value >= 2 {
-                    "no process may create a ring"
-                } else {
-                    "only members of kernel.io_uring_group and CAP_SYS_ADMIN may create a ring"
-                }
-            ),
-            format!(
-                "sysctl -w kernel.io_uring_disabled=0{}, if io_uring is wanted on this host; otherwise prove the path with `--api sendmsg`.",
-                if *value == 1 {
-                    " (or add the prober to the group in kernel.io_uring_group)"
-                } else {
-                    ""
-                }
-            ),
-        ),
-        UringUnavailable::Blocked => (
-            format!(
-                "io_uring_setup was refused{} although kernel.io_uring_disabled is {}: a seccomp filter (container runtimes block io_uring by default) or an LSM blocks it",
-                err(&s.setup_error),
-                s.disabled_sysctl.map_or("absent".to_string(), |v| v.to_string())
-            ),
-            "Run the probe outside the container, or with a seccomp profile that allows io_uring_setup, io_uring_enter and io_uring_register (e.g. `docker run --security-opt seccomp=PROFILE`).".to_string(),
-        ),
-        UringUnavailable::NoSyscall => (
-            format!("{kernel} has no io_uring_setup{} (CONFIG_IO_URING off, or a filter answering ENOSYS)", err(&s.setup_error)),
-            "Use a kernel built with CONFIG_IO_URING (6.2+ for copy reports); prove the path with `--api sendmsg` meanwhile.".to_string(),
-        ),
-        UringUnavailable::SetupFailed
-            if s.setup_error.as_ref().map(|e| e.errno()) == Some(nix::errno::Errno::ENOMEM) =>
-        {
-            (
-                format!(
-                    "io_uring_setup failed{}: the ring's memory counts against RLIMIT_MEMLOCK of processes without CAP_IPC_LOCK",
-                    err(&s.setup_error)
-                ),
-                "Raise the prober's locked-memory limit (`ulimit -l unlimited`) or run it with CAP_IPC_LOCK, then probe again.".to_string(),
-            )
-        }
-        UringUnavailable::SetupFailed => (
-            format!("io_uring_setup failed{}", err(&s.setup_error)),
-            "Fix what the error names, then probe again.".to_string(),
-        ),
-        UringUnavailable::NoSendZc => (
-            format!("{kernel} has no IORING_OP_SEND_ZC (added in Linux 6.0): io_uring applications cannot send zerocopy here"),
-            "Run Linux 6.2 or newer for io_uring zerocopy with copy reports.".to_string(),
-        ),
-        UringUnavailable::NoReportUsage => (
-            format!(
-                "{kernel} has IORING_OP_SEND_ZC but refuses IORING_SEND_ZC_REPORT_USAGE{} (added in Linux 6.2): nobody can see whether io_uring zerocopy sends are copied",
-                err(&s.report_usage_error)
-            ),
-            "Run Linux 6.2 or newer to see io_uring copies; the sendmsg probe (`--api sendmsg`) shows the same path's copies meanwhile.".to_string(),
-        ),
-    };
-    out.raise(
-        Code::IoUringUnavailable,
-        summary,
-        json!({"cause": why, "io_uring": s, "kernel": ev.kernel.version.map(|v| v.to_string()), "api": live.api}),
-        vec![fix],
-    );
-}
-
-/// Sends completed but the egress device transmitted far fewer packets: they were dropped
-/// before it, most often while waiting for an unresolved neighbour.
-fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
-    let runs: Vec<&LiveRun> = primary_runs(live)
-        .filter(|r| {
-            r.device_counters.as_ref().is_some_and(|c| {
-                r.sends > 0
-                    && (c.transmitted_packets() as f64) < r.sends as f64 * MIN_TRANSMITTED_SHARE
-            })
-        })
-        .collect();
-    let Some(first) = runs.first() else {
-        return;
-    };
-    let device = first
-        .device_counters
-        .as_ref()
-        .map_or(ev.interface.as_str(), |c| c.device.as_str());
-    let route = live.route.as_ref();
-    let hop = route
-        .and_then(|r| r.gateway.clone())
-        .unwrap_or_else(|| target_ip(&live.target));
-    let parts: Vec<String> = runs
-        .iter()
-        .map(|r| {
-            format!(
-                "{} run: {} sends, {} packets transmitted",
-                r.label(),
-                r.sends,
-                r.device_counters
-                    .as_ref()
-                    .map_or(0, |c| c.transmitted_packets())
-            )
-        })
-        .collect();
-    let evidence: Vec<Value> = runs
-        .iter()
-        .map(|r| {
-            json!({"pattern": r.pattern, "sends": r.sends, "completions": r.completions,
-                   "transmitted_packets": r.device_counters.as_ref().map(|c| c.transmitted_packets()),
-                   "counters": r.device_counters})
-        })
-        .collect();
-    out.raise(
-        Code::LiveNothingTransmitted,
-        format!(
-            "the zerocopy sends completed but {device} did not transmit them ({}); {hop} is probably not resolved on {device}, so nothing was tested",
-            parts.join(", ")
-        ),
-        json!({"device": device, "next_hop": hop, "min_transmitted_share": MIN_TRANSMITTED_SHARE, "runs": evidence}),
-        vec![
-            format!("ip neigh show {hop} dev {device}"),
-            format!(
-                "Choose a --target that answers on {device}, or add a static neighbour: `ip neigh replace {hop} lladdr MAC dev {device}`; then probe again."
-            ),
-        ],
-    );
-}
-
-/// The address part of `ADDR:PORT` or `[ADDR]:PORT`.
-fn target_ip(target: &str) -> String {
-    target
-        .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| target.to_string())
-}
-
-/// The probe sent, but too little (or was cut short) to prove a "yes" or time the phases.
-fn sample_too_small(
-    ev: &Evidence,
-    live: &LiveProbe,
-    gaps: &Shortfall,
-    totals: Totals,
-    out: &mut Findings,
-) {
-    let mut reasons = gaps.reasons.clone();
-    // Runs whose proof is already short are named once; others may still be too short to time.
-    for r in primary_runs(live).filter(|r| {
-        !gaps
-            .reasons
-            .iter()
-            .any(|g| g.starts_with(&format!("{} run:", r.label())))
-    }) {
-        for (name, phase) in [("copy", &r.copy_phase), ("zerocopy", &r.zerocopy_phase)] {
-            if let Some(p) = phase.as_ref().filter(|p| !p.timed_enough()) {
-                reasons.push(format!(
-                    "{} {name} phase: {} sends in {:.3} s, too little to time (timing needs at least {} sends and {} s)",
-                    r.label(),
-                    p.sends,
-                    p.seconds,
-                    crate::evidence::MIN_TIMED_SENDS,
-                    MIN_TIMED_SECONDS
-                ));
-            }
-        }
-    }
-    if reasons.is_empty() {
-        return;
-    }
-    // Copies or ENOBUFS are facts whatever the sample: then only the timing is missing.
-    let decided = totals.copied > 0 || totals.enobufs > 0 || totals.enomem > 0;
-    let severity = if gaps.reasons.is_empty() || decided {
-        Severity::Info
-    } else {
-        Severity::Warning
-    };
-    let runs: Vec<Value> = primary_runs(live)
-        .map(|r| {
-            json!({"pattern": r.pattern, "completions": r.completions,
-                   "copy_sends": r.copy_phase.as_ref().map(|p| p.sends), "copy_seconds": r.copy_phase.as_ref().map(|p| p.seconds),
-                   "zerocopy_sends": r.zerocopy_phase.as_ref().map(|p| p.sends), "zerocopy_seconds": r.zerocopy_phase.as_ref().map(|p| p.seconds),
-                   "ended_by": r.zerocopy_phase.as_ref().or(r.copy_phase.as_ref()).and_then(|p| p.ended_by)})
-        })
-        .collect();
-    out.raise_as(
-        Code::LiveSampleTooSmall,
-        severity,
-        reasons.join("; "),
-        json!({"interrupted": live.interrupted, "min_completions": MIN_PROOF_COMPLETIONS, "min_seconds": MIN_PROOF_SECONDS,
-               "min_timed_sends": crate::evidence::MIN_TIMED_SENDS, "runs": runs}),
-        vec![format!(
-            "Run it to the end with at least the default duration and a byte cap of a few MB: `zcdoctor check {} --target {} --duration 1s`.",
-            ev.interface, live.target
-        )],
-    );
-}
-
-/// Nothing was sent: a local target is itself the diagnosis; anything else says what to change.
-fn not_run(ev: &Evidence, live: &LiveProbe, fact: &str, out: &mut Findings) {
-    let local = match &live.not_run_cause {
-        Some(cause) => *cause == NotRun::LocalRoute,
-        // Recordings made before the cause was recorded.
-        None => live
-            .route
-            .as_ref()
-            .is_some_and(|r| r.route_type == RouteType::Local),
-    };
-    if live.not_run_cause == Some(NotRun::IoUringUnavailable) {
-        // io-uring-unavailable (raised above) says what is missing.
-        return;
-    }
-    if local {
-        if !out.has(Code::LocalDelivery) {
-            path::raise_local_delivery(ev, path::LocalDelivery::Target(live), out);
-        }
-        return;
-    }
-    out.raise(
-        Code::LiveProbeNotRun,
-        fact.to_string(),
-        json!({"target": live.target, "route": live.route, "cause": live.not_run_cause}),
-        vec![not_run_fix(ev, live)],
-    );
-}
-
-/// What the operator changes so the probe can send, by the cause the probe recorded.
-fn not_run_fix(ev: &Evidence, live: &LiveProbe) -> String {
-    let iface = &ev.interface;
-    let target = &live.target;
-    let choose = format!(
-        "Choose a --target whose route leaves through {iface} (`ip route get ADDR` shows the device)."
-    );
-    match &live.not_run_cause {
-        None
-        | Some(
-            NotRun::OtherDevice { .. }
-            | NotRun::NoDevice
-            | NotRun::LocalRoute
-            | NotRun::IoUringUnavailable,
-        ) => choose,
-        Some(NotRun::NotUnicast { route_type }) => format!(
-            "The route to {target} is {route_type}; the probe sends only unicast traffic. {choose}"
-        ),
-        Some(NotRun::RouteLookup { .. }) => format!(
-            "Add a route to {target} through {iface}, or choose a --target this host can reach (`ip route get ADDR`)."
-        ),
-        Some(NotRun::Socket { error }) => match error.errno() {
-            nix::errno::Errno::EPERM | nix::errno::Errno::EACCES => format!(
-                "Run the probe as root (binding to {iface} needs CAP_NET_RAW), or from the namespace that owns it."
-            ),
-            nix::errno::Errno::ENOPROTOOPT | nix::errno::Errno::EOPNOTSUPP => {
-                "This kernel refuses SO_ZEROCOPY for this socket: see `zcdoctor explain kernel-too-old`.".to_string()
-            }
-            _ => format!("The probe's socket could not be set up ({error}); fix that, then probe again."),
-        },
-        Some(NotRun::Connect {
-            interrupted: true, ..
-        }) => "The probe was interrupted while connecting; run it again and let it finish.".to_string(),
-        Some(NotRun::Connect {
-            timed_out: true, ..
-        }) => format!(
-            "Nothing answered {target} in time: check that the host is up and no firewall drops the connection, and that `zcdoctor sink --listen {target}` runs there."
-        ),
-        Some(NotRun::Connect { .. }) => format!(
-            "Start the receiver first: `zcdoctor sink --listen {target}` on the target host, then probe again."
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::check::testing::fixture;
     use crate::evidence::OsError;
+    use crate::evidence::UringUnavailable;
 
     /// Two runs of 2^63 completions each: the total saturates, it does not wrap to "none".
     #[test]
