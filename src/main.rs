@@ -44,7 +44,7 @@ fn use_color(choice: ColorChoice) -> bool {
 }
 
 fn gather(args: &ProbeArgs) -> Result<Evidence> {
-    let opts = GatherOptions {
+    let mut opts = GatherOptions {
         iface: args.iface.clone(),
         selection: args.selection(),
         live: args.target.clone().map(|target| LiveRequest {
@@ -58,10 +58,37 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             uring_fixed_buffers: args.uring_fixed_buffers,
         }),
         pids: args.pids.clone(),
+        path_target: None,
     };
+    // `--pid` without an interface or target: the path of the process's zerocopy sockets, from
+    // their namespace toward their peer.
+    let mut netns = args.netns.clone();
+    let mut serving = None;
+    if let (Some(&pid), None, None) = (args.pids.first(), &args.iface, &args.target)
+        && probe::process::exists(pid)
+    {
+        let process = probe::process::read_process(pid);
+        let destinations = probe::process::zerocopy_destinations(&process);
+        if let Some(first) = destinations.first() {
+            let same_netns = process.netns.value().map(|n| n.inode) == Some(first.netns);
+            if netns.is_none() && same_netns {
+                netns = Some(pid.to_string());
+            }
+            opts.path_target = Some(first.peer);
+            serving = Some(zcdoctor::evidence::Serving {
+                pid,
+                peer: first.peer,
+                sockets: first.sockets.clone(),
+                others: destinations[1..]
+                    .iter()
+                    .map(|d| format!("{}: {}", d.peer, d.sockets.join(", ")))
+                    .collect(),
+            });
+        }
+    }
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
-    let evidence = match &args.netns {
+    let evidence = match &netns {
         None => probe::gather(&opts, &stop, &mut |tick| progress.tick(tick)),
         Some(spec) => {
             // Every probe runs on one thread that entered the namespace: they all read "the
@@ -79,7 +106,9 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         }
     };
     progress.clear();
-    Ok(evidence?)
+    let mut evidence = evidence?;
+    evidence.serving = serving;
+    Ok(evidence)
 }
 
 /// What a path names, for the refusal of anything but a regular file.

@@ -240,6 +240,21 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         p.bold(&field(&report.interface).to_string()),
         report.protocol.as_str().to_uppercase()
     )?;
+    if let Some(serving) = &report.serving {
+        let mut text = format!(
+            "the path of pid {}'s zerocopy socket(s) to {}: {}",
+            serving.pid,
+            serving.peer,
+            serving.sockets.join(", ")
+        );
+        if !serving.others.is_empty() {
+            text.push_str(&format!(
+                "; its other destinations (diagnose each with --target): {}",
+                serving.others.join("; ")
+            ));
+        }
+        wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
+    }
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
     if let Some(path) = &report.path {
         path_chain(out, &p, path)?;

@@ -8,7 +8,7 @@ use crate::check::Code;
 use crate::check::live::{Totals, primary_runs};
 use crate::evidence::{
     Device, Evidence, LiveProbe, LiveRun, PathEvidence, Phase, ProbeStatus, ProcessEvidence,
-    Protocol, RunPattern, TapScan,
+    Protocol, RunPattern, Serving, TapScan,
 };
 use crate::kernel::KernelFeatureState;
 
@@ -134,6 +134,9 @@ pub struct Report {
     pub probes: Vec<ProbeStatus>,
     /// Every packet socket seen (including harmless ones), when the tap probe ran.
     pub taps: Option<TapScan>,
+    /// `check --pid` without an interface: the process's sockets this path carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<Serving>,
     /// The path beyond the diagnosed stack, when the path probe followed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathEvidence>,
@@ -175,6 +178,7 @@ impl Report {
             probes: evidence.probes.clone(),
             taps: evidence.taps.clone(),
             path: evidence.path.clone(),
+            serving: evidence.serving.clone(),
             live_probe: evidence.live.clone(),
             live_summary: evidence.live.as_ref().map(LiveSummary::of),
             processes: evidence.processes.clone(),

@@ -335,6 +335,50 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
     );
 }
 
+/// `check --pid` of a sender in a pod namespace, from the host's: the path of its zerocopy
+/// socket toward its peer, through the veth and the router namespace, with the router's tap.
+fn pid_in_another_namespace_is_diagnosed_along_its_sockets_path() {
+    let (a, b) = forwarding_pair();
+    let sender = a.spawn(&[
+        "python3",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py"),
+        "--target",
+        "198.18.2.2",
+        "--connect",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = sender.pid().to_string();
+    let check = || -> Value {
+        let out = Command::new(ZCDOCTOR)
+            .args(["check", "--json", "--fail-on", "never", "--pid", &pid])
+            .output()
+            .expect("run zcdoctor");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let doc = check();
+    assert_eq!(doc["serving"]["pid"], sender.pid(), "{:#}", doc["serving"]);
+    assert_eq!(doc["serving"]["peer"], "198.18.2.2");
+    assert_eq!(doc["interface"], "va");
+    assert_eq!(
+        roles(&doc),
+        ["veth-peer", "forwarded-egress"],
+        "{:#}",
+        doc["path"]
+    );
+    assert!(
+        finding(&doc, "tap-forces-copy").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+
+    let dump = tcpdump(&b, "ifbz");
+    let doc = check();
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(dump.pid())]);
+    assert_eq!(tap["evidence"]["device"], "ifbz");
+}
+
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
 fn netns_option_diagnoses_inside_another_namespace() {
     let ns = Netns::new("pansopt");
@@ -394,5 +438,6 @@ harness_main!(
         unprivileged_run_says_where_the_path_stops,
         netns_option_diagnoses_inside_another_namespace,
         bridge_tap_counts_only_on_the_port_the_fdb_uses,
+        pid_in_another_namespace_is_diagnosed_along_its_sockets_path,
     ]
 );

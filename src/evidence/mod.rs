@@ -20,6 +20,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The sockets of a process that the diagnosed path carries (`check --pid` without an
+/// interface: the path toward the peer of its first connected zerocopy socket).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Serving {
+    pub pid: u32,
+    pub peer: std::net::IpAddr,
+    /// The sockets going to `peer`: `fd N (proto local → peer)`.
+    pub sockets: Vec<String>,
+    /// Zerocopy sockets of the process going elsewhere (not diagnosed here), `peer: sockets`.
+    #[serde(default)]
+    pub others: Vec<String>,
+}
+
 /// Bumped when a field changes meaning; new optional fields do not bump it.
 pub const EVIDENCE_VERSION: u32 = 1;
 
@@ -47,6 +60,9 @@ pub struct Evidence {
     /// The live probe's result; `None` when no `--target` was given.
     #[serde(default)]
     pub live: Option<LiveProbe>,
+    /// `check --pid` without an interface: the process's zerocopy sockets whose path this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<Serving>,
     /// Applications diagnosed by pid (`--pid`); empty when none was given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<ProcessEvidence>,

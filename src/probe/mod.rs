@@ -76,6 +76,9 @@ impl Selection {
 
 #[derive(Debug, Clone, Default)]
 pub struct GatherOptions {
+    /// The destination the path is followed toward when no live probe runs (`check --pid`: the
+    /// peer of the process's zerocopy socket); the live probe's target wins when both are set.
+    pub path_target: Option<std::net::IpAddr>,
     /// `None`: the device of the default route.
     pub iface: Option<String>,
     pub selection: Selection,
@@ -152,6 +155,16 @@ pub trait Probe: Sync {
     fn gather(&self, cx: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError>;
 }
 
+impl GatherOptions {
+    /// The destination the path and the bridge port choice are built for.
+    pub fn destination(&self) -> Option<std::net::IpAddr> {
+        match self.live.as_ref().map(|l| &l.target) {
+            Some(TargetSpec::Addr(a)) => Some(a.ip()),
+            _ => self.path_target,
+        }
+    }
+}
+
 /// Every probe, in the order they run: later probes use what earlier ones recorded (the stack
 /// before its features, taps and live probe).
 pub static REGISTRY: &[&dyn Probe] = &[
@@ -195,6 +208,7 @@ pub fn gather(
         path: None,
         live: None,
         processes: Vec::new(),
+        serving: None,
         probes: Vec::new(),
     };
     if let Some(&pid) = opts.pids.iter().find(|p| !process::exists(**p)) {

@@ -27,8 +27,16 @@ impl Probe for LinksProbe {
     }
     fn gather(&self, cx: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
         let links = netlink::dump_links().map_err(GatherError::Netlink)?;
-        let iface = match &cx.opts.iface {
-            Some(name) => name.clone(),
+        // Without a name: the device the path to the destination (--pid) leaves by, else the
+        // default route's.
+        let toward = cx.opts.path_target.and_then(|t| {
+            netlink::route_get(t)
+                .ok()
+                .and_then(|r| r.device)
+                .filter(|_| cx.opts.live.is_none())
+        });
+        let iface = match cx.opts.iface.clone().or(toward) {
+            Some(name) => name,
             None => match default_interface(&links) {
                 Some((name, _)) => name,
                 None => {
@@ -39,11 +47,7 @@ impl Probe for LinksProbe {
             },
         };
         ev.stack = stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
-        let target = match cx.opts.live.as_ref().map(|l| &l.target) {
-            Some(super::TargetSpec::Addr(a)) => Some(a.ip()),
-            _ => None,
-        };
-        if let Some(target) = target {
+        if let Some(target) = cx.opts.destination() {
             for dev in ev.stack.iter_mut().filter(|d| d.kind == DeviceKind::Bridge) {
                 dev.forwards_to = bridge_choice(&links, dev, target);
             }

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 
 use super::netns::NetnsHandle;
-use super::{Context, GatherError, Outcome, Probe, TargetSpec, netlink};
+use super::{Context, GatherError, Outcome, Probe, netlink};
 use crate::evidence::{
     Device, DeviceKind, Entered, Evidence, HopRole, NetnsRef, OsError, PathEnd, PathEvidence,
     ProbeName, Segment,
@@ -39,10 +39,7 @@ impl Probe for PathProbe {
         "CAP_SYS_ADMIN to enter other namespaces (root); without it the path ends where the namespace changes"
     }
     fn gather(&self, cx: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
-        let target = match cx.opts.live.as_ref().map(|l| &l.target) {
-            Some(TargetSpec::Addr(a)) => Some(a.ip()),
-            _ => None,
-        };
+        let target = cx.opts.destination();
         let Some(path) = walk(&ev.stack, target) else {
             return Ok(Outcome::ok(format!(
                 "{} transmits from this namespace: nothing beyond its stack to follow",
