@@ -59,11 +59,12 @@ pub enum Code {
     IoUringInUse,
     IoUringUnavailable,
     ZerocopyEnomem,
+    TunnelEncrypts,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 33] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -96,6 +97,7 @@ impl Code {
         Code::IoUringInUse,
         Code::IoUringUnavailable,
         Code::ZerocopyEnomem,
+        Code::TunnelEncrypts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +134,7 @@ impl Code {
             Code::IoUringInUse => "io-uring-in-use",
             Code::IoUringUnavailable => "io-uring-unavailable",
             Code::ZerocopyEnomem => "zerocopy-enomem",
+            Code::TunnelEncrypts => "tunnel-encrypts",
         }
     }
 
@@ -145,6 +148,7 @@ impl Code {
                 | Code::TapForcesCopy
                 | Code::UdpFragmentation
                 | Code::KernelTooOld
+                | Code::TunnelEncrypts
         )
     }
 
@@ -323,6 +327,7 @@ mod tests {
                 "tap-ignores-outgoing",
                 "tap-unknown-setting",
                 "taps-not-checked",
+                "tunnel-encrypts",
                 "udp-fragmentation",
                 "veth-path",
                 "zerocopy-enobufs",

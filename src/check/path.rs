@@ -6,7 +6,7 @@ use serde_json::json;
 use super::findings::{Code, Findings};
 use std::net::IpAddr;
 
-use super::hops::netns_label;
+use super::hops::{hops, netns_label};
 use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe, NetnsRef, PathEnd};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 use crate::report::Severity;
@@ -15,7 +15,33 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     delivery(ev, out);
     device_down(ev, out);
     lowers_elsewhere(ev, out);
+    encrypting_tunnels(ev, out);
     path_end(ev, out);
+}
+
+/// A WireGuard device on the path encrypts every packet in place, after making its data
+/// private: the user's pages are copied before any zerocopy could reach the wire.
+fn encrypting_tunnels(ev: &Evidence, out: &mut Findings) {
+    for hop in hops(ev) {
+        for dev in hop.stack.iter().filter(|d| d.kind == DeviceKind::Wireguard) {
+            out.raise(
+                Code::TunnelEncrypts,
+                format!(
+                    "{} is a WireGuard device{}: it encrypts each packet in place after skb_cow_data() has made the data its own, so every zerocopy send is copied",
+                    dev.name,
+                    hop.whereabouts()
+                ),
+                json!({"device": dev.name, "kind": dev.kind.as_str(), "hop": hop.index + 1}),
+                vec![
+                    format!(
+                        "Do not use MSG_ZEROCOPY for traffic through {}: encryption copies it anyway, and the notifications only add cost.",
+                        dev.name
+                    ),
+                    "Where the data must be encrypted and zerocopy matters, use a NIC with inline IPsec or TLS offload (ESP or kTLS device offload) instead of a software tunnel.".to_string(),
+                ],
+            );
+        }
+    }
 }
 
 /// How the walk beyond the diagnosed stack ended: local delivery in another namespace, or a hop

@@ -142,7 +142,16 @@ impl Walker {
                 None,
             ));
         };
-        let Some(remote) = tunnel.remote.or(tunnel.group) else {
+        // WireGuard has no single remote: its peers' endpoints (the first one decides here).
+        let endpoint = if tunnel.kind == "wireguard" {
+            let name = dev.name.clone();
+            in_ns(at.ns.as_ref(), move || netlink::wireguard_endpoints(&name))?
+                .ok()
+                .and_then(|e| e.first().map(|a| a.ip()))
+        } else {
+            None
+        };
+        let Some(remote) = tunnel.remote.or(tunnel.group).or(endpoint) else {
             return Err(incomplete(
                 format!(
                     "{} has no fixed remote (external or learning): its underlay depends on each destination",
