@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Culprit, Netns, ZCDOCTOR, codes, finding, pid_holds_packet_socket, pids};
+use common::{Culprit, Netns, ZCDOCTOR, codes, finding, pids};
 use serde_json::Value;
 
 const SHORT: &str = "200ms";
@@ -21,14 +21,9 @@ fn copied_and_completions(doc: &Value) -> (u64, u64) {
     (sum("copied"), sum("completions"))
 }
 
-/// tcpdump on `dev` in `ns`, once it holds its socket.
+/// tcpdump on `dev` in `ns` (`-Q in`: it still copies), once it holds its socket.
 fn tcpdump(ns: &Netns, dev: &str) -> Culprit {
-    let mut culprit = ns.spawn(&["tcpdump", "-i", dev, "-n", "-Q", "in", "-w", "/dev/null"]);
-    let pid = culprit.pid();
-    culprit.wait_until("tcpdump opens its socket", Duration::from_secs(10), || {
-        pid_holds_packet_socket(pid)
-    });
-    culprit
+    ns.tcpdump(&["-i", dev, "-Q", "in"])
 }
 
 /// The roles of the path's segments, in order.

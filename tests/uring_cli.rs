@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Netns, ZCDOCTOR, codes, finding, pid_holds_packet_socket};
+use common::{Netns, ZCDOCTOR, codes, finding};
 use serde_json::Value;
 
 const SHORT: &str = "200ms";
@@ -132,21 +132,7 @@ fn fixed_buffers_are_registered() {
 
 fn a_tap_is_seen_by_both_apis() {
     let ns = black_hole("urtap");
-    let mut tcpdump = ns.spawn(&[
-        "tcpdump",
-        "-i",
-        "ifbz",
-        "-n",
-        "-w",
-        "/dev/null",
-        "udp",
-        "port",
-        "67",
-    ]);
-    let pid = tcpdump.pid();
-    tcpdump.wait_until("tcpdump opens its socket", Duration::from_secs(10), || {
-        pid_holds_packet_socket(pid)
-    });
+    let _tcpdump = ns.tcpdump(&["-i", "ifbz", "udp", "port", "67"]);
     let doc = uring_check(&ns, "both", &[]);
     all_copied_by_both(&doc);
     assert_eq!(explained_by(&doc), ["tap-forces-copy"]);

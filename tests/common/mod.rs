@@ -208,6 +208,19 @@ impl Netns {
         }
     }
 
+    /// A real tcpdump inside the namespace with `args` (device, filter, …) after `-n -w
+    /// /dev/null`, returned once it holds its packet socket; ended by pid on drop.
+    pub fn tcpdump(&self, args: &[&str]) -> Culprit {
+        let mut cmd = vec!["tcpdump", "-n", "-w", "/dev/null"];
+        cmd.extend_from_slice(args);
+        let mut culprit = self.spawn(&cmd);
+        let pid = culprit.pid();
+        culprit.wait_until("tcpdump opens its socket", Duration::from_secs(10), || {
+            pid_holds_packet_socket(pid)
+        });
+        culprit
+    }
+
     /// An `ifb` black-hole NIC `name` with `addr` (CIDR), up. It transmits and frees, so
     /// zerocopy completes without copies unless something on the path forces one.
     pub fn ifb(&self, name: &str, addr: &str) {

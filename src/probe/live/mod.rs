@@ -49,7 +49,7 @@ use nix::errno::Errno;
 pub use crate::evidence::Protocol;
 pub use crate::evidence::{ApiRequest, SendApi};
 use crate::evidence::{
-    LiveProbe, NotRun, OsError, RouteInfo, RouteType, RunPattern, UringUnavailable,
+    LiveProbe, NotRun, OsError, PhaseEnd, RouteInfo, RouteType, RunPattern, UringUnavailable,
 };
 use crate::probe::netlink;
 
@@ -433,6 +433,23 @@ impl Ctx<'_> {
     /// A stop was requested or the run's time is up: send nothing more.
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || Instant::now() >= self.run_deadline
+    }
+
+    /// Why a phase whose own deadline is `deadline` must end now, if it must: a stop request,
+    /// then the phase's deadline (which is capped at the run's, so reaching the run's is
+    /// `MaxRunTime`). `now` is returned for the progress tick.
+    fn phase_end(&self, deadline: Instant) -> Result<Instant, PhaseEnd> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(PhaseEnd::Interrupted);
+        }
+        let now = Instant::now();
+        if now < deadline {
+            Ok(now)
+        } else if now >= self.run_deadline {
+            Err(PhaseEnd::MaxRunTime)
+        } else {
+            Err(PhaseEnd::Duration)
+        }
     }
 
     /// Calls the progress callback unless it was called less than [`TICK_EVERY`] ago.

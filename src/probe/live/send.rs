@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -219,19 +218,13 @@ fn send_phase(
         tick += 1;
         if tick >= CHECK_EVERY {
             tick = 0;
-            if ctx.stop.load(Ordering::Relaxed) {
-                ended_by = PhaseEnd::Interrupted;
-                break;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                ended_by = if now >= ctx.run_deadline {
-                    PhaseEnd::MaxRunTime
-                } else {
-                    PhaseEnd::Duration
-                };
-                break;
-            }
+            let now = match ctx.phase_end(deadline) {
+                Ok(now) => now,
+                Err(end) => {
+                    ended_by = end;
+                    break;
+                }
+            };
             ctx.tick(now, || Tick {
                 pattern,
                 phase: kind,

@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, Probe, cqueue, opcode, types};
@@ -513,19 +512,13 @@ fn run_phase(
             ended_by = PhaseEnd::Errors;
             break;
         }
-        if ctx.stop.load(Ordering::Relaxed) {
-            ended_by = PhaseEnd::Interrupted;
-            break;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            ended_by = if now >= ctx.run_deadline {
-                PhaseEnd::MaxRunTime
-            } else {
-                PhaseEnd::Duration
-            };
-            break;
-        }
+        let now = match ctx.phase_end(deadline) {
+            Ok(now) => now,
+            Err(end) => {
+                ended_by = end;
+                break;
+            }
+        };
         let (bytes, sends) = (c.bytes, c.sends);
         ctx.tick(now, || Tick {
             pattern: pattern.name,
