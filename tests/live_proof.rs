@@ -222,6 +222,19 @@ fn finish(
 }
 
 fn concurrent_probes_see_each_other() {
+    // The lock is host-wide and the other tests of this file probe in parallel: a round in
+    // which a third probe held the lock first proves nothing either way, so it is run again.
+    for round in 1..=4 {
+        if concurrent_round(round == 4) {
+            return;
+        }
+        eprintln!("round {round}: another test's probe held the lock; again");
+    }
+}
+
+/// One round of two overlapping probes; `false` when a third probe interfered (and `last` is
+/// not set), a failed assertion otherwise.
+fn concurrent_round(last: bool) -> bool {
     let ns = ifb_ns("lpcc");
     let first = spawn_check(
         &ns,
@@ -247,7 +260,14 @@ fn concurrent_probes_see_each_other() {
         "first {first_pid}: {}\nsecond {second_pid}: {}",
         doc1["live_probe"]["contention"], doc2["live_probe"]["contention"]
     );
-    // Other tests of this file may probe at the same time: they are seen too.
+    let ours = [u64::from(first_pid), u64::from(second_pid)];
+    let interfered = others(&doc1)
+        .iter()
+        .chain(others(&doc2).iter())
+        .any(|p| !ours.contains(p));
+    if interfered && !last {
+        return false;
+    }
     assert!(
         others(&doc2).contains(&u64::from(first_pid)),
         "{:?}",
@@ -269,6 +289,7 @@ fn concurrent_probes_see_each_other() {
         );
         assert!(finding(doc, "zerocopy-slower").is_none());
     }
+    true
 }
 
 fn sigterm_stops_the_probe_within_a_second() {
