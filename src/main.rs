@@ -61,35 +61,29 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         path_target: None,
     };
     // `--pid` without an interface or target: the path of the process's zerocopy sockets, from
-    // their namespace toward their peer.
+    // their namespace toward their peers (the largest group's path is the diagnosed one).
     let mut netns = args.netns.clone();
-    let mut serving = None;
-    if let (Some(&pid), None, None) = (args.pids.first(), &args.iface, &args.target)
-        && probe::process::exists(pid)
-    {
-        let process = probe::process::read_process(pid);
-        let destinations = probe::process::zerocopy_destinations(&process);
-        if let Some(first) = destinations.first() {
-            let same_netns = process.netns.value().map(|n| n.inode) == Some(first.netns);
-            if netns.is_none() && same_netns {
-                netns = Some(pid.to_string());
-            }
-            opts.path_target = Some(first.peer);
-            serving = Some(zcdoctor::evidence::Serving {
-                pid,
-                peer: first.peer,
-                sockets: first.sockets.clone(),
-                others: destinations[1..]
-                    .iter()
-                    .map(|d| format!("{}: {}", d.peer, d.sockets.join(", ")))
-                    .collect(),
-            });
+    let plan = match (args.pids.first(), &args.iface, &args.target) {
+        (Some(&pid), None, None) => probe::process::routes::PidPlan::read(pid),
+        _ => None,
+    };
+    if let Some(plan) = &plan {
+        if netns.is_none() && plan.in_own_netns {
+            netns = Some(plan.pid.to_string());
         }
+        opts.path_target = plan.first_peer();
     }
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
+    let run = |progress: &mut cli::progress::ProgressLine<_>| {
+        let mut ev = probe::gather(&opts, &stop, &mut |tick| progress.tick(tick))?;
+        if let Some(plan) = &plan {
+            ev.serving = Some(probe::process::routes::serving(plan, &opts, &stop, &ev));
+        }
+        Ok::<_, probe::GatherError>(ev)
+    };
     let evidence = match &netns {
-        None => probe::gather(&opts, &stop, &mut |tick| progress.tick(tick)),
+        None => run(&mut progress),
         Some(spec) => {
             // Every probe runs on one thread that entered the namespace: they all read "the
             // calling thread's namespace", as under `ip netns exec`.
@@ -99,16 +93,12 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
                 .open()
                 .with_context(|| format!("--netns {spec}: cannot open {}", ns.path.display()))?;
             let progress = &mut progress;
-            probe::netns::in_netns(&file, || {
-                probe::gather(&opts, &stop, &mut |tick| progress.tick(tick))
-            })
-            .with_context(|| format!("--netns {spec}: cannot enter it"))?
+            probe::netns::in_netns(&file, || run(progress))
+                .with_context(|| format!("--netns {spec}: cannot enter it"))?
         }
     };
     progress.clear();
-    let mut evidence = evidence?;
-    evidence.serving = serving;
-    Ok(evidence)
+    Ok(evidence?)
 }
 
 /// What a path names, for the refusal of anything but a regular file.

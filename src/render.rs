@@ -241,23 +241,44 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         report.protocol.as_str().to_uppercase()
     )?;
     if let Some(serving) = &report.serving {
-        let mut text = format!(
+        let text = format!(
             "the path of pid {}'s zerocopy socket(s) to {}: {}",
             serving.pid,
             serving.peer,
             serving.sockets.join(", ")
         );
-        if !serving.others.is_empty() {
-            text.push_str(&format!(
-                "; its other destinations (diagnose each with --target): {}",
-                serving.others.join("; ")
-            ));
-        }
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
     }
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
     if let Some(path) = &report.path {
         path_chain(out, &p, path)?;
+    }
+    if let Some(serving) = &report.serving {
+        for route in &serving.routes {
+            writeln!(
+                out,
+                "Also to {} by {}, stack:",
+                route.peer,
+                p.bold(&field(&route.interface).to_string())
+            )?;
+            let text = format!(
+                "pid {}'s socket(s): {}",
+                serving.pid,
+                route.sockets.join(", ")
+            );
+            wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
+            write_tree(out, &route.stack, &route.interface, "", true, true)?;
+            if let Some(path) = &route.path {
+                path_chain(out, &p, path)?;
+            }
+        }
+        if !serving.others.is_empty() {
+            let text = format!(
+                "not diagnosed here (diagnose each with --target): {}",
+                serving.others.join("; ")
+            );
+            wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
+        }
     }
     for proc in &report.processes {
         process_table(out, &p, proc)?;

@@ -32,6 +32,8 @@ struct ExpectedFinding {
     severity: String,
     device: Option<String>,
     pid: Option<u32>,
+    /// The other destination of `check --pid` whose way the finding is on (`evidence.toward`).
+    toward: Option<String>,
 }
 
 impl ExpectedFinding {
@@ -51,6 +53,10 @@ impl ExpectedFinding {
                     .and_then(Value::as_array)
                     .is_some_and(|a| a.iter().any(|p| p.as_u64() == Some(u64::from(pid))))
             })
+            && self
+                .toward
+                .as_deref()
+                .is_none_or(|t| f.evidence.get("toward").and_then(Value::as_str) == Some(t))
     }
 }
 

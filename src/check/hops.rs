@@ -1,8 +1,60 @@
 //! The device stacks the traffic crosses, as the checks walk them: the diagnosed stack first,
 //! then each segment of the path the path probe followed (another namespace's lower device, a
-//! veth peer, the device a namespace forwards out of, a tunnel's underlay).
+//! veth peer, the device a namespace forwards out of, a tunnel's underlay); then, for a process
+//! diagnosed by pid, the same for each of its other destinations ([`Way`]).
 
-use crate::evidence::{Device, Entered, Evidence, HopRole, NetnsRef, off_path};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::evidence::{
+    Device, Entered, Evidence, HopRole, NetnsRef, PathEvidence, Segment, off_path,
+};
+
+/// One way out of the diagnosed namespace: the diagnosed one (`toward` `None`), or the way
+/// toward another destination of the process diagnosed by pid.
+pub struct Way<'a> {
+    /// The other destination; `None` for the diagnosed way.
+    pub toward: Option<IpAddr>,
+    pub interface: &'a str,
+    pub stack: &'a [Device],
+    pub path: Option<&'a PathEvidence>,
+}
+
+impl Way<'_> {
+    /// ` (on the way to ADDR)` for another destination, else empty: appended to what a check
+    /// says about the way.
+    pub fn label(&self) -> String {
+        self.toward
+            .map(|t| format!(" (on the way to {t})"))
+            .unwrap_or_default()
+    }
+}
+
+/// Adds the other destination a way goes to (`toward`), to a finding's evidence.
+pub fn with_toward(evidence: &mut serde_json::Value, toward: Option<IpAddr>) {
+    if let (Some(t), Some(map)) = (toward, evidence.as_object_mut()) {
+        map.insert("toward".into(), serde_json::json!(t));
+    }
+}
+
+/// Every way out: the diagnosed one, then the other destinations of `check --pid`.
+pub fn ways(ev: &Evidence) -> Vec<Way<'_>> {
+    let mut ways = vec![Way {
+        toward: None,
+        interface: &ev.interface,
+        stack: &ev.stack,
+        path: ev.path.as_ref(),
+    }];
+    for r in ev.serving.iter().flat_map(|s| &s.routes) {
+        ways.push(Way {
+            toward: Some(r.peer),
+            interface: &r.interface,
+            stack: &r.stack,
+            path: r.path.as_ref(),
+        });
+    }
+    ways
+}
 
 /// One device stack on the path, in one namespace.
 pub struct Hop<'a> {
@@ -16,24 +68,41 @@ pub struct Hop<'a> {
     pub role: Option<HopRole>,
     /// How zcdoctor entered the namespace (for commands that must run there).
     pub entered: Option<&'a Entered>,
+    /// The other destination whose way this hop is on; `None` on the diagnosed way.
+    pub toward: Option<IpAddr>,
+    /// The hop's stack as recorded, with the devices left out of `stack` (to tell what a
+    /// device inherits from a lower one an earlier hop crossed).
+    pub recorded: &'a [Device],
+    /// The first device of the hop's stack as recorded.
+    top: &'a str,
 }
 
 impl<'a> Hop<'a> {
     /// The name a device's "below X" refers to when it has no upper.
     pub fn top(&self) -> &'a str {
-        self.stack.first().map_or("", |d| d.name.as_str())
+        self.top
+    }
+
+    /// The first hop of the diagnosed way: the stack zcdoctor was asked about.
+    pub fn is_diagnosed(&self) -> bool {
+        self.index == 0 && self.toward.is_none()
     }
 
     /// Where this hop is, for sentences: empty for the diagnosed stack, else
     /// ` in namespace NAME (hop 2, veth peer)`.
     pub fn whereabouts(&self) -> String {
+        let toward = self
+            .toward
+            .map(|t| format!(" on the way to {t}"))
+            .unwrap_or_default();
         match (self.netns, self.role) {
             (Some(ns), Some(role)) => format!(
-                " in namespace {} (hop {}, {})",
+                " in namespace {} (hop {}{toward}, {})",
                 netns_label(ns),
                 self.index + 1,
                 role_label(role)
             ),
+            _ if self.toward.is_some() => format!(" ({})", toward.trim_start()),
             _ => String::new(),
         }
     }
@@ -62,27 +131,48 @@ impl<'a> Hop<'a> {
     }
 }
 
-/// Every stack on the path, diagnosed first.
+/// Every stack on the path, diagnosed first; then the hops of each other way ([`ways`]),
+/// without the devices an earlier hop already crossed (one device is one cause, whichever
+/// destination crosses it), and without hops left empty by that.
 pub fn hops(ev: &Evidence) -> Vec<Hop<'_>> {
-    let mut hops = vec![Hop {
-        index: 0,
-        stack: on_path(&ev.stack),
-        netns: None,
-        role: None,
-        entered: None,
-    }];
-    if let Some(path) = &ev.path {
-        for seg in &path.segments {
-            hops.push(Hop {
-                index: hops.len(),
-                stack: on_path(&seg.stack),
-                netns: Some(&seg.netns),
-                role: Some(seg.role),
-                entered: Some(&seg.entered),
-            });
+    let mut hops: Vec<Hop> = Vec::new();
+    // (namespace inode, 0 for the diagnosed one; ifindex) of every device crossed so far.
+    let mut crossed: BTreeSet<(u64, u32)> = BTreeSet::new();
+    for way in ways(ev) {
+        let first = hop(0, way.stack, None, way.toward);
+        let rest = way.path.iter().flat_map(|p| &p.segments);
+        let rest = rest
+            .enumerate()
+            .map(|(i, seg)| hop(i + 1, &seg.stack, Some(seg), way.toward));
+        for mut hop in std::iter::once(first).chain(rest) {
+            let inode = hop.netns.map_or(0, |n| n.inode);
+            hop.stack
+                .retain(|d| crossed.insert((inode, d.ifindex)) || way.toward.is_none());
+            if !hop.stack.is_empty() {
+                hops.push(hop);
+            }
         }
     }
     hops
+}
+
+/// The hop of `stack`, the way's first (`seg` `None`) or a segment of its path.
+fn hop<'a>(
+    index: usize,
+    stack: &'a [Device],
+    seg: Option<&'a Segment>,
+    toward: Option<IpAddr>,
+) -> Hop<'a> {
+    Hop {
+        index,
+        stack: on_path(stack),
+        netns: seg.map(|s| &s.netns),
+        role: seg.map(|s| s.role),
+        entered: seg.map(|s| &s.entered),
+        toward,
+        recorded: stack,
+        top: stack.first().map_or("", |d| d.name.as_str()),
+    }
 }
 
 fn on_path(stack: &[Device]) -> Vec<&Device> {

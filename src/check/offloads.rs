@@ -4,7 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use super::findings::{Code, Findings};
-use super::hops::{Hop, hops};
+use std::net::IpAddr;
+
+use super::hops::{Hop, hops, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, ProbeName, ProbeState, Protocol};
 use crate::report::Severity;
 
@@ -77,38 +79,54 @@ const CSUM_V6: Offload = Offload {
 
 pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
     features_unreadable(ev, out);
-    // Loopback and tun copy anyway: their offloads are beside the point.
-    if ev
-        .stack
-        .first()
-        .is_some_and(|d| matches!(d.kind, DeviceKind::Loopback | DeviceKind::Tun))
-    {
-        return;
-    }
-    let v6_target = ev.live.as_ref().is_some_and(|l| l.target.starts_with('['))
+    // Loopback and tun copy anyway: the offloads of a way that starts there are beside the
+    // point.
+    let delivers_locally: Vec<IpAddr> = ways(ev)
+        .iter()
+        .filter(|w| {
+            w.stack
+                .first()
+                .is_some_and(|d| matches!(d.kind, DeviceKind::Loopback | DeviceKind::Tun))
+        })
+        .map(|w| w.toward.unwrap_or(UNSPECIFIED))
+        .collect();
+    let v6_main = ev.live.as_ref().is_some_and(|l| l.target.starts_with('['))
         || ev
             .path
             .as_ref()
             .and_then(|p| p.target)
             .is_some_and(|t| t.is_ipv6());
-    let hops = hops(ev);
-    offload(ev, &hops, protocol, &SG, Severity::Blocker, out);
-    if v6_target {
-        offload(ev, &hops, protocol, &CSUM_V6, Severity::Blocker, out);
-    } else {
-        offload(ev, &hops, protocol, &CSUM_V4, Severity::Blocker, out);
+    // Which checksum a hop needs follows the family of its destination.
+    let (v6, v4): (Vec<Hop>, Vec<Hop>) = hops(ev)
+        .into_iter()
+        .filter(|h| !delivers_locally.contains(&h.toward.unwrap_or(UNSPECIFIED)))
+        .partition(|h| h.toward.map_or(v6_main, |t| t.is_ipv6()));
+    let all: Vec<&Hop> = v6.iter().chain(&v4).collect();
+    if all.is_empty() {
+        return;
+    }
+    offload(&all, protocol, &SG, Severity::Blocker, out);
+    let v6: Vec<&Hop> = v6.iter().collect();
+    let v4: Vec<&Hop> = v4.iter().collect();
+    if !v6.is_empty() {
+        offload(&v6, protocol, &CSUM_V6, Severity::Blocker, out);
+    }
+    if !v4.is_empty() {
+        offload(&v4, protocol, &CSUM_V4, Severity::Blocker, out);
         // IPv6 matters too unless the probe showed the traffic is IPv4; a gap there is lesser.
         if !out.has(Code::NoTxChecksum) {
-            offload(ev, &hops, protocol, &CSUM_V6, Severity::Warning, out);
+            offload(&v4, protocol, &CSUM_V6, Severity::Warning, out);
         }
     }
 }
 
+/// Stands for the diagnosed way among the destinations of `check --pid`.
+const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
 /// Raises `offload.code` on the lowest devices that lack it: an upper device that lacks it only
 /// because a lower one does (bond, macvlan, vlan inherit) is listed in `affects`, not repeated.
 fn offload(
-    ev: &Evidence,
-    hops: &[Hop],
+    hops: &[&Hop],
     protocol: Protocol,
     offload: &Offload,
     severity: Severity,
@@ -136,13 +154,12 @@ fn offload(
         return;
     }
     for hop in hops {
-        offload_in(ev, hop, protocol, offload, severity, &lacks, out);
+        offload_in(hop, protocol, offload, severity, &lacks, out);
     }
 }
 
 /// One hop's devices that lack `offload`.
 fn offload_in(
-    ev: &Evidence,
     hop: &Hop,
     protocol: Protocol,
     offload: &Offload,
@@ -156,8 +173,8 @@ fn offload_in(
         let lower_lacks = dev
             .lowers
             .iter()
-            .filter_map(|n| stack.iter().find(|d| &d.name == n))
-            .any(|d| lacks(d));
+            .filter_map(|n| hop.recorded.iter().find(|d| &d.name == n))
+            .any(lacks);
         if lower_lacks {
             continue; // reported at the lower device, with this one in `affects`
         }
@@ -201,11 +218,7 @@ fn offload_in(
         } else {
             format!(
                 " (below {} in the stack)",
-                dev.upper.as_deref().unwrap_or(if hop.index == 0 {
-                    &ev.interface
-                } else {
-                    hop.top()
-                })
+                dev.upper.as_deref().unwrap_or(hop.top())
             )
         };
         let whereabouts = hop.whereabouts();
@@ -272,10 +285,15 @@ fn offload_in(
             "protocol": protocol.as_str(),
             "features": states,
         });
-        if let (Some(ns), Value::Object(map)) = (hop.netns, &mut evidence) {
-            map.insert("netns".into(), json!(ns));
-            map.insert("hop".into(), json!(hop.index + 1));
+        if let Value::Object(map) = &mut evidence {
+            if let Some(ns) = hop.netns {
+                map.insert("netns".into(), json!(ns));
+            }
+            if hop.netns.is_some() || hop.toward.is_some() {
+                map.insert("hop".into(), json!(hop.index + 1));
+            }
         }
+        with_toward(&mut evidence, hop.toward);
         out.raise_as(offload.code, severity, summary, evidence, fix);
     }
 }

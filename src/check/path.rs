@@ -6,17 +6,30 @@ use serde_json::json;
 use super::findings::{Code, Findings};
 use std::net::IpAddr;
 
-use super::hops::{hops, netns_label};
+use super::hops::{Way, hops, netns_label, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe, NetnsRef, PathEnd};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 use crate::report::Severity;
 
 pub fn check(ev: &Evidence, out: &mut Findings) {
-    delivery(ev, out);
-    device_down(ev, out);
-    lowers_elsewhere(ev, out);
+    // A device two ways start at is one finding (the first way's).
+    let mut seen: Vec<u32> = Vec::new();
+    for way in ways(ev) {
+        let Some(top) = way.stack.first() else {
+            continue;
+        };
+        if seen.contains(&top.ifindex) {
+            continue;
+        }
+        delivery(ev, &way, top, out);
+        device_down(&way, top, out);
+        lowers_elsewhere(&way, &seen, out);
+        seen.extend(way.stack.iter().map(|d| d.ifindex));
+    }
     encrypting_tunnels(ev, out);
-    path_end(ev, out);
+    for way in ways(ev) {
+        path_end(ev, &way, out);
+    }
 }
 
 /// A WireGuard device on the path encrypts every packet in place, after making its data
@@ -46,8 +59,8 @@ fn encrypting_tunnels(ev: &Evidence, out: &mut Findings) {
 
 /// How the walk beyond the diagnosed stack ended: local delivery in another namespace, or a hop
 /// that could not be followed.
-fn path_end(ev: &Evidence, out: &mut Findings) {
-    let Some(path) = &ev.path else {
+fn path_end(ev: &Evidence, way: &Way, out: &mut Findings) {
+    let Some(path) = way.path else {
         return;
     };
     match &path.end {
@@ -57,20 +70,25 @@ fn path_end(ev: &Evidence, out: &mut Findings) {
             LocalDelivery::Namespace {
                 netns,
                 address: *address,
+                from: way.interface,
+                toward: way.toward,
             },
             out,
         ),
         PathEnd::Incomplete { reason, error } => {
             let hops = path.segments.len();
+            let mut evidence = json!({"interface": way.interface, "segments": hops, "reason": reason, "error": error});
+            with_toward(&mut evidence, way.toward);
             out.raise(
                 Code::PathIncomplete,
                 format!(
-                    "the path from {} could not be followed after {} hop{}: {reason}",
-                    ev.interface,
+                    "the path from {}{} could not be followed after {} hop{}: {reason}",
+                    way.interface,
+                    way.label(),
                     hops + 1,
                     if hops == 0 { "" } else { "s" }
                 ),
-                json!({"interface": ev.interface, "segments": hops, "reason": reason, "error": error}),
+                evidence,
                 vec![
                     "Run zcdoctor as root from the host namespace (it enters other namespaces with setns), or inside the namespace the path continues in.".to_string(),
                 ],
@@ -81,48 +99,67 @@ fn path_end(ev: &Evidence, out: &mut Findings) {
 
 /// Where traffic is delivered on this host instead of leaving it.
 pub enum LocalDelivery<'a> {
-    /// The diagnosed device itself delivers locally (loopback, tun/tap).
-    Device(&'a Device),
+    /// A way's first device delivers locally (loopback, tun/tap).
+    Device(&'a Device, &'a Way<'a>),
     /// The live probe's target is an address of this host or namespace.
     Target(&'a LiveProbe),
     /// The path reaches a namespace that owns the destination (a veth peer's address).
     Namespace {
         netns: &'a NetnsRef,
         address: IpAddr,
+        /// The device the way starts at.
+        from: &'a str,
+        /// The other destination of a process diagnosed by pid, when it is that way.
+        toward: Option<IpAddr>,
     },
 }
 
 /// Raises `local-delivery`: the one place it is worded.
 pub fn raise_local_delivery(ev: &Evidence, at: LocalDelivery, out: &mut Findings) {
     match at {
-        LocalDelivery::Device(dev) => {
+        LocalDelivery::Device(dev, way) => {
             let how = if dev.kind == DeviceKind::Loopback {
                 "is the loopback device: every packet is delivered to a local socket"
             } else {
                 "is a tun/tap device: packets are handed to a user-space reader"
             };
-            out.raise(
-                Code::LocalDelivery,
-                format!("{} {how}, which always copies", dev.name),
-                json!({"device": dev.name, "kind": dev.kind.as_str()}),
-                vec![
+            let mut evidence = json!({"device": dev.name, "kind": dev.kind.as_str()});
+            with_toward(&mut evidence, way.toward);
+            let fix = match way.toward {
+                Some(t) => vec![format!(
+                    "Do not use MSG_ZEROCOPY on the sockets to {t}: the route to it is {}, so every send to it is copied and the notifications only add cost.",
+                    dev.name
+                )],
+                None => vec![
                     format!(
                         "Do not enable MSG_ZEROCOPY for traffic through {}: it is always copied and only adds notification overhead.",
                         dev.name
                     ),
                     "Diagnose the interface that really leaves the host instead (`zcdoctor check` with no argument uses the default route's device).".to_string(),
                 ],
+            };
+            out.raise(
+                Code::LocalDelivery,
+                format!("{} {how}, which always copies{}", dev.name, way.label()),
+                evidence,
+                fix,
             );
         }
-        LocalDelivery::Namespace { netns, address } => {
+        LocalDelivery::Namespace {
+            netns,
+            address,
+            from,
+            toward,
+        } => {
+            let mut evidence = json!({"device": from, "address": address, "netns": netns});
+            with_toward(&mut evidence, toward);
             out.raise(
                 Code::LocalDelivery,
                 format!(
-                    "{address} is an address of namespace {}, which {} reaches: delivered locally there, which always copies",
+                    "{address} is an address of namespace {}, which {from} reaches: delivered locally there, which always copies",
                     netns_label(netns),
-                    ev.interface
                 ),
-                json!({"device": ev.interface, "address": address, "netns": netns}),
+                evidence,
                 vec![format!(
                     "Do not use MSG_ZEROCOPY towards {address}: delivery into namespace {} is local and always copies; zerocopy pays only for traffic that leaves the host through a NIC.",
                     netns_label(netns)
@@ -146,27 +183,25 @@ pub fn raise_local_delivery(ev: &Evidence, at: LocalDelivery, out: &mut Findings
     }
 }
 
-fn delivery(ev: &Evidence, out: &mut Findings) {
-    let Some(top) = ev.stack.first() else {
-        return;
-    };
+fn delivery(ev: &Evidence, way: &Way, top: &Device, out: &mut Findings) {
     match top.kind {
         DeviceKind::Loopback | DeviceKind::Tun => {
-            raise_local_delivery(ev, LocalDelivery::Device(top), out)
+            raise_local_delivery(ev, LocalDelivery::Device(top, way), out)
         }
-        DeviceKind::Veth => veth(ev, top, out),
+        DeviceKind::Veth => veth(ev, way, top, out),
         _ => out.pass(
             "delivery",
             format!(
-                "{} ({}) transmits off the host: no local delivery on the device itself",
+                "{} ({}) transmits off the host: no local delivery on the device itself{}",
                 top.name,
-                top.kind.as_str()
+                top.kind.as_str(),
+                way.label()
             ),
         ),
     }
 }
 
-fn veth(ev: &Evidence, top: &Device, out: &mut Findings) {
+fn veth(ev: &Evidence, way: &Way, top: &Device, out: &mut Findings) {
     let forwarding_ok = kernel::has(ev.kernel.version, FORWARDING_KEEPS_ZEROCOPY);
     let (severity, summary, fix) = if forwarding_ok {
         (
@@ -194,19 +229,18 @@ fn veth(ev: &Evidence, top: &Device, out: &mut Findings) {
             ),
         )
     };
+    let mut evidence = json!({"device": top.name, "kernel": ev.kernel.release, "forwarding_keeps_zerocopy": forwarding_ok});
+    with_toward(&mut evidence, way.toward);
     out.raise_as(
         Code::VethPath,
         severity,
-        summary,
-        json!({"device": top.name, "kernel": ev.kernel.release, "forwarding_keeps_zerocopy": forwarding_ok}),
+        format!("{summary}{}", way.label()),
+        evidence,
         vec![fix],
     );
 }
 
-fn device_down(ev: &Evidence, out: &mut Findings) {
-    let Some(top) = ev.stack.first() else {
-        return;
-    };
+fn device_down(way: &Way, top: &Device, out: &mut Findings) {
     let down = !top.admin_up
         || matches!(
             top.oper_state.as_str(),
@@ -215,19 +249,23 @@ fn device_down(ev: &Evidence, out: &mut Findings) {
     if !down {
         return;
     }
+    let mut evidence =
+        json!({"device": top.name, "admin_up": top.admin_up, "oper_state": top.oper_state});
+    with_toward(&mut evidence, way.toward);
     out.raise(
         Code::DeviceDown,
         format!(
-            "{} is {} (operational state {})",
+            "{} is {} (operational state {}){}",
             top.name,
             if top.admin_up {
                 "up but not running"
             } else {
                 "administratively down"
             },
-            top.oper_state
+            top.oper_state,
+            way.label()
         ),
-        json!({"device": top.name, "admin_up": top.admin_up, "oper_state": top.oper_state}),
+        evidence,
         vec![if top.admin_up {
             format!(
                 "{} has no carrier: check its cable or lower devices (`ip link show {}`), then diagnose it again.",
@@ -239,17 +277,26 @@ fn device_down(ev: &Evidence, out: &mut Findings) {
     );
 }
 
-fn lowers_elsewhere(ev: &Evidence, out: &mut Findings) {
-    for dev in ev.stack.iter().filter(|d| !d.lowers_elsewhere.is_empty()) {
+/// Devices of the way's stack (not already seen on an earlier way) whose lower device lives in
+/// another namespace.
+fn lowers_elsewhere(way: &Way, seen: &[u32], out: &mut Findings) {
+    for dev in way
+        .stack
+        .iter()
+        .filter(|d| !d.lowers_elsewhere.is_empty() && !seen.contains(&d.ifindex))
+    {
         let ifindexes: Vec<String> = dev.lowers_elsewhere.iter().map(u32::to_string).collect();
+        let mut evidence = json!({"device": dev.name, "lower_ifindexes": dev.lowers_elsewhere});
+        with_toward(&mut evidence, way.toward);
         out.raise(
             Code::LowerDeviceElsewhere,
             format!(
-                "{} sits on a device of another network namespace (ifindex {}), which was not inspected",
+                "{} sits on a device of another network namespace (ifindex {}), which was not inspected{}",
                 dev.name,
-                ifindexes.join(", ")
+                ifindexes.join(", "),
+                way.label()
             ),
-            json!({"device": dev.name, "lower_ifindexes": dev.lowers_elsewhere}),
+            evidence,
             vec![format!(
                 "Run `zcdoctor check` on {}'s lower device inside the namespace that owns it (`ip netns exec NS zcdoctor check DEV`).",
                 dev.name

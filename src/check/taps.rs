@@ -4,7 +4,9 @@
 use serde_json::json;
 
 use super::findings::{Code, Findings};
-use super::hops::{Hop, hops, netns_label};
+use std::net::IpAddr;
+
+use super::hops::{Hop, hops, netns_label, with_toward};
 use super::tap_fix;
 use crate::evidence::{Evidence, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState};
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
@@ -17,7 +19,7 @@ fn tap_on_path(
     hops: &[Hop],
     diagnosed_netns: u64,
     s: &PacketSocket,
-) -> Option<String> {
+) -> Option<(String, Option<IpAddr>)> {
     if !s.is_tx_tap() {
         return None;
     }
@@ -26,39 +28,37 @@ fn tap_on_path(
         let whereabouts = hop.whereabouts();
         match s.ifindex {
             None if same_netns => {
-                return Some(if hop.index == 0 {
+                let why = if hop.index == 0 {
                     "unbound (all devices) in the same namespace".to_string()
                 } else {
                     format!("unbound (all devices){whereabouts}")
-                });
+                };
+                return Some((why, hop.toward));
             }
             Some(idx) if same_netns => {
                 let Some(dev) = hop.stack.iter().find(|d| d.ifindex == idx) else {
                     continue;
                 };
-                return Some(if dev.depth == 0 {
+                let why = if dev.depth == 0 {
                     format!("bound to {}{whereabouts}", dev.name)
                 } else {
-                    let upper = if hop.index == 0 {
-                        &ev.interface
-                    } else {
-                        hop.top()
-                    };
                     format!(
                         "bound to {}, below {} in the stack{whereabouts}",
                         dev.name,
-                        dev.upper.as_deref().unwrap_or(upper)
+                        dev.upper.as_deref().unwrap_or(hop.top())
                     )
-                });
+                };
+                return Some((why, hop.toward));
             }
             _ => {}
         }
     }
     (s.ifindex.is_none() && !kernel::has(ev.kernel.version, PER_NETNS_TAPS)).then(|| {
-        format!(
+        let why = format!(
             "unbound in namespace {}: before Linux 6.15 such a tap sees every namespace's traffic",
             netns_label(&s.netns)
-        )
+        );
+        (why, None)
     })
 }
 
@@ -98,7 +98,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     let hops = hops(ev);
     let mut groups: Vec<TapGroup> = Vec::new();
     for s in &scan.sockets {
-        let Some(why) = tap_on_path(ev, &hops, scan.diagnosed_netns, s) else {
+        let Some((why, toward)) = tap_on_path(ev, &hops, scan.diagnosed_netns, s) else {
             continue;
         };
         let setting = if option_exists {
@@ -118,6 +118,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
                 pids,
                 setting,
                 sockets: vec![(s, why)],
+                toward,
             }),
         }
     }
@@ -149,7 +150,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
                     .unwrap_or_else(|| "(all devices)".to_string())
             })
             .collect();
-        let evidence = json!({
+        let mut evidence = json!({
             "device": first.device,
             "devices": devices,
             "inodes": g.sockets.iter().map(|(s, _)| s.inode).collect::<Vec<_>>(),
@@ -161,6 +162,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
             "read_from_socket": first.ignore_outgoing,
             "fanout": first.fanout,
         });
+        with_toward(&mut evidence, g.toward);
         let mut fix: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         for (s, _) in &g.sockets {
@@ -246,6 +248,8 @@ struct TapGroup<'a> {
     pids: Vec<u32>,
     setting: IgnoreOutgoing,
     sockets: Vec<(&'a PacketSocket, String)>,
+    /// The other destination (`check --pid`) whose way the first socket is on.
+    toward: Option<IpAddr>,
 }
 
 fn dedup_keep_order(lines: &mut Vec<String>) {

@@ -109,10 +109,13 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
         (true, _) => {
             let mut causes: Vec<String> = Vec::new();
             for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
-                let label = match f.evidence.get("device").and_then(Value::as_str) {
+                let mut label = match f.evidence.get("device").and_then(Value::as_str) {
                     Some(d) => format!("{} on {d}", f.code),
                     None => f.code.to_string(),
                 };
+                if let Some(t) = f.evidence.get("toward").and_then(Value::as_str) {
+                    label.push_str(&format!(" (to {t})"));
+                }
                 if !causes.contains(&label) {
                     causes.push(label);
                 }
@@ -120,8 +123,8 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
             (
                 Zerocopy::No,
                 format!(
-                    "MSG_ZEROCOPY sends through {} will be copied or fail: {}",
-                    ev.interface,
+                    "MSG_ZEROCOPY sends {} will be copied or fail: {}",
+                    sends(ev),
                     causes.join(", ")
                 ),
             )
@@ -130,26 +133,61 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
             Zerocopy::Unknown,
             format!(
                 "no cause of copies found on {}, but part of the path could not be inspected",
-                ev.interface
+                if has_routes(ev) {
+                    paths(ev)
+                } else {
+                    ev.interface.clone()
+                }
             ),
         ),
         (false, false) => match unproven {
             None => (
                 Zerocopy::Yes,
                 format!(
-                    "nothing on {}'s path forces a copy; prove it with --target ADDR",
-                    ev.interface
+                    "nothing on {} forces a copy; prove it with --target ADDR",
+                    paths(ev)
                 ),
             ),
             Some(_) => (
                 Zerocopy::Yes,
-                format!("nothing on {}'s path forces a copy", ev.interface),
+                format!("nothing on {} forces a copy", paths(ev)),
             ),
         },
     };
     match unproven {
         None => (zerocopy, summary),
         Some(why) => (zerocopy, format!("{why}; {summary}")),
+    }
+}
+
+fn has_routes(ev: &Evidence) -> bool {
+    ev.serving.as_ref().is_some_and(|s| !s.routes.is_empty())
+}
+
+/// Whose sends the verdict is about: `through IFACE`, or for a process diagnosed by pid whose
+/// sockets go more than one way, the process's.
+fn sends(ev: &Evidence) -> String {
+    match ev.serving.as_ref().filter(|s| !s.routes.is_empty()) {
+        Some(s) => format!(
+            "of pid {} (through {} and {} other way{} out)",
+            s.pid,
+            ev.interface,
+            s.routes.len(),
+            if s.routes.len() == 1 { "" } else { "s" }
+        ),
+        None => format!("through {}", ev.interface),
+    }
+}
+
+/// The paths the verdict covers: `IFACE's path`, or every way out of a process diagnosed by pid.
+fn paths(ev: &Evidence) -> String {
+    match ev.serving.as_ref().filter(|s| !s.routes.is_empty()) {
+        Some(s) => format!(
+            "the {} paths of pid {}'s zerocopy sockets",
+            s.routes.len() + 1,
+            s.pid
+        ),
+        None => format!("{}'s path", ev.interface),
     }
 }
 

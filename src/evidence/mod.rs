@@ -21,16 +21,42 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The sockets of a process that the diagnosed path carries (`check --pid` without an
-/// interface: the path toward the peer of its first connected zerocopy socket).
+/// interface: the path toward the peer of its largest group of connected zerocopy sockets), and
+/// the paths of its other destinations.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Serving {
     pub pid: u32,
     pub peer: std::net::IpAddr,
-    /// The sockets going to `peer`: `fd N (proto local → peer)`.
+    /// The sockets whose path is the diagnosed one (`interface`, `stack`, `path`): those going
+    /// to `peer` and to any other peer reached the same way, as `fd N (proto local → peer)`.
     pub sockets: Vec<String>,
-    /// Zerocopy sockets of the process going elsewhere (not diagnosed here), `peer: sockets`.
+    /// The process's other destinations, each with its own path, diagnosed in the same report
+    /// (at most [`MAX_ROUTES`]; peers whose path is the same share one entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    /// Zerocopy sockets of the process not diagnosed here (`peer: sockets`, and why).
     #[serde(default)]
     pub others: Vec<String>,
+}
+
+/// The most further destinations of one process whose paths a report diagnoses.
+pub const MAX_ROUTES: usize = 8;
+
+/// Another destination of the diagnosed process, read like the main one: the device its route
+/// leaves by, the stack below it, and the path beyond it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Route {
+    /// The destination the route was looked up for (the first peer of `sockets`).
+    pub peer: std::net::IpAddr,
+    /// The sockets taking this path, as `fd N (proto local → peer)`.
+    pub sockets: Vec<String>,
+    /// The device the route to `peer` leaves by, in the process's namespace.
+    pub interface: String,
+    /// `interface` first, then every device below it (as `Evidence::stack`).
+    pub stack: Vec<Device>,
+    /// The path beyond `stack`, when there is one (as `Evidence::path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathEvidence>,
 }
 
 /// Bumped when a field changes meaning; new optional fields do not bump it.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{EVIDENCE_VERSION, Evidence};
+use super::{Device, EVIDENCE_VERSION, Evidence, MAX_ROUTES};
 
 /// What is wrong with a recording: one line, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,51 +32,19 @@ pub fn validate(ev: &Evidence) -> Result<(), Invalid> {
             ),
         ));
     }
-    let Some(first) = ev.stack.first() else {
-        return Err(invalid(
-            "stack",
-            "empty: the diagnosed device is always recorded",
-        ));
-    };
-    if first.name != ev.interface {
-        return Err(invalid(
-            "interface",
-            format!(
-                "{:?} is not the first device of the stack ({:?})",
-                ev.interface, first.name
-            ),
-        ));
-    }
-    let mut by_ifindex: BTreeMap<u32, usize> = BTreeMap::new();
-    for (i, d) in ev.stack.iter().enumerate() {
-        if let Some(first) = by_ifindex.insert(d.ifindex, i) {
+    check_stack("", &ev.interface, &ev.stack)?;
+    if let Some(serving) = &ev.serving {
+        if serving.routes.len() > MAX_ROUTES {
             return Err(invalid(
-                format!("stack[{i}].ifindex"),
+                "serving.routes",
                 format!(
-                    "{} ({:?}) is also the ifindex of stack[{first}] ({:?})",
-                    d.ifindex, d.name, ev.stack[first].name
+                    "{} further destinations; a report diagnoses at most {MAX_ROUTES}",
+                    serving.routes.len()
                 ),
             ));
         }
-        if d.features.as_ref().is_some_and(|f| f.0.is_empty()) {
-            return Err(invalid(
-                format!("stack[{i}].features"),
-                format!(
-                    "present but empty for {:?} (unreadable features are recorded as null)",
-                    d.name
-                ),
-            ));
-        }
-        for (j, lower) in d.lowers.iter().enumerate() {
-            if !ev.stack.iter().any(|x| &x.name == lower) {
-                return Err(invalid(
-                    format!("stack[{i}].lowers[{j}]"),
-                    format!(
-                        "{lower:?} (below {:?}) is not a device of the stack",
-                        d.name
-                    ),
-                ));
-            }
+        for (i, r) in serving.routes.iter().enumerate() {
+            check_stack(&format!("serving.routes[{i}]."), &r.interface, &r.stack)?;
         }
     }
     if let Some(live) = &ev.live {
@@ -96,6 +64,58 @@ pub fn validate(ev: &Evidence) -> Result<(), Invalid> {
                     format!(
                         "{} completions of {} sends ({} run)",
                         r.completions, r.sends, r.pattern
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One device stack and the interface it is for: `at` prefixes the field names.
+fn check_stack(at: &str, interface: &str, stack: &[Device]) -> Result<(), Invalid> {
+    let Some(first) = stack.first() else {
+        return Err(invalid(
+            format!("{at}stack"),
+            "empty: the diagnosed device is always recorded",
+        ));
+    };
+    if first.name != interface {
+        return Err(invalid(
+            format!("{at}interface"),
+            format!(
+                "{:?} is not the first device of the stack ({:?})",
+                interface, first.name
+            ),
+        ));
+    }
+    let mut by_ifindex: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, d) in stack.iter().enumerate() {
+        if let Some(first) = by_ifindex.insert(d.ifindex, i) {
+            return Err(invalid(
+                format!("{at}stack[{i}].ifindex"),
+                format!(
+                    "{} ({:?}) is also the ifindex of stack[{first}] ({:?})",
+                    d.ifindex, d.name, stack[first].name
+                ),
+            ));
+        }
+        if d.features.as_ref().is_some_and(|f| f.0.is_empty()) {
+            return Err(invalid(
+                format!("{at}stack[{i}].features"),
+                format!(
+                    "present but empty for {:?} (unreadable features are recorded as null)",
+                    d.name
+                ),
+            ));
+        }
+        for (j, lower) in d.lowers.iter().enumerate() {
+            if !stack.iter().any(|x| &x.name == lower) {
+                return Err(invalid(
+                    format!("{at}stack[{i}].lowers[{j}]"),
+                    format!(
+                        "{lower:?} (below {:?}) is not a device of the stack",
+                        d.name
                     ),
                 ));
             }

@@ -193,6 +193,33 @@ pub fn gather(
     stop: &AtomicBool,
     on_tick: &mut dyn FnMut(&live::Tick),
 ) -> Result<Evidence, GatherError> {
+    if let Some(&pid) = opts.pids.iter().find(|p| !process::exists(**p)) {
+        return Err(GatherError::NoSuchProcess { pid });
+    }
+    run(opts, stop, on_tick, REGISTRY)
+}
+
+/// The probes that read one destination's way out: the device its route leaves by with the
+/// stack below it, their offload features, and the path beyond.
+pub static ROUTE_PROBES: &[&dyn Probe] = &[
+    &stack::LinksProbe,
+    &features::FeaturesProbe,
+    &path::PathProbe,
+];
+
+/// Reads only the way toward `opts.path_target` ([`ROUTE_PROBES`], as selected): another
+/// destination of a process diagnosed by pid. The result's `interface`, `stack` and `path` are
+/// the route; the rest is left empty.
+pub fn gather_route(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence, GatherError> {
+    run(opts, stop, &mut |_| {}, ROUTE_PROBES)
+}
+
+fn run(
+    opts: &GatherOptions,
+    stop: &AtomicBool,
+    on_tick: &mut dyn FnMut(&live::Tick),
+    probes: &[&dyn Probe],
+) -> Result<Evidence, GatherError> {
     let mut ev = Evidence {
         evidence_version: EVIDENCE_VERSION,
         host: host::host(),
@@ -211,15 +238,12 @@ pub fn gather(
         serving: None,
         probes: Vec::new(),
     };
-    if let Some(&pid) = opts.pids.iter().find(|p| !process::exists(**p)) {
-        return Err(GatherError::NoSuchProcess { pid });
-    }
     let mut cx = Context {
         opts,
         stop,
         on_tick,
     };
-    for probe in REGISTRY {
+    for probe in probes {
         let name = probe.name();
         let deselected = match &opts.selection {
             Selection::All => false,

@@ -8,6 +8,7 @@
 //! the application's own completions.
 
 mod limits;
+pub mod routes;
 mod sockets;
 mod uring;
 
