@@ -374,6 +374,137 @@ fn pid_in_another_namespace_is_diagnosed_along_its_sockets_path() {
     assert_eq!(tap["evidence"]["device"], "ifbz");
 }
 
+/// The kernel's answer per peer from `zc_multi.py`'s counts file: (completions, copied), once
+/// every peer has at least 100 completions.
+fn kernel_counts(file: &str, sender: &mut Culprit) -> Value {
+    let ready = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| m.values().all(|c| c["completions"].as_u64() >= Some(100)))
+    };
+    let read = || -> Value {
+        std::fs::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    };
+    sender.wait_until("100 completions per peer", Duration::from_secs(20), || {
+        ready(&read())
+    });
+    read()
+}
+
+/// `check --pid` of a process whose zerocopy sockets go four ways from its pod namespace:
+/// forwarded by the router namespace (two peers, one way: clean), out of the pod's own ifb with
+/// tcpdump on it, to the router's own address (local delivery there), to its own address (lo).
+/// Each way is diagnosed in the one report and names its culprit; the sender's own count of
+/// COPIED completions per peer is the kernel's answer beside it.
+fn pid_with_many_destinations_is_diagnosed_along_each_way() {
+    let (a, b) = forwarding_pair();
+    a.ifb("ifbq", "198.18.3.1/24");
+    let dump = tcpdump(&a, "ifbq");
+    let counts = common::tmp_path("counts");
+    let _files = common::TmpFiles(vec![counts.clone()]);
+    let peers = [
+        "198.18.2.2",
+        "198.18.2.2",
+        "198.18.2.3",
+        "198.18.3.2",
+        "198.18.1.2",
+        "198.18.1.1",
+    ];
+    let mut cmd = vec![
+        "python3",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_multi.py"),
+        "--counts",
+        &counts,
+    ];
+    for p in &peers {
+        cmd.extend(["--peer", p]);
+    }
+    let mut sender = a.spawn(&cmd);
+    let kernel = kernel_counts(&counts, &mut sender);
+    let pid = sender.pid().to_string();
+    let out = Command::new(ZCDOCTOR)
+        .args(["check", "--json", "--fail-on", "never", "--pid", &pid])
+        .output()
+        .expect("run zcdoctor");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    println!("kernel, per peer: {kernel}");
+    let copied_all = |peer: &str| {
+        let c = &kernel[peer];
+        c["copied"] == c["completions"]
+    };
+    // The kernel: forwarded traffic kept zerocopy; every other way copied every send.
+    assert_eq!(kernel["198.18.2.2"]["copied"], 0, "{kernel}");
+    assert_eq!(kernel["198.18.2.3"]["copied"], 0, "{kernel}");
+    for peer in ["198.18.3.2", "198.18.1.2", "198.18.1.1"] {
+        assert!(copied_all(peer), "{peer}: {kernel}");
+    }
+
+    // zcdoctor: the largest group's way is the diagnosed one, 198.18.2.3 shares it.
+    let serving = &doc["serving"];
+    assert_eq!(serving["peer"], "198.18.2.2", "{serving:#}");
+    assert_eq!(doc["interface"], "va");
+    assert_eq!(roles(&doc), ["veth-peer", "forwarded-egress"]);
+    let sockets = serving["sockets"].to_string();
+    assert!(
+        sockets.contains("198.18.2.2:9") && sockets.contains("198.18.2.3:9"),
+        "{sockets}"
+    );
+    let routes: Vec<(&str, &str)> = serving["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            (
+                r["peer"].as_str().unwrap(),
+                r["interface"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("198.18.3.2", "ifbq"),
+            ("198.18.1.2", "va"),
+            ("198.18.1.1", "lo")
+        ],
+        "{serving:#}"
+    );
+    assert_eq!(
+        serving["routes"][1]["path"]["end"]["kind"],
+        "local-delivery"
+    );
+
+    // Each copying way named with its culprit; nothing blamed on the clean one.
+    let toward = |code: &str, peer: &str| -> Option<Value> {
+        doc["findings"]
+            .as_array()?
+            .iter()
+            .find(|f| f["code"] == code && f["evidence"]["toward"] == peer)
+            .cloned()
+    };
+    let tap =
+        toward("tap-forces-copy", "198.18.3.2").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(&tap), [u64::from(dump.pid())]);
+    assert_eq!(tap["evidence"]["device"], "ifbq");
+    let local = toward("local-delivery", "198.18.1.2").expect("local delivery in the router");
+    assert_eq!(local["evidence"]["netns"]["name"], b.name.as_str());
+    let lo = toward("local-delivery", "198.18.1.1").expect("local delivery over lo");
+    assert_eq!(lo["evidence"]["device"], "lo");
+    let blockers: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "blocker")
+        .collect();
+    assert_eq!(blockers.len(), 3, "{:?}", codes(&doc));
+    assert!(blockers.iter().all(|f| f["evidence"]["toward"].is_string()));
+    assert_eq!(doc["verdict"]["zerocopy"], "no");
+    println!("verdict: {}", doc["verdict"]["summary"]);
+}
+
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
 fn netns_option_diagnoses_inside_another_namespace() {
     let ns = Netns::new("pansopt");
@@ -434,5 +565,6 @@ harness_main!(
         netns_option_diagnoses_inside_another_namespace,
         bridge_tap_counts_only_on_the_port_the_fdb_uses,
         pid_in_another_namespace_is_diagnosed_along_its_sockets_path,
+        pid_with_many_destinations_is_diagnosed_along_each_way,
     ]
 );

@@ -195,3 +195,43 @@ pub fn role_label(role: HopRole) -> &'static str {
         HopRole::TunnelUnderlay => "tunnel underlay",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testing::fixture;
+
+    /// A process whose sockets go four ways: every device is walked once, on the first way
+    /// that crosses it, and the other ways' hops say where they lead.
+    #[test]
+    fn other_ways_add_only_devices_not_yet_crossed() {
+        let ev = fixture("process-pid-many-ways");
+        let ways = ways(&ev);
+        assert_eq!(ways.len(), 4);
+        assert_eq!(ways[0].toward, None);
+        let hops = hops(&ev);
+        let walked: Vec<(Option<String>, &str)> = hops
+            .iter()
+            .flat_map(|h| {
+                h.stack
+                    .iter()
+                    .map(|d| (h.toward.map(|t| t.to_string()), d.name.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            walked,
+            [
+                (None, "va"),
+                (None, "vb"),
+                (None, "ifbz"),
+                (Some("198.18.3.2".to_string()), "ifbq"),
+                (Some("198.18.1.1".to_string()), "lo"),
+            ],
+            "the way to 198.18.1.2 crosses only va and vb, both walked already"
+        );
+        let ifbq = &hops[3];
+        assert_eq!(ifbq.index, 0);
+        assert_eq!(ifbq.whereabouts(), " (on the way to 198.18.3.2)");
+        assert!(!ifbq.is_diagnosed() && hops[0].is_diagnosed());
+    }
+}

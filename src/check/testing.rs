@@ -21,6 +21,9 @@ pub fn fixture(name: &str) -> Evidence {
         "live-uring-disabled-sysctl" => {
             include_str!("../../fixtures/live-uring-disabled-sysctl.evidence.json")
         }
+        "process-pid-many-ways" => {
+            include_str!("../../fixtures/process-pid-many-ways.evidence.json")
+        }
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).expect("fixture parses")

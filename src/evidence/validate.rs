@@ -168,6 +168,29 @@ mod tests {
     }
 
     #[test]
+    fn other_ways_of_a_process_are_checked_like_the_first() {
+        let base = fixture("process-pid-many-ways");
+        assert_eq!(validate(&base), Ok(()));
+        let field = |ev: &Evidence| validate(ev).map_err(|e| e.field);
+
+        let mut ev = base.clone();
+        ev.serving.as_mut().expect("serving").routes[1].interface = "eth9".into();
+        assert_eq!(field(&ev), Err("serving.routes[1].interface".into()));
+
+        let mut ev = base.clone();
+        ev.serving.as_mut().expect("serving").routes[2]
+            .stack
+            .clear();
+        assert_eq!(field(&ev), Err("serving.routes[2].stack".into()));
+
+        let mut ev = base.clone();
+        let serving = ev.serving.as_mut().expect("serving");
+        let one = serving.routes[0].clone();
+        serving.routes.resize(MAX_ROUTES + 1, one);
+        assert_eq!(field(&ev), Err("serving.routes".into()));
+    }
+
+    #[test]
     fn live_counts_are_consistent() {
         let base = fixture("live-clean");
         let mut ev = base.clone();
