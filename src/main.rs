@@ -63,13 +63,13 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
     // `--pid` without an interface or target: the path of the process's zerocopy sockets, from
     // their namespace toward their peers (the largest group's path is the diagnosed one).
     let mut netns = args.netns.clone();
-    let plan = match (args.pids.first(), &args.iface, &args.target) {
-        (Some(&pid), None, None) => probe::process::routes::PidPlan::read(pid),
+    let plan = match (args.pids.is_empty(), &args.iface, &args.target) {
+        (false, None, None) => probe::process::routes::PidPlan::read(&args.pids),
         _ => None,
     };
     if let Some(plan) = &plan {
-        if netns.is_none() && plan.in_own_netns {
-            netns = Some(plan.pid.to_string());
+        if let (None, Some(pid)) = (&netns, plan.enter_through) {
+            netns = Some(pid.to_string());
         }
         opts.path_target = plan.first_peer();
     }

@@ -242,8 +242,8 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     )?;
     if let Some(serving) = &report.serving {
         let text = format!(
-            "the path of pid {}'s zerocopy socket(s) to {}: {}",
-            serving.pid,
+            "the path of {}'s zerocopy socket(s) to {}: {}",
+            serving.whose(),
             serving.peer,
             serving.sockets.join(", ")
         );

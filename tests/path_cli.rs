@@ -431,10 +431,7 @@ fn pid_with_many_destinations_is_diagnosed_along_each_way() {
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     println!("kernel, per peer: {kernel}");
-    let copied_all = |peer: &str| {
-        let c = &kernel[peer];
-        c["copied"] == c["completions"]
-    };
+    let copied_all = |peer: &str| copied_all_of(&kernel[peer]);
     // The kernel: forwarded traffic kept zerocopy; every other way copied every send.
     assert_eq!(kernel["198.18.2.2"]["copied"], 0, "{kernel}");
     assert_eq!(kernel["198.18.2.3"]["copied"], 0, "{kernel}");
@@ -503,6 +500,47 @@ fn pid_with_many_destinations_is_diagnosed_along_each_way() {
     assert!(blockers.iter().all(|f| f["evidence"]["toward"].is_string()));
     assert_eq!(doc["verdict"]["zerocopy"], "no");
     println!("verdict: {}", doc["verdict"]["summary"]);
+
+    // A second process, --pid repeated: its socket to 198.18.3.3 leaves by ifbq too, so it
+    // joins that way, labelled with its pid.
+    let counts2 = common::tmp_path("counts");
+    let _files2 = common::TmpFiles(vec![counts2.clone()]);
+    let mut second = a.spawn(&[
+        "python3",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_multi.py"),
+        "--counts",
+        &counts2,
+        "--peer",
+        "198.18.3.3",
+    ]);
+    let kernel2 = kernel_counts(&counts2, &mut second);
+    assert!(copied_all_of(&kernel2["198.18.3.3"]), "{kernel2}");
+    let pid2 = second.pid().to_string();
+    let out = Command::new(ZCDOCTOR)
+        .args(["check", "--json", "--fail-on", "never"])
+        .args(["--pid", &pid, "--pid", &pid2])
+        .output()
+        .expect("run zcdoctor");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let serving = &doc["serving"];
+    assert_eq!(serving["also_pids"], serde_json::json!([second.pid()]));
+    let ifbq = serving["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .find(|r| r["interface"] == "ifbq")
+        .unwrap_or_else(|| panic!("{serving:#}"));
+    let labels = ifbq["sockets"].to_string();
+    assert!(
+        labels.contains(&format!("pid {pid2} fd ")) && labels.contains("198.18.3.3:9"),
+        "{labels}"
+    );
+    assert_eq!(doc["processes"].as_array().map(Vec::len), Some(2));
+}
+
+fn copied_all_of(c: &Value) -> bool {
+    c["completions"].as_u64() > Some(0) && c["copied"] == c["completions"]
 }
 
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.

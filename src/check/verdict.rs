@@ -169,8 +169,8 @@ fn has_routes(ev: &Evidence) -> bool {
 fn sends(ev: &Evidence) -> String {
     match ev.serving.as_ref().filter(|s| !s.routes.is_empty()) {
         Some(s) => format!(
-            "of pid {} (through {} and {} other way{} out)",
-            s.pid,
+            "of {} (through {} and {} other way{} out)",
+            s.whose(),
             ev.interface,
             s.routes.len(),
             if s.routes.len() == 1 { "" } else { "s" }
@@ -183,9 +183,9 @@ fn sends(ev: &Evidence) -> String {
 fn paths(ev: &Evidence) -> String {
     match ev.serving.as_ref().filter(|s| !s.routes.is_empty()) {
         Some(s) => format!(
-            "the {} paths of pid {}'s zerocopy sockets",
+            "the {} paths of {}'s zerocopy sockets",
             s.routes.len() + 1,
-            s.pid
+            s.whose()
         ),
         None => format!("{}'s path", ev.interface),
     }

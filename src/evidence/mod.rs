@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Serving {
     pub pid: u32,
+    /// The other processes diagnosed with it (`--pid` repeated): their sockets are grouped with
+    /// `pid`'s, each labelled `pid P fd N`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_pids: Vec<u32>,
     pub peer: std::net::IpAddr,
     /// The sockets whose path is the diagnosed one (`interface`, `stack`, `path`): those going
     /// to `peer` and to any other peer reached the same way, as `fd N (proto local → peer)`.
@@ -37,6 +41,20 @@ pub struct Serving {
     /// Zerocopy sockets of the process not diagnosed here (`peer: sockets`, and why).
     #[serde(default)]
     pub others: Vec<String>,
+}
+
+impl Serving {
+    /// `pid N`, or `pids N, M` when several processes were diagnosed together.
+    pub fn whose(&self) -> String {
+        if self.also_pids.is_empty() {
+            return format!("pid {}", self.pid);
+        }
+        let all: Vec<String> = std::iter::once(self.pid)
+            .chain(self.also_pids.iter().copied())
+            .map(|p| p.to_string())
+            .collect();
+        format!("pids {}", all.join(", "))
+    }
 }
 
 /// The most further destinations of one process whose paths a report diagnoses.

@@ -302,18 +302,6 @@ fn netns_name(ino: u64) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// QEMU's main migration channel and its multifd channels all go to one peer: one group.
-    #[test]
-    fn zerocopy_sockets_are_grouped_by_peer() {
-        let ev: crate::evidence::Evidence = serde_json::from_str(include_str!(
-            "../../../fixtures/process-qemu-multifd-optmem.evidence.json"
-        ))
-        .expect("fixture parses");
-        let dests = zerocopy_destinations(&ev.processes[0]);
-        assert_eq!(dests.len(), 1, "{dests:?}");
-        assert!(dests[0].sockets.len() >= 2, "{dests:?}");
-        assert!(dests[0].sockets.iter().all(|s| s.starts_with("fd ")));
-    }
     use std::os::fd::AsRawFd;
 
     #[test]
@@ -358,51 +346,4 @@ mod tests {
             assert!(p.sockets.iter().any(|s| s.fd == udp.as_raw_fd()));
         }
     }
-}
-
-/// Where a diagnosis by pid starts: the namespace and peer of the process's first connected
-/// socket with `SO_ZEROCOPY`, and every such socket, grouped by that peer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SocketDestination {
-    /// The namespace the sockets live in (inode).
-    pub netns: u64,
-    pub peer: std::net::IpAddr,
-    /// The sockets going to `peer`, as `fd N (proto local → peer)`.
-    pub sockets: Vec<String>,
-}
-
-/// The destinations of `process`'s connected zerocopy sockets, most sockets first. Pure: reads
-/// only what the process probe recorded.
-pub fn zerocopy_destinations(process: &ProcessEvidence) -> Vec<SocketDestination> {
-    let mut out: Vec<SocketDestination> = Vec::new();
-    for s in &process.sockets {
-        if s.zerocopy.value() != Some(&true) {
-            continue;
-        }
-        let (Some(Some(peer)), Some(netns)) = (s.peer.value(), s.netns.value()) else {
-            continue;
-        };
-        let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
-            continue;
-        };
-        let label = format!(
-            "fd {} ({} {} → {peer})",
-            s.fd,
-            s.protocol,
-            s.local.value().map_or("?", String::as_str)
-        );
-        match out
-            .iter_mut()
-            .find(|d| d.netns == *netns && d.peer == addr.ip())
-        {
-            Some(d) => d.sockets.push(label),
-            None => out.push(SocketDestination {
-                netns: *netns,
-                peer: addr.ip(),
-                sockets: vec![label],
-            }),
-        }
-    }
-    out.sort_by_key(|d| std::cmp::Reverse(d.sockets.len()));
-    out
 }

@@ -7,35 +7,97 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{SocketDestination, exists, read_process, zerocopy_destinations};
-use crate::evidence::{Device, Evidence, MAX_ROUTES, PathEnd, PathEvidence, Route, Serving};
+use super::{exists, read_process};
+use crate::evidence::{
+    Device, Evidence, MAX_ROUTES, PathEnd, PathEvidence, ProcessEvidence, Route, Serving,
+};
 use crate::probe::{GatherOptions, gather_route, netlink};
 
-/// What a diagnosis by pid follows: the process's zerocopy destinations, largest group first,
+/// One destination of the diagnosed processes' connected zerocopy sockets: its namespace and
+/// peer, and every such socket going there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketDestination {
+    /// The namespace the sockets live in (inode).
+    pub netns: u64,
+    pub peer: IpAddr,
+    /// The sockets going to `peer`, as `fd N (proto local → peer)`, with `pid P ` first when
+    /// more than one process is diagnosed.
+    pub sockets: Vec<String>,
+}
+
+/// The destinations of the processes' connected zerocopy sockets, most sockets first. Pure:
+/// reads only what the process probe recorded.
+pub fn zerocopy_destinations(processes: &[ProcessEvidence]) -> Vec<SocketDestination> {
+    let mut out: Vec<SocketDestination> = Vec::new();
+    for p in processes {
+        for s in &p.sockets {
+            if s.zerocopy.value() != Some(&true) {
+                continue;
+            }
+            let (Some(Some(peer)), Some(netns)) = (s.peer.value(), s.netns.value()) else {
+                continue;
+            };
+            let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            let whose = if processes.len() > 1 {
+                format!("pid {} ", p.pid)
+            } else {
+                String::new()
+            };
+            let label = format!(
+                "{whose}fd {} ({} {} → {peer})",
+                s.fd,
+                s.protocol,
+                s.local.value().map_or("?", String::as_str)
+            );
+            match out
+                .iter_mut()
+                .find(|d| d.netns == *netns && d.peer == addr.ip())
+            {
+                Some(d) => d.sockets.push(label),
+                None => out.push(SocketDestination {
+                    netns: *netns,
+                    peer: addr.ip(),
+                    sockets: vec![label],
+                }),
+            }
+        }
+    }
+    out.sort_by_key(|d| std::cmp::Reverse(d.sockets.len()));
+    out
+}
+
+/// What a diagnosis by pid follows: the processes' zerocopy destinations, largest group first,
 /// and the namespace (inode) their sockets live in.
 #[derive(Debug, Clone)]
 pub struct PidPlan {
-    pub pid: u32,
+    /// The processes diagnosed (`--pid`, in order).
+    pub pids: Vec<u32>,
     pub netns: u64,
-    /// The sockets live in the process's own namespace (entered through `/proc/PID/ns/net`).
-    pub in_own_netns: bool,
+    /// A diagnosed process living in `netns`, to enter it through (`/proc/PID/ns/net`).
+    pub enter_through: Option<u32>,
     pub destinations: Vec<SocketDestination>,
 }
 
 impl PidPlan {
-    /// The destinations of `pid`'s connected zerocopy sockets; `None` when it has none (or is
-    /// gone).
-    pub fn read(pid: u32) -> Option<PidPlan> {
-        if !exists(pid) {
-            return None;
-        }
-        let process = read_process(pid);
-        let destinations = zerocopy_destinations(&process);
+    /// The destinations of the connected zerocopy sockets of `pids` (those still running);
+    /// `None` when they have none.
+    pub fn read(pids: &[u32]) -> Option<PidPlan> {
+        let processes: Vec<ProcessEvidence> = pids
+            .iter()
+            .filter(|p| exists(**p))
+            .map(|p| read_process(*p))
+            .collect();
+        let destinations = zerocopy_destinations(&processes);
         let netns = destinations.first()?.netns;
         Some(PidPlan {
-            pid,
+            pids: processes.iter().map(|p| p.pid).collect(),
             netns,
-            in_own_netns: process.netns.value().map(|n| n.inode) == Some(netns),
+            enter_through: processes
+                .iter()
+                .find(|p| p.netns.value().map(|n| n.inode) == Some(netns))
+                .map(|p| p.pid),
             destinations,
         })
     }
@@ -89,7 +151,8 @@ pub fn serving(
     main: &Evidence,
 ) -> Serving {
     let mut serving = Serving {
-        pid: plan.pid,
+        pid: plan.pids[0],
+        also_pids: plan.pids[1..].to_vec(),
         peer: plan.destinations[0].peer,
         sockets: plan.destinations[0].sockets.clone(),
         routes: Vec::new(),
@@ -158,4 +221,38 @@ pub fn serving(
         }
     }
     serving
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QEMU's main migration channel and its multifd channels all go to one peer: one group.
+    #[test]
+    fn zerocopy_sockets_are_grouped_by_peer() {
+        let ev: crate::evidence::Evidence = serde_json::from_str(include_str!(
+            "../../../fixtures/process-qemu-multifd-optmem.evidence.json"
+        ))
+        .expect("fixture parses");
+        let dests = zerocopy_destinations(&ev.processes);
+        assert_eq!(dests.len(), 1, "{dests:?}");
+        assert!(dests[0].sockets.len() >= 2, "{dests:?}");
+        assert!(dests[0].sockets.iter().all(|s| s.starts_with("fd ")));
+
+        // Two processes: one group per peer still, each socket saying whose it is.
+        let mut two = ev.processes.clone();
+        let mut other = two[0].clone();
+        other.pid += 1;
+        two.push(other);
+        let dests = zerocopy_destinations(&two);
+        assert_eq!(dests.len(), 1, "{dests:?}");
+        let pid = ev.processes[0].pid;
+        assert!(dests[0].sockets[0].starts_with(&format!("pid {pid} fd ")));
+        assert!(
+            dests[0]
+                .sockets
+                .iter()
+                .any(|s| s.starts_with(&format!("pid {} fd ", pid + 1)))
+        );
+    }
 }
