@@ -59,6 +59,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         }),
         pids: args.pids.clone(),
         path_target: None,
+        path_routing: Default::default(),
     };
     // `--pid` without an interface or target: the path of the process's zerocopy sockets, from
     // their namespace toward their peers (the largest group's path is the diagnosed one).
@@ -71,7 +72,10 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         if let (None, Some(pid)) = (&netns, plan.enter_through) {
             netns = Some(pid.to_string());
         }
-        opts.path_target = plan.first_peer();
+        if let Some((peer, routing)) = plan.first() {
+            opts.path_target = Some(peer);
+            opts.path_routing = routing;
+        }
     }
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());

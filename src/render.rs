@@ -242,9 +242,14 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     )?;
     if let Some(serving) = &report.serving {
         let text = format!(
-            "the path of {}'s zerocopy socket(s) to {}: {}",
+            "the path of {}'s zerocopy socket(s) to {}{}: {}",
             serving.whose(),
             serving.peer,
+            serving
+                .routing
+                .as_ref()
+                .map(|r| r.label())
+                .unwrap_or_default(),
             serving.sockets.join(", ")
         );
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
@@ -257,8 +262,15 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         for route in &serving.routes {
             writeln!(
                 out,
-                "Also to {} by {}, stack:",
+                "Also to {}{} by {}, stack:",
                 route.peer,
+                escape::text(
+                    &route
+                        .routing
+                        .as_ref()
+                        .map(|r| r.label())
+                        .unwrap_or_default()
+                ),
                 p.bold(&field(&route.interface).to_string())
             )?;
             let text = format!(

@@ -10,7 +10,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Culprit, Netns, ZCDOCTOR, codes, finding, pids};
+use common::path::{forwarding_pair, roles, tcpdump};
+use common::{Netns, ZCDOCTOR, codes, finding, pids};
 use serde_json::Value;
 
 const SHORT: &str = "200ms";
@@ -19,35 +20,6 @@ fn copied_and_completions(doc: &Value) -> (u64, u64) {
     let runs = doc["live_probe"]["runs"].as_array().expect("runs");
     let sum = |k: &str| runs.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
     (sum("copied"), sum("completions"))
-}
-
-/// tcpdump on `dev` in `ns` (`-Q in`: it still copies), once it holds its socket.
-fn tcpdump(ns: &Netns, dev: &str) -> Culprit {
-    ns.tcpdump(&["-i", dev, "-Q", "in"])
-}
-
-/// The roles of the path's segments, in order.
-fn roles(doc: &Value) -> Vec<String> {
-    doc["path"]["segments"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .filter_map(|g| g["role"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A sender namespace `a` (va 198.18.1.1) with a veth to a forwarding namespace `b` (vb
-/// 198.18.1.2), which routes 198.18.2.0/24 out of its ifb `ifbz` (198.18.2.1).
-fn forwarding_pair() -> (Netns, Netns) {
-    let a = Netns::new("pafwa");
-    let b = Netns::new("pafwb");
-    a.veth_to(&b);
-    b.ifb("ifbz", "198.18.2.1/24");
-    b.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    a.ip("route add 198.18.2.0/24 via 198.18.1.2");
-    (a, b)
 }
 
 fn forwarded_traffic_is_followed_to_the_egress_and_its_tap() {
@@ -330,219 +302,6 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
     );
 }
 
-/// `check --pid` of a sender in a pod namespace, from the host's: the path of its zerocopy
-/// socket toward its peer, through the veth and the router namespace, with the router's tap.
-fn pid_in_another_namespace_is_diagnosed_along_its_sockets_path() {
-    let (a, b) = forwarding_pair();
-    let sender = a.spawn(&[
-        "python3",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py"),
-        "--target",
-        "198.18.2.2",
-        "--connect",
-    ]);
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = sender.pid().to_string();
-    let check = || -> Value {
-        let out = Command::new(ZCDOCTOR)
-            .args(["check", "--json", "--fail-on", "never", "--pid", &pid])
-            .output()
-            .expect("run zcdoctor");
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
-    };
-    let doc = check();
-    assert_eq!(doc["serving"]["pid"], sender.pid(), "{:#}", doc["serving"]);
-    assert_eq!(doc["serving"]["peer"], "198.18.2.2");
-    assert_eq!(doc["interface"], "va");
-    assert_eq!(
-        roles(&doc),
-        ["veth-peer", "forwarded-egress"],
-        "{:#}",
-        doc["path"]
-    );
-    assert!(
-        finding(&doc, "tap-forces-copy").is_none(),
-        "{:?}",
-        codes(&doc)
-    );
-
-    let dump = tcpdump(&b, "ifbz");
-    let doc = check();
-    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
-    assert_eq!(pids(tap), [u64::from(dump.pid())]);
-    assert_eq!(tap["evidence"]["device"], "ifbz");
-}
-
-/// The kernel's answer per peer from `zc_multi.py`'s counts file: (completions, copied), once
-/// every peer has at least 100 completions.
-fn kernel_counts(file: &str, sender: &mut Culprit) -> Value {
-    let ready = |v: &Value| {
-        v.as_object()
-            .is_some_and(|m| m.values().all(|c| c["completions"].as_u64() >= Some(100)))
-    };
-    let read = || -> Value {
-        std::fs::read(file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
-    };
-    sender.wait_until("100 completions per peer", Duration::from_secs(20), || {
-        ready(&read())
-    });
-    read()
-}
-
-/// `check --pid` of a process whose zerocopy sockets go four ways from its pod namespace:
-/// forwarded by the router namespace (two peers, one way: clean), out of the pod's own ifb with
-/// tcpdump on it, to the router's own address (local delivery there), to its own address (lo).
-/// Each way is diagnosed in the one report and names its culprit; the sender's own count of
-/// COPIED completions per peer is the kernel's answer beside it.
-fn pid_with_many_destinations_is_diagnosed_along_each_way() {
-    let (a, b) = forwarding_pair();
-    a.ifb("ifbq", "198.18.3.1/24");
-    let dump = tcpdump(&a, "ifbq");
-    let counts = common::tmp_path("counts");
-    let _files = common::TmpFiles(vec![counts.clone()]);
-    let peers = [
-        "198.18.2.2",
-        "198.18.2.2",
-        "198.18.2.3",
-        "198.18.3.2",
-        "198.18.1.2",
-        "198.18.1.1",
-    ];
-    let mut cmd = vec![
-        "python3",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_multi.py"),
-        "--counts",
-        &counts,
-    ];
-    for p in &peers {
-        cmd.extend(["--peer", p]);
-    }
-    let mut sender = a.spawn(&cmd);
-    let kernel = kernel_counts(&counts, &mut sender);
-    let pid = sender.pid().to_string();
-    let out = Command::new(ZCDOCTOR)
-        .args(["check", "--json", "--fail-on", "never", "--pid", &pid])
-        .output()
-        .expect("run zcdoctor");
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    println!("kernel, per peer: {kernel}");
-    let copied_all = |peer: &str| copied_all_of(&kernel[peer]);
-    // The kernel: forwarded traffic kept zerocopy; every other way copied every send.
-    assert_eq!(kernel["198.18.2.2"]["copied"], 0, "{kernel}");
-    assert_eq!(kernel["198.18.2.3"]["copied"], 0, "{kernel}");
-    for peer in ["198.18.3.2", "198.18.1.2", "198.18.1.1"] {
-        assert!(copied_all(peer), "{peer}: {kernel}");
-    }
-
-    // zcdoctor: the largest group's way is the diagnosed one, 198.18.2.3 shares it.
-    let serving = &doc["serving"];
-    assert_eq!(serving["peer"], "198.18.2.2", "{serving:#}");
-    assert_eq!(doc["interface"], "va");
-    assert_eq!(roles(&doc), ["veth-peer", "forwarded-egress"]);
-    let sockets = serving["sockets"].to_string();
-    assert!(
-        sockets.contains("198.18.2.2:9") && sockets.contains("198.18.2.3:9"),
-        "{sockets}"
-    );
-    let routes: Vec<(&str, &str)> = serving["routes"]
-        .as_array()
-        .expect("routes")
-        .iter()
-        .map(|r| {
-            (
-                r["peer"].as_str().unwrap(),
-                r["interface"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        routes,
-        [
-            ("198.18.3.2", "ifbq"),
-            ("198.18.1.2", "va"),
-            ("198.18.1.1", "lo")
-        ],
-        "{serving:#}"
-    );
-    assert_eq!(
-        serving["routes"][1]["path"]["end"]["kind"],
-        "local-delivery"
-    );
-
-    // Each copying way named with its culprit; nothing blamed on the clean one.
-    let toward = |code: &str, peer: &str| -> Option<Value> {
-        doc["findings"]
-            .as_array()?
-            .iter()
-            .find(|f| f["code"] == code && f["evidence"]["toward"] == peer)
-            .cloned()
-    };
-    let tap =
-        toward("tap-forces-copy", "198.18.3.2").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
-    assert_eq!(pids(&tap), [u64::from(dump.pid())]);
-    assert_eq!(tap["evidence"]["device"], "ifbq");
-    let local = toward("local-delivery", "198.18.1.2").expect("local delivery in the router");
-    assert_eq!(local["evidence"]["netns"]["name"], b.name.as_str());
-    let lo = toward("local-delivery", "198.18.1.1").expect("local delivery over lo");
-    assert_eq!(lo["evidence"]["device"], "lo");
-    let blockers: Vec<&Value> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "blocker")
-        .collect();
-    assert_eq!(blockers.len(), 3, "{:?}", codes(&doc));
-    assert!(blockers.iter().all(|f| f["evidence"]["toward"].is_string()));
-    assert_eq!(doc["verdict"]["zerocopy"], "no");
-    println!("verdict: {}", doc["verdict"]["summary"]);
-
-    // A second process, --pid repeated: its socket to 198.18.3.3 leaves by ifbq too, so it
-    // joins that way, labelled with its pid.
-    let counts2 = common::tmp_path("counts");
-    let _files2 = common::TmpFiles(vec![counts2.clone()]);
-    let mut second = a.spawn(&[
-        "python3",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_multi.py"),
-        "--counts",
-        &counts2,
-        "--peer",
-        "198.18.3.3",
-    ]);
-    let kernel2 = kernel_counts(&counts2, &mut second);
-    assert!(copied_all_of(&kernel2["198.18.3.3"]), "{kernel2}");
-    let pid2 = second.pid().to_string();
-    let out = Command::new(ZCDOCTOR)
-        .args(["check", "--json", "--fail-on", "never"])
-        .args(["--pid", &pid, "--pid", &pid2])
-        .output()
-        .expect("run zcdoctor");
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    let serving = &doc["serving"];
-    assert_eq!(serving["also_pids"], serde_json::json!([second.pid()]));
-    let ifbq = serving["routes"]
-        .as_array()
-        .expect("routes")
-        .iter()
-        .find(|r| r["interface"] == "ifbq")
-        .unwrap_or_else(|| panic!("{serving:#}"));
-    let labels = ifbq["sockets"].to_string();
-    assert!(
-        labels.contains(&format!("pid {pid2} fd ")) && labels.contains("198.18.3.3:9"),
-        "{labels}"
-    );
-    assert_eq!(doc["processes"].as_array().map(Vec::len), Some(2));
-}
-
-fn copied_all_of(c: &Value) -> bool {
-    c["completions"].as_u64() > Some(0) && c["copied"] == c["completions"]
-}
-
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
 fn netns_option_diagnoses_inside_another_namespace() {
     let ns = Netns::new("pansopt");
@@ -602,7 +361,5 @@ harness_main!(
         unprivileged_run_says_where_the_path_stops,
         netns_option_diagnoses_inside_another_namespace,
         bridge_tap_counts_only_on_the_port_the_fdb_uses,
-        pid_in_another_namespace_is_diagnosed_along_its_sockets_path,
-        pid_with_many_destinations_is_diagnosed_along_each_way,
     ]
 );

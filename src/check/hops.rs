@@ -7,14 +7,30 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::evidence::{
-    Device, Entered, Evidence, HopRole, NetnsRef, PathEvidence, Segment, off_path,
+    Device, Entered, Evidence, HopRole, NetnsRef, PathEvidence, Segment, SocketRouting, off_path,
 };
+
+/// Another destination of a process diagnosed by pid: its peer, and how its sockets are routed
+/// when that sets them apart (two ways may lead to one peer, with another mark or device).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Toward<'a> {
+    pub peer: IpAddr,
+    pub routing: Option<&'a SocketRouting>,
+}
+
+impl std::fmt::Display for Toward<'_> {
+    /// `198.18.2.2`, or `198.18.2.2 with mark 0x2a`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let label = self.routing.map(SocketRouting::label).unwrap_or_default();
+        write!(f, "{}{label}", self.peer)
+    }
+}
 
 /// One way out of the diagnosed namespace: the diagnosed one (`toward` `None`), or the way
 /// toward another destination of the process diagnosed by pid.
 pub struct Way<'a> {
     /// The other destination; `None` for the diagnosed way.
-    pub toward: Option<IpAddr>,
+    pub toward: Option<Toward<'a>>,
     pub interface: &'a str,
     pub stack: &'a [Device],
     pub path: Option<&'a PathEvidence>,
@@ -30,10 +46,15 @@ impl Way<'_> {
     }
 }
 
-/// Adds the other destination a way goes to (`toward`), to a finding's evidence.
-pub fn with_toward(evidence: &mut serde_json::Value, toward: Option<IpAddr>) {
-    if let (Some(t), Some(map)) = (toward, evidence.as_object_mut()) {
-        map.insert("toward".into(), serde_json::json!(t));
+/// Adds the other destination a way goes to, to a finding's evidence: `toward` (the peer) and,
+/// when its sockets' mark or bound device sets the way apart, `toward_routing`.
+pub fn with_toward(evidence: &mut serde_json::Value, toward: Option<Toward>) {
+    let (Some(t), Some(map)) = (toward, evidence.as_object_mut()) else {
+        return;
+    };
+    map.insert("toward".into(), serde_json::json!(t.peer));
+    if let Some(r) = t.routing.filter(|r| !r.label().is_empty()) {
+        map.insert("toward_routing".into(), serde_json::json!(r));
     }
 }
 
@@ -47,7 +68,10 @@ pub fn ways(ev: &Evidence) -> Vec<Way<'_>> {
     }];
     for r in ev.serving.iter().flat_map(|s| &s.routes) {
         ways.push(Way {
-            toward: Some(r.peer),
+            toward: Some(Toward {
+                peer: r.peer,
+                routing: r.routing.as_ref(),
+            }),
             interface: &r.interface,
             stack: &r.stack,
             path: r.path.as_ref(),
@@ -69,7 +93,7 @@ pub struct Hop<'a> {
     /// How zcdoctor entered the namespace (for commands that must run there).
     pub entered: Option<&'a Entered>,
     /// The other destination whose way this hop is on; `None` on the diagnosed way.
-    pub toward: Option<IpAddr>,
+    pub toward: Option<Toward<'a>>,
     /// The hop's stack as recorded, with the devices left out of `stack` (to tell what a
     /// device inherits from a lower one an earlier hop crossed).
     pub recorded: &'a [Device],
@@ -161,7 +185,7 @@ fn hop<'a>(
     index: usize,
     stack: &'a [Device],
     seg: Option<&'a Segment>,
-    toward: Option<IpAddr>,
+    toward: Option<Toward<'a>>,
 ) -> Hop<'a> {
     Hop {
         index,

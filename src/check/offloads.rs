@@ -4,9 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::findings::{Code, Findings};
-use std::net::IpAddr;
-
-use super::hops::{Hop, hops, ways, with_toward};
+use super::hops::{Hop, Toward, hops, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, ProbeName, ProbeState, Protocol};
 use crate::report::Severity;
 
@@ -81,14 +79,14 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
     features_unreadable(ev, out);
     // Loopback and tun copy anyway: the offloads of a way that starts there are beside the
     // point.
-    let delivers_locally: Vec<IpAddr> = ways(ev)
+    let delivers_locally: Vec<Option<Toward>> = ways(ev)
         .iter()
         .filter(|w| {
             w.stack
                 .first()
                 .is_some_and(|d| matches!(d.kind, DeviceKind::Loopback | DeviceKind::Tun))
         })
-        .map(|w| w.toward.unwrap_or(UNSPECIFIED))
+        .map(|w| w.toward)
         .collect();
     let v6_main = ev.live.as_ref().is_some_and(|l| l.target.starts_with('['))
         || ev
@@ -99,8 +97,8 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
     // Which checksum a hop needs follows the family of its destination.
     let (v6, v4): (Vec<Hop>, Vec<Hop>) = hops(ev)
         .into_iter()
-        .filter(|h| !delivers_locally.contains(&h.toward.unwrap_or(UNSPECIFIED)))
-        .partition(|h| h.toward.map_or(v6_main, |t| t.is_ipv6()));
+        .filter(|h| !delivers_locally.contains(&h.toward))
+        .partition(|h| h.toward.map_or(v6_main, |t| t.peer.is_ipv6()));
     let all: Vec<&Hop> = v6.iter().chain(&v4).collect();
     if all.is_empty() {
         return;
@@ -119,9 +117,6 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
         }
     }
 }
-
-/// Stands for the diagnosed way among the destinations of `check --pid`.
-const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// Raises `offload.code` on the lowest devices that lack it: an upper device that lacks it only
 /// because a lower one does (bond, macvlan, vlan inherit) is listed in `affects`, not repeated.

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::findings::{Code, Findings};
 use std::net::IpAddr;
 
-use super::hops::{Way, hops, netns_label, ways, with_toward};
+use super::hops::{Toward, Way, hops, netns_label, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe, NetnsRef, PathEnd};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 use crate::report::Severity;
@@ -110,7 +110,7 @@ pub enum LocalDelivery<'a> {
         /// The device the way starts at.
         from: &'a str,
         /// The other destination of a process diagnosed by pid, when it is that way.
-        toward: Option<IpAddr>,
+        toward: Option<Toward<'a>>,
     },
 }
 

@@ -4,9 +4,7 @@
 use serde_json::json;
 
 use super::findings::{Code, Findings};
-use std::net::IpAddr;
-
-use super::hops::{Hop, hops, netns_label, with_toward};
+use super::hops::{Hop, Toward, hops, netns_label, with_toward};
 use super::tap_fix;
 use crate::evidence::{Evidence, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState};
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
@@ -14,12 +12,12 @@ use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
 /// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
 /// unbound in a hop's namespace, or unbound anywhere before Linux 6.15 (the first hop that
 /// explains it; a tap is one cause however many hops it sees).
-fn tap_on_path(
+fn tap_on_path<'a>(
     ev: &Evidence,
-    hops: &[Hop],
+    hops: &[Hop<'a>],
     diagnosed_netns: u64,
     s: &PacketSocket,
-) -> Option<(String, Option<IpAddr>)> {
+) -> Option<(String, Option<Toward<'a>>)> {
     if !s.is_tx_tap() {
         return None;
     }
@@ -249,7 +247,7 @@ struct TapGroup<'a> {
     setting: IgnoreOutgoing,
     sockets: Vec<(&'a PacketSocket, String)>,
     /// The other destination (`check --pid`) whose way the first socket is on.
-    toward: Option<IpAddr>,
+    toward: Option<Toward<'a>>,
 }
 
 fn dedup_keep_order(lines: &mut Vec<String>) {

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::live::{Totals, shortfall};
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, SocketRouting};
 use crate::report::{Basis, Finding, Severity, Verdict, Zerocopy};
 
 pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
@@ -114,7 +114,13 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
                     None => f.code.to_string(),
                 };
                 if let Some(t) = f.evidence.get("toward").and_then(Value::as_str) {
-                    label.push_str(&format!(" (to {t})"));
+                    let routing = f
+                        .evidence
+                        .get("toward_routing")
+                        .and_then(|r| serde_json::from_value::<SocketRouting>(r.clone()).ok())
+                        .map(|r| r.label())
+                        .unwrap_or_default();
+                    label.push_str(&format!(" (to {t}{routing})"));
                 }
                 if !causes.contains(&label) {
                     causes.push(label);

@@ -34,6 +34,9 @@ pub struct Serving {
     /// The sockets whose path is the diagnosed one (`interface`, `stack`, `path`): those going
     /// to `peer` and to any other peer reached the same way, as `fd N (proto local → peer)`.
     pub sockets: Vec<String>,
+    /// How the route to `peer` was looked up (as the kernel routes these sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<SocketRouting>,
     /// The process's other destinations, each with its own path, diagnosed in the same report
     /// (at most [`MAX_ROUTES`]; peers whose path is the same share one entry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -57,6 +60,45 @@ impl Serving {
     }
 }
 
+/// What the kernel's output route lookup for a process's connected sockets uses besides the
+/// destination: their source address, `SO_MARK` and bound device. zcdoctor looks the way out up
+/// with the same (`ip route get PEER from SOURCE mark MARK oif DEV`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+pub struct SocketRouting {
+    /// The sockets' local address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<std::net::IpAddr>,
+    /// `SO_MARK`, when not 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<u32>,
+    /// `SO_BINDTOIFINDEX` (or `SO_BINDTODEVICE`), when bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_ifindex: Option<u32>,
+    /// The bound device's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_device: Option<String>,
+}
+
+impl SocketRouting {
+    /// ` with mark 0x2a, bound to eth1` for what sets the lookup apart, else empty.
+    pub fn label(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = self.mark {
+            parts.push(format!("mark {m:#x}"));
+        }
+        match (&self.bound_device, self.bound_ifindex) {
+            (Some(name), _) => parts.push(format!("bound to {name}")),
+            (None, Some(i)) => parts.push(format!("bound to ifindex {i}")),
+            (None, None) => {}
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", parts.join(", "))
+        }
+    }
+}
+
 /// The most further destinations of one process whose paths a report diagnoses.
 pub const MAX_ROUTES: usize = 8;
 
@@ -68,6 +110,9 @@ pub struct Route {
     pub peer: std::net::IpAddr,
     /// The sockets taking this path, as `fd N (proto local → peer)`.
     pub sockets: Vec<String>,
+    /// How the route to `peer` was looked up (as the kernel routes these sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<SocketRouting>,
     /// The device the route to `peer` leaves by, in the process's namespace.
     pub interface: String,
     /// `interface` first, then every device below it (as `Evidence::stack`).

@@ -175,6 +175,16 @@ pub struct InetSocket {
     pub zerocopy: Fact<bool>,
     /// `SO_MEMINFO`.
     pub meminfo: Fact<SkMeminfo>,
+    /// `SO_MARK`: the fwmark policy routing sees for its packets; `None` when not read (older
+    /// recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<u32>,
+    /// `SO_BINDTOIFINDEX`: the device it is bound to (0: none); `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_ifindex: Option<u32>,
+    /// `SO_BINDTODEVICE`: that device's name, in the socket's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_device: Option<String>,
 }
 
 impl InetSocket {

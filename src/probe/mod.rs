@@ -79,6 +79,9 @@ pub struct GatherOptions {
     /// The destination the path is followed toward when no live probe runs (`check --pid`: the
     /// peer of the process's zerocopy socket); the live probe's target wins when both are set.
     pub path_target: Option<std::net::IpAddr>,
+    /// How the sockets going to `path_target` are routed (their source, mark, bound device):
+    /// every lookup of the route to it uses the same.
+    pub path_routing: crate::evidence::SocketRouting,
     /// `None`: the device of the default route.
     pub iface: Option<String>,
     pub selection: Selection,
@@ -103,6 +106,11 @@ pub enum GatherError {
     Netlink(netlink::NetlinkError),
     #[error("the {0} probe is required: nothing can be diagnosed without it")]
     Required(ProbeName),
+    #[error("no route to {peer}, the peer of the diagnosed process's zerocopy sockets: {error}")]
+    NoRouteToPeer {
+        peer: std::net::IpAddr,
+        error: netlink::NetlinkError,
+    },
     #[error("--pid {pid}: no such process")]
     NoSuchProcess { pid: u32 },
 }
@@ -156,6 +164,19 @@ pub trait Probe: Sync {
 }
 
 impl GatherOptions {
+    /// The kernel's route to `dst`, looked up as the diagnosed sockets are routed when `dst` is
+    /// the path target (`ip route get DST from SRC mark M oif DEV`).
+    pub fn route(
+        &self,
+        dst: std::net::IpAddr,
+    ) -> Result<crate::evidence::RouteInfo, netlink::NetlinkError> {
+        if self.live.is_none() && self.path_target == Some(dst) {
+            netlink::route_lookup(&netlink::RouteQuery::for_socket(dst, &self.path_routing))
+        } else {
+            netlink::route_get(dst)
+        }
+    }
+
     /// The destination the path and the bridge port choice are built for.
     pub fn destination(&self) -> Option<std::net::IpAddr> {
         match self.live.as_ref().map(|l| &l.target) {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use super::netlink::{self, Link};
-use super::{Context, GatherError, Outcome, Probe};
+use super::{Context, GatherError, GatherOptions, Outcome, Probe};
 use crate::evidence::{BridgeChoice, Device, DeviceKind, Evidence, ProbeName};
 
 /// The `links` probe: the diagnosed interface (or the default route's) and every device below.
@@ -29,12 +29,13 @@ impl Probe for LinksProbe {
         let links = netlink::dump_links().map_err(GatherError::Netlink)?;
         // Without a name: the device the path to the destination (--pid) leaves by, else the
         // default route's.
-        let toward = cx.opts.path_target.and_then(|t| {
-            netlink::route_get(t)
-                .ok()
-                .and_then(|r| r.device)
-                .filter(|_| cx.opts.live.is_none())
-        });
+        let toward = match cx.opts.path_target.filter(|_| cx.opts.live.is_none()) {
+            None => None,
+            Some(t) => match cx.opts.route(t) {
+                Ok(r) => r.device,
+                Err(error) => return Err(GatherError::NoRouteToPeer { peer: t, error }),
+            },
+        };
         let iface = match cx.opts.iface.clone().or(toward) {
             Some(name) => name,
             None => match default_interface(&links) {
@@ -49,7 +50,7 @@ impl Probe for LinksProbe {
         ev.stack = stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
         if let Some(target) = cx.opts.destination() {
             for dev in ev.stack.iter_mut().filter(|d| d.kind == DeviceKind::Bridge) {
-                dev.forwards_to = bridge_choice(&links, dev, target);
+                dev.forwards_to = bridge_choice(cx.opts, &links, dev, target);
             }
         }
         let detail = format!("{} device(s) in the stack of {iface}", ev.stack.len());
@@ -61,8 +62,13 @@ impl Probe for LinksProbe {
 /// The port `bridge` sends `target`'s frames to: the next hop's MAC from the neighbour table,
 /// then that MAC's port from the bridge's FDB. `None` when the target is not reached through
 /// this bridge at all.
-fn bridge_choice(links: &[Link], bridge: &Device, target: IpAddr) -> Option<BridgeChoice> {
-    let route = netlink::route_get(target).ok()?;
+fn bridge_choice(
+    opts: &GatherOptions,
+    links: &[Link],
+    bridge: &Device,
+    target: IpAddr,
+) -> Option<BridgeChoice> {
+    let route = opts.route(target).ok()?;
     if route.ifindex != Some(bridge.ifindex) {
         return None;
     }

@@ -3,6 +3,8 @@
 //! also when a test panics.
 #![allow(dead_code)]
 
+pub mod path;
+
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A process with several MSG_ZEROCOPY destinations, for zcdoctor's privileged tests
-(tests/path_cli.rs): one connected UDP socket with SO_ZEROCOPY per --peer ADDR (repeat the
-option; the same address twice gives two sockets), sending 1400-byte datagrams (under the MTU: no fragmentation copy) to port 9 in turn,
+(tests/path_cli.rs): one connected UDP socket with SO_ZEROCOPY per --peer ADDR[,mark=N][,dev=NAME]
+(repeat the option; the same spec twice gives two sockets; mark sets SO_MARK, dev
+SO_BINDTODEVICE, both before connect()), sending 1400-byte datagrams (under the MTU: no fragmentation copy) to port 9 in turn,
 forever, until killed.
 
 It drains every socket's error queue and counts what the kernel answered, per peer: completions
-and those flagged SO_EE_CODE_ZEROCOPY_COPIED. --counts FILE is rewritten (atomically) after each
+and those flagged SO_EE_CODE_ZEROCOPY_COPIED, per peer spec. --counts FILE is rewritten (atomically) after each
 round once every peer has completions, as JSON {"PEER": {"completions": N, "copied": M}}.
 Sends refused by an ICMP error from a local peer (ECONNREFUSED) are retried on the next round.
 """
@@ -54,12 +55,21 @@ def main():
     args = ap.parse_args()
 
     socks = []
-    for peer in args.peer:
-        fam = socket.AF_INET6 if ":" in peer else socket.AF_INET
+    for spec in args.peer:
+        addr, *opts = spec.split(",")
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
         s = socket.socket(fam, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
-        s.connect((peer, args.port))
-        socks.append((peer, s))
+        for opt in opts:
+            key, value = opt.split("=", 1)
+            if key == "mark":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, int(value, 0))
+            elif key == "dev":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, value.encode())
+            else:
+                raise SystemExit(f"unknown peer option {key}")
+        s.connect((addr, args.port))
+        socks.append((spec, s))
     counts = {peer: [0, 0] for peer in args.peer}
     payload = bytes(args.size)
     while True:

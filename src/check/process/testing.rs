@@ -26,6 +26,9 @@ pub(super) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -
             sndbuf: 212992,
             ..SkMeminfo::default()
         }),
+        mark: Some(0),
+        bound_ifindex: Some(0),
+        bound_device: None,
     }
 }
 

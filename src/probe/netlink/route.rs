@@ -22,7 +22,7 @@ use neli::{
 };
 
 use super::{Conn, NetlinkError, decode, decode_with_len, link::link_name};
-use crate::evidence::{RouteInfo, RouteType};
+use crate::evidence::{RouteInfo, RouteType, SocketRouting};
 
 /// A default route of the main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,17 @@ pub struct RouteQuery {
 }
 
 impl RouteQuery {
+    /// The output lookup of `dst` the kernel makes for a connected socket routed as `r` (its
+    /// source address, `SO_MARK`, bound device).
+    pub fn for_socket(dst: IpAddr, r: &SocketRouting) -> RouteQuery {
+        RouteQuery {
+            src: r.source.filter(|s| s.is_ipv4() == dst.is_ipv4()),
+            mark: r.mark,
+            oif: r.bound_ifindex,
+            ..RouteQuery::to(dst)
+        }
+    }
+
     /// A lookup of `dst` alone.
     pub fn to(dst: IpAddr) -> RouteQuery {
         RouteQuery {

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 
 use super::netns::NetnsHandle;
-use super::{Context, GatherError, Outcome, Probe, netlink};
+use super::{Context, GatherError, GatherOptions, Outcome, Probe};
 use crate::evidence::{
     Device, DeviceKind, Entered, Evidence, HopRole, NetnsRef, OsError, PathEnd, PathEvidence,
     ProbeName, Segment,
@@ -40,7 +40,7 @@ impl Probe for PathProbe {
     }
     fn gather(&self, cx: &mut Context, ev: &mut Evidence) -> Result<Outcome, GatherError> {
         let target = cx.opts.destination();
-        let Some(path) = walk(&ev.stack, target) else {
+        let Some(path) = walk(cx.opts, &ev.stack, target) else {
             return Ok(Outcome::ok(format!(
                 "{} transmits from this namespace: nothing beyond its stack to follow",
                 ev.interface
@@ -101,7 +101,7 @@ pub(super) enum Next {
 
 /// Follows the path from `stack` (in the probe's namespace). `None` when the stack transmits
 /// from here (nothing to follow).
-fn walk(stack: &[Device], target: Option<IpAddr>) -> Option<PathEvidence> {
+fn walk(opts: &GatherOptions, stack: &[Device], target: Option<IpAddr>) -> Option<PathEvidence> {
     let top = stack.first()?;
     let follows = top.kind == DeviceKind::Veth
         || is_tunnel(top)
@@ -113,12 +113,19 @@ fn walk(stack: &[Device], target: Option<IpAddr>) -> Option<PathEvidence> {
         .map(|m| m.ino())
         .unwrap_or(0);
     // Forwarding decisions are looked up as the receiving namespace sees the packet: from the
-    // sender's source address (an input route lookup without one is refused, EINVAL).
+    // sender's source address (an input route lookup without one is refused, EINVAL): the
+    // diagnosed sockets' own, else the one the route prefers.
     let source = target.and_then(|t| {
-        netlink::route_get(t)
-            .ok()
-            .and_then(|r| r.source)
-            .and_then(|s| s.parse::<IpAddr>().ok())
+        let own = opts
+            .path_routing
+            .source
+            .filter(|_| opts.path_target == Some(t));
+        own.or_else(|| {
+            opts.route(t)
+                .ok()
+                .and_then(|r| r.source)
+                .and_then(|s| s.parse::<IpAddr>().ok())
+        })
     });
     let mut walker = Walker {
         target,
@@ -230,8 +237,8 @@ mod tests {
     #[test]
     fn a_device_that_transmits_from_here_has_no_path_to_follow() {
         let nic = device("eth0", DeviceKind::Physical, None);
-        assert!(walk(&[nic], None).is_none());
-        assert!(walk(&[], None).is_none());
+        assert!(walk(&GatherOptions::default(), &[nic], None).is_none());
+        assert!(walk(&GatherOptions::default(), &[], None).is_none());
     }
 
     #[test]

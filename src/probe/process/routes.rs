@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{exists, read_process};
 use crate::evidence::{
     Device, Evidence, MAX_ROUTES, PathEnd, PathEvidence, ProcessEvidence, Route, Serving,
+    SocketRouting,
 };
 use crate::probe::{GatherOptions, gather_route, netlink};
 
@@ -20,6 +21,9 @@ pub struct SocketDestination {
     /// The namespace the sockets live in (inode).
     pub netns: u64,
     pub peer: IpAddr,
+    /// How the kernel routes them: sockets to one peer with another source, mark or bound
+    /// device may leave another way, so they are another destination.
+    pub routing: SocketRouting,
     /// The sockets going to `peer`, as `fd N (proto local → peer)`, with `pid P ` first when
     /// more than one process is diagnosed.
     pub sockets: Vec<String>,
@@ -51,14 +55,26 @@ pub fn zerocopy_destinations(processes: &[ProcessEvidence]) -> Vec<SocketDestina
                 s.protocol,
                 s.local.value().map_or("?", String::as_str)
             );
+            let routing = SocketRouting {
+                source: s
+                    .local
+                    .value()
+                    .and_then(|l| l.parse::<std::net::SocketAddr>().ok())
+                    .map(|l| l.ip())
+                    .filter(|ip| !ip.is_unspecified()),
+                mark: s.mark.filter(|m| *m != 0),
+                bound_ifindex: s.bound_ifindex.filter(|i| *i != 0),
+                bound_device: s.bound_device.clone(),
+            };
             match out
                 .iter_mut()
-                .find(|d| d.netns == *netns && d.peer == addr.ip())
+                .find(|d| d.netns == *netns && d.peer == addr.ip() && d.routing == routing)
             {
                 Some(d) => d.sockets.push(label),
                 None => out.push(SocketDestination {
                     netns: *netns,
                     peer: addr.ip(),
+                    routing,
                     sockets: vec![label],
                 }),
             }
@@ -102,9 +118,11 @@ impl PidPlan {
         })
     }
 
-    /// The peer the diagnosed path is followed toward.
-    pub fn first_peer(&self) -> Option<IpAddr> {
-        self.destinations.first().map(|d| d.peer)
+    /// The peer the diagnosed path is followed toward, and how its sockets are routed.
+    pub fn first(&self) -> Option<(IpAddr, SocketRouting)> {
+        self.destinations
+            .first()
+            .map(|d| (d.peer, d.routing.clone()))
     }
 }
 
@@ -155,6 +173,7 @@ pub fn serving(
         also_pids: plan.pids[1..].to_vec(),
         peer: plan.destinations[0].peer,
         sockets: plan.destinations[0].sockets.clone(),
+        routing: Some(plan.destinations[0].routing.clone()),
         routes: Vec::new(),
         others: Vec::new(),
     };
@@ -176,7 +195,8 @@ pub fn serving(
                 .push(format!("{} (not read: interrupted)", listed()));
             continue;
         }
-        if let Err(e) = netlink::route_get(d.peer) {
+        if let Err(e) = netlink::route_lookup(&netlink::RouteQuery::for_socket(d.peer, &d.routing))
+        {
             serving
                 .others
                 .push(format!("{} (no route to it here: {e})", listed()));
@@ -184,6 +204,7 @@ pub fn serving(
         }
         let route_opts = GatherOptions {
             path_target: Some(d.peer),
+            path_routing: d.routing.clone(),
             iface: None,
             selection: opts.selection.clone(),
             live: None,
@@ -208,6 +229,7 @@ pub fn serving(
             serving.routes.push(Route {
                 peer: d.peer,
                 sockets: d.sockets.clone(),
+                routing: Some(d.routing.clone()),
                 interface: ev.interface,
                 stack: ev.stack,
                 path: ev.path,
@@ -254,5 +276,40 @@ mod tests {
                 .iter()
                 .any(|s| s.starts_with(&format!("pid {} fd ", pid + 1)))
         );
+    }
+
+    /// One peer, two destinations: the socket with SO_MARK 0x2a is routed apart from the plain
+    /// one, and the socket bound to a device is its own too.
+    #[test]
+    fn mark_and_bound_device_set_sockets_apart() {
+        let ev: crate::evidence::Evidence = serde_json::from_str(include_str!(
+            "../../../fixtures/process-pid-mark-bound.evidence.json"
+        ))
+        .expect("fixture parses");
+        let dests = zerocopy_destinations(&ev.processes);
+        let seen: Vec<(String, Option<u32>, Option<&str>)> = dests
+            .iter()
+            .map(|d| {
+                (
+                    d.peer.to_string(),
+                    d.routing.mark,
+                    d.routing.bound_device.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("198.18.2.2".to_string(), None, None),
+                ("198.18.2.2".to_string(), Some(0x2a), None),
+                ("198.18.2.4".to_string(), None, Some("ifbq")),
+            ]
+        );
+        let q = crate::probe::netlink::RouteQuery::for_socket(dests[1].peer, &dests[1].routing);
+        assert_eq!((q.mark, q.oif), (Some(0x2a), None));
+        assert_eq!(q.src, dests[1].routing.source);
+        let v6 = "2001:db8::2".parse().expect("address");
+        let q = crate::probe::netlink::RouteQuery::for_socket(v6, &dests[1].routing);
+        assert_eq!(q.src, None, "a source of the other family is left out");
     }
 }

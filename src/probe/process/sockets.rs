@@ -144,7 +144,25 @@ fn read_one(
         },
         Err(e) => Fact::Failed(OsError::new(op("SOL_SOCKET, SO_MEMINFO"), e)),
     };
+    // Both are plain reads any socket answers; a kernel without SO_BINDTOIFINDEX (before 5.0)
+    // leaves the binding unread.
+    let mark = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_MARK)
+        .ok()
+        .map(|m| m as u32);
+    let bound_ifindex = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_BINDTOIFINDEX)
+        .ok()
+        .and_then(|i| u32::try_from(i).ok());
+    let bound_device = match bound_ifindex {
+        Some(1..) => nix::sys::socket::getsockopt(dup, nix::sys::socket::sockopt::BindToDevice)
+            .ok()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| !name.is_empty()),
+        _ => None,
+    };
     Ok(Some(InetSocket {
+        mark,
+        bound_ifindex,
+        bound_device,
         fd,
         inode,
         family: family.to_string(),

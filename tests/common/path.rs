@@ -1,0 +1,35 @@
+//! Shapes of the path shared by the path tests: a forwarding pair of namespaces, tcpdump on a
+//! device, the roles of a report's path segments.
+
+use serde_json::Value;
+
+use super::{Culprit, Netns};
+
+/// tcpdump on `dev` in `ns` (`-Q in`: it still copies), once it holds its socket.
+pub fn tcpdump(ns: &Netns, dev: &str) -> Culprit {
+    ns.tcpdump(&["-i", dev, "-Q", "in"])
+}
+
+/// The roles of the path's segments, in order.
+pub fn roles(doc: &Value) -> Vec<String> {
+    doc["path"]["segments"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|g| g["role"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A sender namespace `a` (va 198.18.1.1) with a veth to a forwarding namespace `b` (vb
+/// 198.18.1.2), which routes 198.18.2.0/24 out of its ifb `ifbz` (198.18.2.1).
+pub fn forwarding_pair() -> (Netns, Netns) {
+    let a = Netns::new("pafwa");
+    let b = Netns::new("pafwb");
+    a.veth_to(&b);
+    b.ifb("ifbz", "198.18.2.1/24");
+    b.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    a.ip("route add 198.18.2.0/24 via 198.18.1.2");
+    (a, b)
+}
