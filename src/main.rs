@@ -65,7 +65,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
     // their namespace toward their peers (the largest group's path is the diagnosed one).
     let mut netns = args.netns.clone();
     let plan = match (args.pids.is_empty(), &args.iface, &args.target) {
-        (false, None, None) => probe::process::routes::PidPlan::read(&args.pids),
+        (false, None, None) => Some(probe::process::routes::PidPlan::read(&args.pids)),
         _ => None,
     };
     if let Some(plan) = &plan {
@@ -82,7 +82,8 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
     let run = |progress: &mut cli::progress::ProgressLine<_>| {
         let mut ev = probe::gather(&opts, &stop, &mut |tick| progress.tick(tick))?;
         if let Some(plan) = &plan {
-            ev.serving = Some(probe::process::routes::serving(plan, &opts, &stop, &ev));
+            ev.serving = probe::process::routes::serving(plan, &opts, &stop, &ev);
+            ev.unpeered = plan.unpeered.clone();
         }
         Ok::<_, probe::GatherError>(ev)
     };

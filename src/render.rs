@@ -254,6 +254,20 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         );
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
     }
+    if !report.unpeered.is_empty() {
+        let text = if report.serving.is_some() {
+            format!(
+                "zerocopy socket(s) with no peer, whose every send picks its destination, are not followed (give one with --target ADDR): {}",
+                report.unpeered.join(", ")
+            )
+        } else {
+            format!(
+                "no zerocopy socket of the process is connected, so this is the default route's path, an assumption (give a destination with --target ADDR): {}",
+                report.unpeered.join(", ")
+            )
+        };
+        wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
+    }
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
     if let Some(path) = &report.path {
         path_chain(out, &p, path)?;

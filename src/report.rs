@@ -137,6 +137,10 @@ pub struct Report {
     /// `check --pid` without an interface: the process's sockets this path carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<Serving>,
+    /// `check --pid` without an interface: zerocopy sockets with no peer, whose path is not
+    /// followed (see the evidence field of the same name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpeered: Vec<String>,
     /// The path beyond the diagnosed stack, when the path probe followed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathEvidence>,
@@ -179,6 +183,7 @@ impl Report {
             taps: evidence.taps.clone(),
             path: evidence.path.clone(),
             serving: evidence.serving.clone(),
+            unpeered: evidence.unpeered.clone(),
             live_probe: evidence.live.clone(),
             live_summary: evidence.live.as_ref().map(LiveSummary::of),
             processes: evidence.processes.clone(),

@@ -32,7 +32,7 @@ fn check_from_host(args: &[&str]) -> Value {
 fn multi_sender(ns: &common::Netns, peers: &[&str]) -> (Culprit, String, common::TmpFiles) {
     let counts = common::tmp_path("counts");
     let files = common::TmpFiles(vec![counts.clone()]);
-    let mut cmd = vec!["python3", MULTI, "--counts", &counts];
+    let mut cmd = vec![common::python(), MULTI, "--counts", &counts];
     for p in peers {
         cmd.extend(["--peer", p]);
     }
@@ -53,7 +53,7 @@ fn toward(doc: &Value, code: &str, peer: &str) -> Option<Value> {
 fn pid_in_another_namespace_is_diagnosed_along_its_sockets_path() {
     let (a, b) = forwarding_pair();
     let sender = a.spawn(&[
-        "python3",
+        common::python(),
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py"),
         "--target",
         "198.18.2.2",
@@ -279,8 +279,52 @@ fn sockets_routed_by_mark_or_device_get_their_own_way() {
     );
 }
 
+/// A sender whose zerocopy socket is not connected (sendto per datagram): no destination can be
+/// read from it, so `check --pid` says so and diagnoses the default route of the sender's own
+/// namespace (not the host's), which is the way the kernel sent its datagrams.
+fn unconnected_socket_is_diagnosed_along_its_namespace_default_route() {
+    let ns = common::Netns::new("ppunc");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns.ip("route add default dev ifbz");
+    let status = common::tmp_path("status");
+    let _files = common::TmpFiles(vec![status.clone()]);
+    let mut sender = ns.spawn(&[
+        common::python(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py"),
+        "--status",
+        &status,
+    ]);
+    sender.wait_until("the sender has sent", Duration::from_secs(10), || {
+        std::fs::read_to_string(&status).is_ok_and(|t| t.contains("READY"))
+    });
+    // The kernel sent them through ifbz (an ifb counts what it is handed to transmit as
+    // received, then drops it).
+    let handed = || -> u64 {
+        let out = ns.exec_ok(&["cat", "/sys/class/net/ifbz/statistics/rx_bytes"]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("rx_bytes")
+    };
+    assert!(handed() >= 4 * 8192, "{} bytes", handed());
+    let doc = check_from_host(&["--pid", &sender.pid().to_string()]);
+    assert_eq!(
+        doc["interface"], "ifbz",
+        "the sender's namespace, not the host's: {:#} {}",
+        doc["processes"], doc["unpeered"]
+    );
+    assert!(doc.get("serving").is_none(), "{:#}", doc["serving"]);
+    let unpeered = doc["unpeered"].to_string();
+    assert!(
+        unpeered.contains("(udp 0.0.0.0:") && unpeered.contains("unconnected"),
+        "{unpeered}"
+    );
+    println!("ifbz was handed {} bytes; unpeered: {unpeered}", handed());
+}
+
 harness_main!(
     privileged: [
+        unconnected_socket_is_diagnosed_along_its_namespace_default_route,
         pid_in_another_namespace_is_diagnosed_along_its_sockets_path,
         pid_with_many_destinations_is_diagnosed_along_each_way,
         sockets_routed_by_mark_or_device_get_their_own_way,

@@ -9,20 +9,11 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Culprit, Netns, TmpFiles, ZCDOCTOR, codes, finding, pids, tmp_path};
+use common::{Culprit, Netns, TmpFiles, ZCDOCTOR, codes, finding, pids, python, tmp_path};
 use serde_json::Value;
 
 const SENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py");
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The system interpreter (not a pyenv shim, so the pid we start is python's own).
-fn python() -> &'static str {
-    if common::exists("/usr/bin/python3") {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
 
 /// A namespace with the ifb black hole 198.18.0.1/24 (target 198.18.0.2:9).
 fn black_hole(tag: &str) -> Netns {

@@ -193,6 +193,10 @@ fn paths(ev: &Evidence) -> String {
             s.routes.len() + 1,
             s.whose()
         ),
+        None if !ev.unpeered.is_empty() => format!(
+            "{}'s path (the default route's: the diagnosed process's zerocopy sockets are not connected)",
+            ev.interface
+        ),
         None => format!("{}'s path", ev.interface),
     }
 }

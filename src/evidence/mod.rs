@@ -152,6 +152,12 @@ pub struct Evidence {
     /// `check --pid` without an interface: the process's zerocopy sockets whose path this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<Serving>,
+    /// `check --pid` without an interface: the processes' zerocopy sockets that have no peer
+    /// (unconnected UDP, listening TCP), as `fd N (proto local)`. Each send picks its
+    /// destination, so their path is not followed; with no connected one either, the diagnosed
+    /// path is the default route's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpeered: Vec<String>,
     /// Applications diagnosed by pid (`--pid`); empty when none was given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<ProcessEvidence>,

@@ -257,6 +257,7 @@ fn run(
         live: None,
         processes: Vec::new(),
         serving: None,
+        unpeered: Vec::new(),
         probes: Vec::new(),
     };
     let mut cx = Context {

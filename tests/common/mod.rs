@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The system interpreter, not a pyenv shim: the pid a test starts must be python's own (a shim
+/// runs it as a child of `pyenv exec`).
+pub fn python() -> &'static str {
+    if exists("/usr/bin/python3") {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 /// Path of the binary under test.
 pub const ZCDOCTOR: &str = env!("CARGO_BIN_EXE_zcdoctor");
 

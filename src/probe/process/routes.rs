@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{exists, read_process};
+use crate::evidence::Fact;
 use crate::evidence::{
     Device, Evidence, MAX_ROUTES, PathEnd, PathEvidence, ProcessEvidence, Route, Serving,
     SocketRouting,
@@ -84,38 +85,82 @@ pub fn zerocopy_destinations(processes: &[ProcessEvidence]) -> Vec<SocketDestina
     out
 }
 
+/// The processes' zerocopy sockets that have no peer (unconnected UDP, listening TCP): each send
+/// picks its destination, so no path can be followed for them. As `fd N (proto local, state)`.
+pub fn unpeered_zerocopy(processes: &[ProcessEvidence]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in processes {
+        for s in p
+            .sockets
+            .iter()
+            .filter(|s| s.zerocopy.value() == Some(&true))
+        {
+            if let Fact::Read(None) = s.peer {
+                let whose = if processes.len() > 1 {
+                    format!("pid {} ", p.pid)
+                } else {
+                    String::new()
+                };
+                let state = s
+                    .tcp_state
+                    .as_ref()
+                    .and_then(Fact::value)
+                    .map_or("unconnected", String::as_str);
+                out.push(format!(
+                    "{whose}fd {} ({} {}, {state})",
+                    s.fd,
+                    s.protocol,
+                    s.local.value().map_or("?", String::as_str)
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// What a diagnosis by pid follows: the processes' zerocopy destinations, largest group first,
 /// and the namespace (inode) their sockets live in.
 #[derive(Debug, Clone)]
 pub struct PidPlan {
     /// The processes diagnosed (`--pid`, in order).
     pub pids: Vec<u32>,
-    pub netns: u64,
+    /// The namespace of the first destination's sockets (or, with none, of the first zerocopy
+    /// socket).
+    pub netns: Option<u64>,
     /// A diagnosed process living in `netns`, to enter it through (`/proc/PID/ns/net`).
     pub enter_through: Option<u32>,
     pub destinations: Vec<SocketDestination>,
+    /// Zerocopy sockets without a peer ([`unpeered_zerocopy`]).
+    pub unpeered: Vec<String>,
 }
 
 impl PidPlan {
-    /// The destinations of the connected zerocopy sockets of `pids` (those still running);
-    /// `None` when they have none.
-    pub fn read(pids: &[u32]) -> Option<PidPlan> {
+    /// The zerocopy sockets of `pids` (those still running), connected ones grouped by
+    /// destination.
+    pub fn read(pids: &[u32]) -> PidPlan {
         let processes: Vec<ProcessEvidence> = pids
             .iter()
             .filter(|p| exists(**p))
             .map(|p| read_process(*p))
             .collect();
         let destinations = zerocopy_destinations(&processes);
-        let netns = destinations.first()?.netns;
-        Some(PidPlan {
+        let netns = destinations.first().map(|d| d.netns).or_else(|| {
+            processes
+                .iter()
+                .flat_map(|p| &p.sockets)
+                .filter(|s| s.zerocopy.value() == Some(&true))
+                .find_map(|s| s.netns.value().copied())
+        });
+        PidPlan {
             pids: processes.iter().map(|p| p.pid).collect(),
             netns,
             enter_through: processes
                 .iter()
-                .find(|p| p.netns.value().map(|n| n.inode) == Some(netns))
+                .find(|p| netns.is_some() && p.netns.value().map(|n| n.inode) == netns)
                 .map(|p| p.pid),
+            unpeered: unpeered_zerocopy(&processes),
             destinations,
-        })
+        }
     }
 
     /// The peer the diagnosed path is followed toward, and how its sockets are routed.
@@ -161,15 +206,17 @@ fn way_out(stack: &[Device], path: Option<&PathEvidence>) -> WayOut {
 }
 
 /// The sockets of the diagnosed path and the routes of the process's other destinations.
-/// `main` is the evidence gathered toward the first destination; `opts` its options.
+/// `main` is the evidence gathered toward the first destination; `opts` its options. `None`
+/// when no socket is connected.
 pub fn serving(
     plan: &PidPlan,
     opts: &GatherOptions,
     stop: &AtomicBool,
     main: &Evidence,
-) -> Serving {
+) -> Option<Serving> {
+    plan.destinations.first()?;
     let mut serving = Serving {
-        pid: plan.pids[0],
+        pid: *plan.pids.first()?,
         also_pids: plan.pids[1..].to_vec(),
         peer: plan.destinations[0].peer,
         sockets: plan.destinations[0].sockets.clone(),
@@ -181,7 +228,7 @@ pub fn serving(
     let mut ways: Vec<WayOut> = Vec::new();
     for d in &plan.destinations[1..] {
         let listed = || format!("{}: {}", d.peer, d.sockets.join(", "));
-        if d.netns != plan.netns {
+        if Some(d.netns) != plan.netns {
             serving.others.push(format!(
                 "{} (in another network namespace, net:[{}]: diagnose it with --netns and --target)",
                 listed(),
@@ -242,7 +289,7 @@ pub fn serving(
             ));
         }
     }
-    serving
+    Some(serving)
 }
 
 #[cfg(test)]
