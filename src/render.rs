@@ -184,6 +184,21 @@ fn write_tree(
     Ok(())
 }
 
+/// At most this many sockets are named in a line of the header; the rest are counted (the JSON
+/// report has them all).
+const SOCKETS_NAMED: usize = 8;
+
+fn socket_list(sockets: &[String]) -> String {
+    if sockets.len() <= SOCKETS_NAMED {
+        return sockets.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        sockets[..SOCKETS_NAMED].join(", "),
+        sockets.len() - SOCKETS_NAMED
+    )
+}
+
 /// The path beyond the diagnosed stack, one line per segment, then how it ends.
 fn path_chain(out: &mut dyn Write, p: &Palette, path: &PathEvidence) -> io::Result<()> {
     let toward = match path.target {
@@ -250,7 +265,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
                 .as_ref()
                 .map(|r| r.label())
                 .unwrap_or_default(),
-            serving.sockets.join(", ")
+            socket_list(&serving.sockets)
         );
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
     }
@@ -258,12 +273,12 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         let text = if report.serving.is_some() {
             format!(
                 "zerocopy socket(s) with no peer, whose every send picks its destination, are not followed (give one with --target ADDR): {}",
-                report.unpeered.join(", ")
+                socket_list(&report.unpeered)
             )
         } else {
             format!(
                 "no zerocopy socket of the process is connected, so this is the default route's path, an assumption (give a destination with --target ADDR): {}",
-                report.unpeered.join(", ")
+                socket_list(&report.unpeered)
             )
         };
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
@@ -288,9 +303,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
                 p.bold(&field(&route.interface).to_string())
             )?;
             let text = format!(
-                "pid {}'s socket(s): {}",
-                serving.pid,
-                route.sockets.join(", ")
+                "{}'s socket(s): {}",
+                serving.whose(),
+                socket_list(&route.sockets)
             );
             wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
             write_tree(out, &route.stack, &route.interface, "", true, true)?;

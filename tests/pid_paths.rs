@@ -322,8 +322,35 @@ fn unconnected_socket_is_diagnosed_along_its_namespace_default_route() {
     println!("ifbz was handed {} bytes; unpeered: {unpeered}", handed());
 }
 
+/// A server with more peers than a report reads (40 sockets to 40 peers, all out of one ifb): the
+/// ways of the 33 largest groups are read and found to be one, the rest are summed up.
+fn a_server_with_many_peers_is_read_up_to_the_bound() {
+    let ns = common::Netns::new("ppmany");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let peers: Vec<String> = (2..42).map(|i| format!("198.18.0.{i}")).collect();
+    let refs: Vec<&str> = peers.iter().map(String::as_str).collect();
+    let (mut sender, counts, _files) = multi_sender(&ns, &refs);
+    let kernel = kernel_counts(&counts, &mut sender);
+    let copied: u64 = peers
+        .iter()
+        .filter_map(|p| kernel[p.as_str()]["copied"].as_u64())
+        .sum();
+    assert_eq!(copied, 0, "{kernel}");
+    let doc = check_from_host(&["--pid", &sender.pid().to_string()]);
+    let serving = &doc["serving"];
+    assert_eq!(doc["interface"], "ifbz");
+    assert!(serving.get("routes").is_none(), "one way out: {serving:#}");
+    assert_eq!(serving["sockets"].as_array().map(Vec::len), Some(33));
+    let others = serving["others"].to_string();
+    assert!(
+        others.contains("7 more destination(s) with 7 socket(s), not read"),
+        "{others}"
+    );
+}
+
 harness_main!(
     privileged: [
+        a_server_with_many_peers_is_read_up_to_the_bound,
         unconnected_socket_is_diagnosed_along_its_namespace_default_route,
         pid_in_another_namespace_is_diagnosed_along_its_sockets_path,
         pid_with_many_destinations_is_diagnosed_along_each_way,

@@ -171,6 +171,23 @@ impl PidPlan {
     }
 }
 
+/// At most this many destinations besides the first are read (each costs a route lookup and a
+/// read of its stack and path, about 2.5 ms): a server with thousands of peers is summed up.
+pub const MAX_DESTINATIONS_READ: usize = 32;
+
+/// `a, b, c and 12 more`: at most four items of a list that may hold thousands.
+fn short_list(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if items.len() <= SHOWN {
+        return items.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        items[..SHOWN].join(", "),
+        items.len() - SHOWN
+    )
+}
+
 /// The way out toward one destination, as far as grouping is concerned: every device crossed
 /// (namespace inode, ifindex, the bridge port chosen) and how the path ends.
 #[derive(Debug, PartialEq, Eq)]
@@ -226,8 +243,22 @@ pub fn serving(
     };
     let main_way = way_out(&main.stack, main.path.as_ref());
     let mut ways: Vec<WayOut> = Vec::new();
-    for d in &plan.destinations[1..] {
-        let listed = || format!("{}: {}", d.peer, d.sockets.join(", "));
+    let (read, unread) = plan.destinations[1..].split_at(
+        plan.destinations
+            .len()
+            .saturating_sub(1)
+            .min(MAX_DESTINATIONS_READ),
+    );
+    if !unread.is_empty() {
+        let sockets: usize = unread.iter().map(|d| d.sockets.len()).sum();
+        serving.others.push(format!(
+            "{} more destination(s) with {sockets} socket(s), not read: a report reads the ways of the {} largest groups (diagnose one with --target)",
+            unread.len(),
+            MAX_DESTINATIONS_READ + 1
+        ));
+    }
+    for d in read {
+        let listed = || format!("{}: {}", d.peer, short_list(&d.sockets));
         if Some(d.netns) != plan.netns {
             serving.others.push(format!(
                 "{} (in another network namespace, net:[{}]: diagnose it with --netns and --target)",
