@@ -60,6 +60,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         pids: args.pids.clone(),
         path_target: None,
         path_routing: Default::default(),
+        prefetched: Vec::new(),
     };
     // `--pid` without an interface or target: the path of the process's zerocopy sockets, from
     // their namespace toward their peers (the largest group's path is the diagnosed one).
@@ -72,14 +73,22 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         if let (None, Some(pid)) = (&netns, plan.enter_through) {
             netns = Some(pid.to_string());
         }
-        if let Some((peer, routing)) = plan.first() {
-            opts.path_target = Some(peer);
-            opts.path_routing = routing;
-        }
+        // The processes were just read: the process probe reuses that reading.
+        opts.prefetched = plan.processes.clone();
     }
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
     let run = |progress: &mut cli::progress::ProgressLine<_>| {
+        let mut opts = opts.clone();
+        // The sockets' peer is followed only from the namespace they live in.
+        if let Some((peer, routing)) = plan
+            .as_ref()
+            .filter(|p| p.is_here())
+            .and_then(|p| p.first())
+        {
+            opts.path_target = Some(peer);
+            opts.path_routing = routing;
+        }
         let mut ev = probe::gather(&opts, &stop, &mut |tick| progress.tick(tick))?;
         if let Some(plan) = &plan {
             ev.serving = probe::process::routes::serving(plan, &opts, &stop, &ev);

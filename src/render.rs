@@ -184,6 +184,20 @@ fn write_tree(
     Ok(())
 }
 
+/// `a`, `a and b`, `a, b, c and 5 more peers`.
+fn peers(first: std::net::IpAddr, also: &[std::net::IpAddr]) -> String {
+    const SHOWN: usize = 3;
+    let all: Vec<String> = std::iter::once(first)
+        .chain(also.iter().copied())
+        .map(|p| p.to_string())
+        .collect();
+    match all.len() {
+        1 => all[0].clone(),
+        n if n <= SHOWN => format!("{} and {}", all[..n - 1].join(", "), all[n - 1]),
+        n => format!("{} and {} more peers", all[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
 /// At most this many sockets are named in a line of the header; the rest are counted (the JSON
 /// report has them all).
 const SOCKETS_NAMED: usize = 8;
@@ -259,7 +273,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         let text = format!(
             "the path of {}'s zerocopy socket(s) to {}{}: {}",
             serving.whose(),
-            serving.peer,
+            peers(serving.peer, &serving.also_peers),
             serving
                 .routing
                 .as_ref()
@@ -292,7 +306,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
             writeln!(
                 out,
                 "Also to {}{} by {}, stack:",
-                route.peer,
+                peers(route.peer, &route.also_peers),
                 escape::text(
                     &route
                         .routing

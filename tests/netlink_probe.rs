@@ -258,7 +258,8 @@ fn missing_device_is_enodev_in_that_namespace() {
 // Routes
 
 /// `ns` with ifb `ifbz` 198.18.0.1/24 + 2001:db8::1/64, a gateway route with MTU 1400, and a
-/// fwmark rule to table 100 whose route leaves through ifb `ifbm`.
+/// fwmark rule to table 100 and a uidrange rule to table 101 whose routes leave through ifb
+/// `ifbm`.
 fn route_ns() -> Netns {
     let ns = Netns::new("nlroute");
     ns.ifb("ifbz", "198.18.0.1/24");
@@ -267,6 +268,8 @@ fn route_ns() -> Netns {
     ns.ip("route add 198.18.64.0/24 via 198.18.0.254 mtu 1400");
     ns.ip("rule add fwmark 0x2a table 100");
     ns.ip("route add 198.18.70.0/24 via 198.18.3.254 dev ifbm table 100");
+    ns.ip("rule add uidrange 4242-4242 table 101");
+    ns.ip("route add 198.18.71.0/24 via 198.18.3.254 dev ifbm table 101");
     ns
 }
 
@@ -350,6 +353,15 @@ fn route_lookup_honours_mark_source_and_oif() {
         ..RouteQuery::to(ip("198.18.3.9"))
     };
     assert_route_matches(&ns, oif, "198.18.3.9 oif ifbm");
+    // A socket owned by uid 4242 is routed by its `uidrange` rule; asked without RTA_UID the
+    // kernel uses the asker's uid (root here), and finds no route.
+    let owned = RouteQuery {
+        uid: Some(4242),
+        ..RouteQuery::to(ip("198.18.71.5"))
+    };
+    assert_route_matches(&ns, owned, "198.18.71.5 uid 4242");
+    let e = in_netns(&ns, || netlink::route_get(ip("198.18.71.5"))).expect_err("as root");
+    assert_eq!(e.errno(), Some(nix::errno::Errno::ENETUNREACH));
     // Without the mark, 198.18.70.5 has no route here.
     let e = in_netns(&ns, || netlink::route_get(ip("198.18.70.5"))).expect_err("unmarked");
     assert_eq!(e.errno(), Some(nix::errno::Errno::ENETUNREACH));

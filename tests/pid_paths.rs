@@ -219,7 +219,7 @@ fn copied_all_of(c: &Value) -> bool {
     c["completions"].as_u64() > Some(0) && c["copied"] == c["completions"]
 }
 
-/// Three sockets to the same router-side network: one plain (forwarded by the router: clean), one
+/// Four sockets to the same router-side network: two plain (forwarded by the router: clean), one
 /// with SO_MARK 0x2a that a policy rule sends out of the pod's tapped ifb, one bound to that ifb
 /// (SO_BINDTODEVICE) toward another peer. The kernel copies the marked and the bound socket's
 /// sends and not the plain one's; zcdoctor looks each route up as the kernel does (source,
@@ -232,7 +232,12 @@ fn sockets_routed_by_mark_or_device_get_their_own_way() {
     let dump = tcpdump(&a, "ifbq");
     let (mut sender, counts, _files) = multi_sender(
         &a,
-        &["198.18.2.2", "198.18.2.2,mark=0x2a", "198.18.2.4,dev=ifbq"],
+        &[
+            "198.18.2.2",
+            "198.18.2.2",
+            "198.18.2.2,mark=0x2a",
+            "198.18.2.4,dev=ifbq",
+        ],
     );
     let kernel = kernel_counts(&counts, &mut sender);
     println!("kernel, per socket: {kernel}");
@@ -322,13 +327,16 @@ fn unconnected_socket_is_diagnosed_along_its_namespace_default_route() {
     println!("ifbz was handed {} bytes; unpeered: {unpeered}", handed());
 }
 
-/// A server with more peers than a report reads (40 sockets to 40 peers, all out of one ifb): the
+/// A server with more peers than a report reads (41 sockets to 40 peers, all out of one ifb): the
 /// ways of the 33 largest groups are read and found to be one, the rest are summed up.
 fn a_server_with_many_peers_is_read_up_to_the_bound() {
     let ns = common::Netns::new("ppmany");
     ns.ifb("ifbz", "198.18.0.1/24");
     let peers: Vec<String> = (2..42).map(|i| format!("198.18.0.{i}")).collect();
-    let refs: Vec<&str> = peers.iter().map(String::as_str).collect();
+    let mut refs: Vec<&str> = peers.iter().map(String::as_str).collect();
+    // A dual-stack socket to an IPv4 peer: the kernel routes it as 198.18.0.41, so it joins that
+    // peer's group, which becomes the largest.
+    refs.push("::ffff:198.18.0.41");
     let (mut sender, counts, _files) = multi_sender(&ns, &refs);
     let kernel = kernel_counts(&counts, &mut sender);
     let copied: u64 = peers
@@ -340,7 +348,9 @@ fn a_server_with_many_peers_is_read_up_to_the_bound() {
     let serving = &doc["serving"];
     assert_eq!(doc["interface"], "ifbz");
     assert!(serving.get("routes").is_none(), "one way out: {serving:#}");
-    assert_eq!(serving["sockets"].as_array().map(Vec::len), Some(33));
+    assert_eq!(serving["peer"], "198.18.0.41", "{serving:#}");
+    assert_eq!(serving["sockets"].as_array().map(Vec::len), Some(34));
+    assert_eq!(serving["also_peers"].as_array().map(Vec::len), Some(32));
     let others = serving["others"].to_string();
     assert!(
         others.contains("7 more destination(s) with 7 socket(s), not read"),

@@ -81,6 +81,7 @@ pub fn ways(ev: &Evidence) -> Vec<Way<'_>> {
 }
 
 /// One device stack on the path, in one namespace.
+#[derive(Clone)]
 pub struct Hop<'a> {
     /// 0 for the diagnosed stack, then 1, 2, … along the path.
     pub index: usize,
@@ -94,9 +95,12 @@ pub struct Hop<'a> {
     pub entered: Option<&'a Entered>,
     /// The other destination whose way this hop is on; `None` on the diagnosed way.
     pub toward: Option<Toward<'a>>,
-    /// The hop's stack as recorded, with the devices left out of `stack` (to tell what a
-    /// device inherits from a lower one an earlier hop crossed).
-    pub recorded: &'a [Device],
+    /// The hop's devices on the path, with those left out of `stack` because an earlier hop
+    /// crossed them (to tell what a device inherits from such a lower one).
+    pub recorded: Vec<&'a Device>,
+    /// The hop's namespace inode, the diagnosed namespace's for the first hop of each way (0
+    /// when unknown): with the ifindex, it names a device across ways.
+    pub netns_key: u64,
     /// The first device of the hop's stack as recorded.
     top: &'a str,
 }
@@ -160,24 +164,50 @@ impl<'a> Hop<'a> {
 /// destination crosses it), and without hops left empty by that.
 pub fn hops(ev: &Evidence) -> Vec<Hop<'_>> {
     let mut hops: Vec<Hop> = Vec::new();
-    // (namespace inode, 0 for the diagnosed one; ifindex) of every device crossed so far.
     let mut crossed: BTreeSet<(u64, u32)> = BTreeSet::new();
-    for way in ways(ev) {
-        let first = hop(0, way.stack, None, way.toward);
-        let rest = way.path.iter().flat_map(|p| &p.segments);
-        let rest = rest
-            .enumerate()
-            .map(|(i, seg)| hop(i + 1, &seg.stack, Some(seg), way.toward));
-        for mut hop in std::iter::once(first).chain(rest) {
-            let inode = hop.netns.map_or(0, |n| n.inode);
-            hop.stack
-                .retain(|d| crossed.insert((inode, d.ifindex)) || way.toward.is_none());
-            if !hop.stack.is_empty() {
-                hops.push(hop);
-            }
+    for mut hop in every_hop(ev) {
+        let key = hop.netns_key;
+        let diagnosed_way = hop.toward.is_none();
+        hop.stack
+            .retain(|d| crossed.insert((key, d.ifindex)) || diagnosed_way);
+        if !hop.stack.is_empty() {
+            hops.push(hop);
         }
     }
     hops
+}
+
+/// Every hop of every way, devices crossed by several ways included in each.
+pub fn every_hop(ev: &Evidence) -> Vec<Hop<'_>> {
+    let diagnosed = diagnosed_netns(ev);
+    let mut hops = Vec::new();
+    for way in ways(ev) {
+        hops.push(hop(0, way.stack, None, way.toward, diagnosed));
+        for (i, seg) in way.path.iter().flat_map(|p| &p.segments).enumerate() {
+            hops.push(hop(i + 1, &seg.stack, Some(seg), way.toward, diagnosed));
+        }
+    }
+    hops
+}
+
+/// The inode of the diagnosed namespace, as far as the evidence says (0 when it does not).
+fn diagnosed_netns(ev: &Evidence) -> u64 {
+    let origins = std::iter::once(ev.path.as_ref())
+        .chain(
+            ev.serving
+                .iter()
+                .flat_map(|s| &s.routes)
+                .map(|r| r.path.as_ref()),
+        )
+        .flatten()
+        .map(|p| p.origin.inode);
+    ev.taps
+        .as_ref()
+        .map(|t| t.diagnosed_netns)
+        .into_iter()
+        .chain(origins)
+        .find(|i| *i != 0)
+        .unwrap_or(0)
 }
 
 /// The hop of `stack`, the way's first (`seg` `None`) or a segment of its path.
@@ -186,6 +216,7 @@ fn hop<'a>(
     stack: &'a [Device],
     seg: Option<&'a Segment>,
     toward: Option<Toward<'a>>,
+    diagnosed: u64,
 ) -> Hop<'a> {
     Hop {
         index,
@@ -194,7 +225,8 @@ fn hop<'a>(
         role: seg.map(|s| s.role),
         entered: seg.map(|s| &s.entered),
         toward,
-        recorded: stack,
+        recorded: on_path(stack),
+        netns_key: seg.map_or(diagnosed, |s| s.netns.inode),
         top: stack.first().map_or("", |d| d.name.as_str()),
     }
 }

@@ -4,7 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use super::findings::{Code, Findings};
-use super::hops::{Hop, Toward, hops, ways, with_toward};
+use std::collections::HashMap;
+
+use super::hops::{Hop, Toward, every_hop, hops, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, ProbeName, ProbeState, Protocol};
 use crate::report::Severity;
 
@@ -93,27 +95,56 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
             .path
             .as_ref()
             .and_then(|p| p.target)
+            .or(ev.serving.as_ref().map(|s| s.peer))
             .is_some_and(|t| t.is_ipv6());
-    // Which checksum a hop needs follows the family of its destination.
-    let (v6, v4): (Vec<Hop>, Vec<Hop>) = hops(ev)
+    // Which checksum a device needs follows the families of the destinations whose ways cross
+    // it (a device two ways share may carry both).
+    let mut families: HashMap<(u64, u32), (bool, bool)> = HashMap::new();
+    for h in every_hop(ev)
+        .iter()
+        .filter(|h| !delivers_locally.contains(&h.toward))
+    {
+        let v6 = h.toward.map_or(v6_main, |t| t.peer.is_ipv6());
+        for d in &h.stack {
+            let f = families.entry((h.netns_key, d.ifindex)).or_default();
+            if v6 {
+                f.1 = true;
+            } else {
+                f.0 = true;
+            }
+        }
+    }
+    let all: Vec<Hop> = hops(ev)
         .into_iter()
         .filter(|h| !delivers_locally.contains(&h.toward))
-        .partition(|h| h.toward.map_or(v6_main, |t| t.peer.is_ipv6()));
-    let all: Vec<&Hop> = v6.iter().chain(&v4).collect();
+        .collect();
     if all.is_empty() {
         return;
     }
+    // The hops with only the devices whose families pass `carries`.
+    let only = |carries: &dyn Fn((bool, bool)) -> bool| -> Vec<Hop> {
+        all.iter()
+            .cloned()
+            .filter_map(|mut h| {
+                let key = h.netns_key;
+                h.stack
+                    .retain(|d| families.get(&(key, d.ifindex)).is_some_and(|f| carries(*f)));
+                (!h.stack.is_empty()).then_some(h)
+            })
+            .collect()
+    };
+    let v6 = only(&|(_, v6)| v6);
+    let v4 = only(&|(v4, _)| v4);
     offload(&all, protocol, &SG, Severity::Blocker, out);
-    let v6: Vec<&Hop> = v6.iter().collect();
-    let v4: Vec<&Hop> = v4.iter().collect();
     if !v6.is_empty() {
         offload(&v6, protocol, &CSUM_V6, Severity::Blocker, out);
     }
     if !v4.is_empty() {
         offload(&v4, protocol, &CSUM_V4, Severity::Blocker, out);
         // IPv6 matters too unless the probe showed the traffic is IPv4; a gap there is lesser.
-        if !out.has(Code::NoTxChecksum) {
-            offload(&v4, protocol, &CSUM_V6, Severity::Warning, out);
+        let v4_only = only(&|(v4, v6)| v4 && !v6);
+        if !out.has(Code::NoTxChecksum) && !v4_only.is_empty() {
+            offload(&v4_only, protocol, &CSUM_V6, Severity::Warning, out);
         }
     }
 }
@@ -121,7 +152,7 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
 /// Raises `offload.code` on the lowest devices that lack it: an upper device that lacks it only
 /// because a lower one does (bond, macvlan, vlan inherit) is listed in `affects`, not repeated.
 fn offload(
-    hops: &[&Hop],
+    hops: &[Hop],
     protocol: Protocol,
     offload: &Offload,
     severity: Severity,
@@ -169,7 +200,7 @@ fn offload_in(
             .lowers
             .iter()
             .filter_map(|n| hop.recorded.iter().find(|d| &d.name == n))
-            .any(lacks);
+            .any(|d| lacks(d));
         if lower_lacks {
             continue; // reported at the lower device, with this one in `affects`
         }
@@ -328,4 +359,60 @@ fn uppers_of(stack: &[&Device], name: &str) -> Vec<String> {
         current = up.name.clone();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::testing::fixture;
+    use crate::evidence::FeatureState;
+
+    /// Checksum offload for IPv4 only, as some NICs have it.
+    fn ipv4_checksum_only(d: &mut Device) {
+        let f = d.features.as_mut().expect("features");
+        for (name, active) in [
+            ("tx-checksum-ip-generic", false),
+            ("tx-checksum-ipv4", true),
+            ("tx-checksum-ipv6", false),
+        ] {
+            f.0.insert(
+                name.to_string(),
+                FeatureState {
+                    active,
+                    wanted: active,
+                    fixed: false,
+                },
+            );
+        }
+    }
+
+    /// The process's main way is IPv4; another way, to an IPv6 peer, crosses the same veth.
+    /// The veth's missing IPv6 checksum copies that way's sends: a blocker on it, although the
+    /// device was first crossed by the IPv4 way.
+    #[test]
+    fn a_device_two_families_cross_needs_both_checksums() {
+        let mut ev = fixture("process-pid-many-ways");
+        ipv4_checksum_only(&mut ev.stack[0]);
+        let mut out = Findings::new();
+        check(&ev, Protocol::Udp, &mut out);
+        let warned = out.findings.iter().find(|f| f.code == Code::NoTxChecksum);
+        assert_eq!(
+            warned.map(|f| f.severity),
+            Some(Severity::Warning),
+            "IPv4 only: IPv6 is a lesser gap"
+        );
+
+        let serving = ev.serving.as_mut().expect("serving");
+        serving.routes[1].peer = "2001:db8::2".parse().expect("address");
+        let mut out = Findings::new();
+        check(&ev, Protocol::Udp, &mut out);
+        let f = out
+            .findings
+            .iter()
+            .find(|f| f.code == Code::NoTxChecksum)
+            .expect("no-tx-checksum");
+        assert_eq!(f.severity, Severity::Blocker, "{}", f.summary);
+        assert_eq!(f.evidence["device"], "va");
+        assert!(f.summary.contains("IPv6"), "{}", f.summary);
+    }
 }

@@ -12,19 +12,21 @@ use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 use crate::report::Severity;
 
 pub fn check(ev: &Evidence, out: &mut Findings) {
-    // A device two ways start at is one finding (the first way's).
-    let mut seen: Vec<u32> = Vec::new();
+    // A device two ways start at is one finding (the first way's); so is a lower device in
+    // another namespace below a device two ways cross.
+    let mut tops: Vec<u32> = Vec::new();
+    let mut crossed: Vec<u32> = Vec::new();
     for way in ways(ev) {
         let Some(top) = way.stack.first() else {
             continue;
         };
-        if seen.contains(&top.ifindex) {
-            continue;
+        if !tops.contains(&top.ifindex) {
+            delivery(ev, &way, top, out);
+            device_down(&way, top, out);
+            tops.push(top.ifindex);
         }
-        delivery(ev, &way, top, out);
-        device_down(&way, top, out);
-        lowers_elsewhere(&way, &seen, out);
-        seen.extend(way.stack.iter().map(|d| d.ifindex));
+        lowers_elsewhere(&way, &crossed, out);
+        crossed.extend(way.stack.iter().map(|d| d.ifindex));
     }
     encrypting_tunnels(ev, out);
     for way in ways(ev) {
@@ -44,7 +46,12 @@ fn encrypting_tunnels(ev: &Evidence, out: &mut Findings) {
                     dev.name,
                     hop.whereabouts()
                 ),
-                json!({"device": dev.name, "kind": dev.kind.as_str(), "hop": hop.index + 1}),
+                {
+                    let mut evidence =
+                        json!({"device": dev.name, "kind": dev.kind.as_str(), "hop": hop.index + 1});
+                    with_toward(&mut evidence, hop.toward);
+                    evidence
+                },
                 vec![
                     format!(
                         "Do not use MSG_ZEROCOPY for traffic through {}: encryption copies it anyway, and the notifications only add cost.",

@@ -126,14 +126,26 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
                     causes.push(label);
                 }
             }
-            (
-                Zerocopy::No,
-                format!(
-                    "MSG_ZEROCOPY sends {} will be copied or fail: {}",
-                    sends(ev),
-                    causes.join(", ")
-                ),
-            )
+            let mut summary = format!(
+                "MSG_ZEROCOPY sends {} will be copied or fail: {}",
+                sends(ev),
+                causes.join(", ")
+            );
+            // Every cause on another way: the diagnosed way is clear, and saying so tells the
+            // operator which sockets keep their zerocopy.
+            let all_elsewhere = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Blocker)
+                .all(|f| f.evidence.get("toward").is_some());
+            if let (Some(s), true) = (ev.serving.as_ref(), all_elsewhere && has_routes(ev)) {
+                summary.push_str(&format!(
+                    "; nothing forces a copy on the way through {} to {}{}",
+                    ev.interface,
+                    s.peer,
+                    s.routing.as_ref().map(|r| r.label()).unwrap_or_default()
+                ));
+            }
+            (Zerocopy::No, summary)
         }
         (false, true) => (
             Zerocopy::Unknown,
@@ -174,13 +186,7 @@ fn has_routes(ev: &Evidence) -> bool {
 /// sockets go more than one way, the process's.
 fn sends(ev: &Evidence) -> String {
     match ev.serving.as_ref().filter(|s| !s.routes.is_empty()) {
-        Some(s) => format!(
-            "of {} (through {} and {} other way{} out)",
-            s.whose(),
-            ev.interface,
-            s.routes.len(),
-            if s.routes.len() == 1 { "" } else { "s" }
-        ),
+        Some(s) => format!("of {} ({} ways out)", s.whose(), s.routes.len() + 1),
         None => format!("through {}", ev.interface),
     }
 }
@@ -193,7 +199,7 @@ fn paths(ev: &Evidence) -> String {
             s.routes.len() + 1,
             s.whose()
         ),
-        None if !ev.unpeered.is_empty() => format!(
+        None if ev.serving.is_none() && !ev.unpeered.is_empty() => format!(
             "{}'s path (the default route's: the diagnosed process's zerocopy sockets are not connected)",
             ev.interface
         ),
@@ -289,5 +295,20 @@ mod tests {
         let v = verdict(&ev, &[]);
         assert_eq!((v.zerocopy, v.basis), (Zerocopy::No, Basis::Live));
         assert!(v.summary.contains("carried COPIED"), "{}", v.summary);
+    }
+
+    /// A server with a connected zerocopy socket and a listener: the listener is listed, and the
+    /// verdict does not claim that nothing is connected.
+    #[test]
+    fn a_listener_beside_connected_sockets_is_not_an_assumed_route() {
+        let mut ev = fixture("process-pid-many-ways");
+        ev.serving.as_mut().expect("serving").routes.clear();
+        ev.unpeered = vec!["fd 9 (tcp 0.0.0.0:4444, listen)".to_string()];
+        let v = verdict(&ev, &[]);
+        assert_eq!(v.zerocopy, Zerocopy::Yes);
+        assert!(!v.summary.contains("not connected"), "{}", v.summary);
+        ev.serving = None;
+        let v = verdict(&ev, &[]);
+        assert!(v.summary.contains("not connected"), "{}", v.summary);
     }
 }

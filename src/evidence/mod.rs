@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct Serving {
     pub pid: u32,
+    /// Other peers whose sockets take the same way as `peer`'s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_peers: Vec<std::net::IpAddr>,
     /// The other processes diagnosed with it (`--pid` repeated): their sockets are grouped with
     /// `pid`'s, each labelled `pid P fd N`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -63,7 +66,9 @@ impl Serving {
 /// What the kernel's output route lookup for a process's connected sockets uses besides the
 /// destination: their source address, `SO_MARK` and bound device. zcdoctor looks the way out up
 /// with the same (`ip route get PEER from SOURCE mark MARK oif DEV`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash,
+)]
 pub struct SocketRouting {
     /// The sockets' local address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,10 +82,14 @@ pub struct SocketRouting {
     /// The bound device's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_device: Option<String>,
+    /// The sockets' owner (`sk_uid`), for `ip rule uidrange`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 impl SocketRouting {
-    /// ` with mark 0x2a, bound to eth1` for what sets the lookup apart, else empty.
+    /// ` with mark 0x2a, bound to eth1` for what sets the lookup apart, else empty (the source
+    /// and the owner are in every lookup and rarely set a way apart).
     pub fn label(&self) -> String {
         let mut parts = Vec::new();
         if let Some(m) = self.mark {
@@ -108,6 +117,9 @@ pub const MAX_ROUTES: usize = 8;
 pub struct Route {
     /// The destination the route was looked up for (the first peer of `sockets`).
     pub peer: std::net::IpAddr,
+    /// Other peers whose sockets take the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_peers: Vec<std::net::IpAddr>,
     /// The sockets taking this path, as `fd N (proto local → peer)`.
     pub sockets: Vec<String>,
     /// How the route to `peer` was looked up (as the kernel routes these sockets).

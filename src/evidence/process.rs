@@ -175,6 +175,10 @@ pub struct InetSocket {
     pub zerocopy: Fact<bool>,
     /// `SO_MEMINFO`.
     pub meminfo: Fact<SkMeminfo>,
+    /// The socket's owner (`sk_uid`, the owner of its inode), which `ip rule uidrange` sees;
+    /// `None` in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
     /// `SO_MARK`: the fwmark policy routing sees for its packets; `None` when not read (older
     /// recordings).
     #[serde(default, skip_serializing_if = "Option::is_none")]

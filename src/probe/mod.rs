@@ -88,6 +88,9 @@ pub struct GatherOptions {
     pub live: Option<LiveRequest>,
     /// Applications to diagnose by pid (`--pid`).
     pub pids: Vec<u32>,
+    /// Those already read (`check --pid` reads them first to find their sockets' peers): the
+    /// process probe records these instead of reading them again.
+    pub prefetched: Vec<crate::evidence::ProcessEvidence>,
 }
 
 /// Why there is nothing to diagnose. Every other failure is a probe's own status.
@@ -171,7 +174,13 @@ impl GatherOptions {
         dst: std::net::IpAddr,
     ) -> Result<crate::evidence::RouteInfo, netlink::NetlinkError> {
         if self.live.is_none() && self.path_target == Some(dst) {
-            netlink::route_lookup(&netlink::RouteQuery::for_socket(dst, &self.path_routing))
+            let query = netlink::RouteQuery::for_socket(dst, &self.path_routing);
+            // A source that is not (or no longer) local, as a transparent or freebind socket
+            // has, makes the kernel refuse the lookup (EINVAL): the rest still decides the route.
+            netlink::route_lookup(&query).or_else(|e| match query.src {
+                Some(_) => netlink::route_lookup(&netlink::RouteQuery { src: None, ..query }),
+                None => Err(e),
+            })
         } else {
             netlink::route_get(dst)
         }

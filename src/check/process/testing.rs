@@ -26,6 +26,7 @@ pub(super) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -
             sndbuf: 212992,
             ..SkMeminfo::default()
         }),
+        uid: Some(0),
         mark: Some(0),
         bound_ifindex: Some(0),
         bound_device: None,

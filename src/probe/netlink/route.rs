@@ -45,6 +45,9 @@ pub struct RouteQuery {
     pub iif: Option<u32>,
     /// `RTA_OIF`: bind the lookup to this output device.
     pub oif: Option<u32>,
+    /// `RTA_UID`: the socket owner `ip rule uidrange` sees (without it, the kernel uses the
+    /// asking process's uid).
+    pub uid: Option<u32>,
 }
 
 impl RouteQuery {
@@ -55,6 +58,7 @@ impl RouteQuery {
             src: r.source.filter(|s| s.is_ipv4() == dst.is_ipv4()),
             mark: r.mark,
             oif: r.bound_ifindex,
+            uid: r.uid,
             ..RouteQuery::to(dst)
         }
     }
@@ -67,6 +71,7 @@ impl RouteQuery {
             mark: None,
             iif: None,
             oif: None,
+            uid: None,
         }
     }
 }
@@ -174,7 +179,12 @@ fn lookup_request(q: &RouteQuery) -> Result<Rtmsg, String> {
         attrs.push(rta(Rta::Src, ip_octets(src).as_slice())?);
         src_len = len;
     }
-    for (kind, value) in [(Rta::Mark, q.mark), (Rta::Iif, q.iif), (Rta::Oif, q.oif)] {
+    for (kind, value) in [
+        (Rta::Mark, q.mark),
+        (Rta::Iif, q.iif),
+        (Rta::Oif, q.oif),
+        (Rta::Uid, q.uid),
+    ] {
         if let Some(value) = value {
             attrs.push(rta(kind, value)?);
         }
@@ -439,11 +449,12 @@ mod tests {
             mark: Some(0x2a),
             iif: None,
             oif: Some(4),
+            uid: Some(1000),
         };
         let msg = lookup_request(&q).expect("request");
         assert_eq!((*msg.rtm_dst_len(), *msg.rtm_src_len()), (32, 32));
         let kinds: Vec<Rta> = msg.rtattrs().iter().map(|a| *a.rta_type()).collect();
-        assert_eq!(kinds, [Rta::Dst, Rta::Src, Rta::Mark, Rta::Oif]);
+        assert_eq!(kinds, [Rta::Dst, Rta::Src, Rta::Mark, Rta::Oif, Rta::Uid]);
         let mixed = RouteQuery {
             src: Some("2001:db8::1".parse().expect("ip")),
             ..q

@@ -54,7 +54,10 @@ impl Probe for ProcessProbe {
             if !exists(pid) {
                 return Err(GatherError::NoSuchProcess { pid });
             }
-            let p = read_process(pid);
+            let p = match cx.opts.prefetched.iter().find(|p| p.pid == pid) {
+                Some(p) => p.clone(),
+                None => read_process(pid),
+            };
             let zc = p.zerocopy_sockets().count();
             let mut d = format!(
                 "pid {pid} ({}): {} TCP/UDP socket(s), {zc} with SO_ZEROCOPY, {} io_uring(s)",

@@ -4,7 +4,9 @@
 //! with [`probe::gather_route`](crate::probe::gather_route), and destinations whose way out is
 //! the same share one entry. Runs in the namespace the main gather ran in.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{exists, read_process};
@@ -13,7 +15,7 @@ use crate::evidence::{
     Device, Evidence, MAX_ROUTES, PathEnd, PathEvidence, ProcessEvidence, Route, Serving,
     SocketRouting,
 };
-use crate::probe::{GatherOptions, gather_route, netlink};
+use crate::probe::{GatherOptions, gather_route};
 
 /// One destination of the diagnosed processes' connected zerocopy sockets: its namespace and
 /// peer, and every such socket going there.
@@ -31,9 +33,11 @@ pub struct SocketDestination {
 }
 
 /// The destinations of the processes' connected zerocopy sockets, most sockets first. Pure:
-/// reads only what the process probe recorded.
+/// reads only what the process probe recorded. IPv4-mapped IPv6 addresses (a dual-stack socket
+/// talking to an IPv4 peer) are the IPv4 addresses the kernel routes.
 pub fn zerocopy_destinations(processes: &[ProcessEvidence]) -> Vec<SocketDestination> {
     let mut out: Vec<SocketDestination> = Vec::new();
+    let mut index: HashMap<(u64, IpAddr, SocketRouting), usize> = HashMap::new();
     for p in processes {
         for s in &p.sockets {
             if s.zerocopy.value() != Some(&true) {
@@ -61,23 +65,26 @@ pub fn zerocopy_destinations(processes: &[ProcessEvidence]) -> Vec<SocketDestina
                     .local
                     .value()
                     .and_then(|l| l.parse::<std::net::SocketAddr>().ok())
-                    .map(|l| l.ip())
+                    .map(|l| l.ip().to_canonical())
                     .filter(|ip| !ip.is_unspecified()),
                 mark: s.mark.filter(|m| *m != 0),
                 bound_ifindex: s.bound_ifindex.filter(|i| *i != 0),
                 bound_device: s.bound_device.clone(),
+                uid: s.uid,
             };
-            match out
-                .iter_mut()
-                .find(|d| d.netns == *netns && d.peer == addr.ip() && d.routing == routing)
-            {
-                Some(d) => d.sockets.push(label),
-                None => out.push(SocketDestination {
-                    netns: *netns,
-                    peer: addr.ip(),
-                    routing,
-                    sockets: vec![label],
-                }),
+            let peer = addr.ip().to_canonical();
+            let key = (*netns, peer, routing.clone());
+            match index.get(&key) {
+                Some(&i) => out[i].sockets.push(label),
+                None => {
+                    index.insert(key, out.len());
+                    out.push(SocketDestination {
+                        netns: *netns,
+                        peer,
+                        routing,
+                        sockets: vec![label],
+                    });
+                }
             }
         }
     }
@@ -132,6 +139,8 @@ pub struct PidPlan {
     pub destinations: Vec<SocketDestination>,
     /// Zerocopy sockets without a peer ([`unpeered_zerocopy`]).
     pub unpeered: Vec<String>,
+    /// The processes as read (the process probe reuses them: `GatherOptions::prefetched`).
+    pub processes: Vec<ProcessEvidence>,
 }
 
 impl PidPlan {
@@ -160,7 +169,18 @@ impl PidPlan {
                 .map(|p| p.pid),
             unpeered: unpeered_zerocopy(&processes),
             destinations,
+            processes,
         }
+    }
+
+    /// Whether the calling thread is in the namespace of the first destination's sockets: only
+    /// then are its routes the ones these sockets take (the diagnosis may run in the user's
+    /// `--netns`, or in zcdoctor's own when no diagnosed process lives where the sockets do).
+    pub fn is_here(&self) -> bool {
+        let here = std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino());
+        self.destinations
+            .first()
+            .is_some_and(|d| here.is_ok_and(|h| h == d.netns))
     }
 
     /// The peer the diagnosed path is followed toward, and how its sockets are routed.
@@ -168,6 +188,13 @@ impl PidPlan {
         self.destinations
             .first()
             .map(|d| (d.peer, d.routing.clone()))
+    }
+}
+
+/// Adds `peer` to the other peers of a way whose first is `first`, once.
+fn add_peer(also: &mut Vec<IpAddr>, first: IpAddr, peer: IpAddr) {
+    if peer != first && !also.contains(&peer) {
+        also.push(peer);
     }
 }
 
@@ -190,10 +217,12 @@ fn short_list(items: &[String]) -> String {
 
 /// The way out toward one destination, as far as grouping is concerned: every device crossed
 /// (namespace inode, ifindex, the bridge port chosen) and how the path ends.
+/// The family is part of it: an IPv6 destination needs other offloads (checksum) than an IPv4
+/// one through the same devices.
 #[derive(Debug, PartialEq, Eq)]
-struct WayOut(Vec<(u64, u32, Option<String>)>, String);
+struct WayOut(bool, Vec<(u64, u32, Option<String>)>, String);
 
-fn way_out(stack: &[Device], path: Option<&PathEvidence>) -> WayOut {
+fn way_out(peer: IpAddr, stack: &[Device], path: Option<&PathEvidence>) -> WayOut {
     let devices = |inode: u64, stack: &[Device]| -> Vec<(u64, u32, Option<String>)> {
         stack
             .iter()
@@ -219,7 +248,7 @@ fn way_out(stack: &[Device], path: Option<&PathEvidence>) -> WayOut {
             }
         }
     };
-    WayOut(all, end)
+    WayOut(peer.is_ipv6(), all, end)
 }
 
 /// The sockets of the diagnosed path and the routes of the process's other destinations.
@@ -232,7 +261,11 @@ pub fn serving(
     main: &Evidence,
 ) -> Option<Serving> {
     plan.destinations.first()?;
+    if !plan.is_here() {
+        return None;
+    }
     let mut serving = Serving {
+        also_peers: Vec::new(),
         pid: *plan.pids.first()?,
         also_pids: plan.pids[1..].to_vec(),
         peer: plan.destinations[0].peer,
@@ -241,7 +274,7 @@ pub fn serving(
         routes: Vec::new(),
         others: Vec::new(),
     };
-    let main_way = way_out(&main.stack, main.path.as_ref());
+    let main_way = way_out(plan.destinations[0].peer, &main.stack, main.path.as_ref());
     let mut ways: Vec<WayOut> = Vec::new();
     let (read, unread) = plan.destinations[1..].split_at(
         plan.destinations
@@ -259,7 +292,7 @@ pub fn serving(
     }
     for d in read {
         let listed = || format!("{}: {}", d.peer, short_list(&d.sockets));
-        if Some(d.netns) != plan.netns {
+        if d.netns != plan.destinations[0].netns {
             serving.others.push(format!(
                 "{} (in another network namespace, net:[{}]: diagnose it with --netns and --target)",
                 listed(),
@@ -273,13 +306,6 @@ pub fn serving(
                 .push(format!("{} (not read: interrupted)", listed()));
             continue;
         }
-        if let Err(e) = netlink::route_lookup(&netlink::RouteQuery::for_socket(d.peer, &d.routing))
-        {
-            serving
-                .others
-                .push(format!("{} (no route to it here: {e})", listed()));
-            continue;
-        }
         let route_opts = GatherOptions {
             path_target: Some(d.peer),
             path_routing: d.routing.clone(),
@@ -287,7 +313,14 @@ pub fn serving(
             selection: opts.selection.clone(),
             live: None,
             pids: Vec::new(),
+            prefetched: Vec::new(),
         };
+        if let Err(e) = route_opts.route(d.peer) {
+            serving
+                .others
+                .push(format!("{} (no route to it here: {e})", listed()));
+            continue;
+        }
         let ev = match gather_route(&route_opts, stop) {
             Ok(ev) => ev,
             Err(e) => {
@@ -297,14 +330,18 @@ pub fn serving(
                 continue;
             }
         };
-        let way = way_out(&ev.stack, ev.path.as_ref());
+        let way = way_out(d.peer, &ev.stack, ev.path.as_ref());
         if way == main_way {
             serving.sockets.extend(d.sockets.iter().cloned());
+            add_peer(&mut serving.also_peers, serving.peer, d.peer);
         } else if let Some(i) = ways.iter().position(|w| *w == way) {
-            serving.routes[i].sockets.extend(d.sockets.iter().cloned());
+            let r = &mut serving.routes[i];
+            r.sockets.extend(d.sockets.iter().cloned());
+            add_peer(&mut r.also_peers, r.peer, d.peer);
         } else if serving.routes.len() < MAX_ROUTES {
             ways.push(way);
             serving.routes.push(Route {
+                also_peers: Vec::new(),
                 peer: d.peer,
                 sockets: d.sockets.clone(),
                 routing: Some(d.routing.clone()),

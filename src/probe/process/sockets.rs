@@ -75,8 +75,9 @@ pub(super) fn read_all(pid: u32, fds: &[(i32, u64)]) -> SocketScan {
                 continue;
             }
         };
-        match nix::sys::stat::fstat(dup.as_fd()) {
-            Ok(st) if st.st_ino == inode => {}
+        // The socket inode's owner is the socket's `sk_uid` (set from the creator's fsuid).
+        let uid = match nix::sys::stat::fstat(dup.as_fd()) {
+            Ok(st) if st.st_ino == inode => st.st_uid,
             Ok(_) => {
                 scan.vanished += 1;
                 continue;
@@ -86,8 +87,8 @@ pub(super) fn read_all(pid: u32, fds: &[(i32, u64)]) -> SocketScan {
                 scan.unreadable(fd, inode, OsError::new(op, e));
                 continue;
             }
-        }
-        match read_one(&dup, fd, inode, &mut scan.namespaces) {
+        };
+        match read_one(&dup, fd, inode, uid, &mut scan.namespaces) {
             Ok(Some(s)) => scan.sockets.push(s),
             Ok(None) => scan.other += 1,
             Err(e) => scan.unreadable(fd, inode, e),
@@ -102,6 +103,7 @@ fn read_one(
     dup: &OwnedFd,
     fd: i32,
     inode: u64,
+    uid: u32,
     namespaces: &mut Vec<(u64, File)>,
 ) -> Result<Option<InetSocket>, OsError> {
     let op = |what: &str| format!("getsockopt(fd {fd}, {what})");
@@ -160,6 +162,7 @@ fn read_one(
         _ => None,
     };
     Ok(Some(InetSocket {
+        uid: Some(uid),
         mark,
         bound_ifindex,
         bound_device,
