@@ -81,11 +81,15 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
     let run = |progress: &mut cli::progress::ProgressLine<_>| {
         let mut opts = opts.clone();
         // The sockets' peer is followed only from the namespace they live in.
-        if let Some((peer, routing)) = plan
-            .as_ref()
-            .filter(|p| p.is_here())
-            .and_then(|p| p.first())
+        if let Some(plan) = &plan
+            && let Some((peer, routing)) = plan.first()
         {
+            if !plan.is_here() {
+                return Err(probe::GatherError::SocketsElsewhere {
+                    pid: plan.pids.first().copied().unwrap_or_default(),
+                    netns: plan.netns.unwrap_or_default(),
+                });
+            }
             opts.path_target = Some(peer);
             opts.path_routing = routing;
         }

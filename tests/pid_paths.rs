@@ -358,8 +358,38 @@ fn a_server_with_many_peers_is_read_up_to_the_bound() {
     );
 }
 
+/// `--pid` with a `--netns` where its sockets do not live: their routes there are not theirs, so
+/// the run is refused with one line naming the sockets' namespace, not diagnosed along a path
+/// the sockets never take.
+fn pid_with_another_netns_is_refused() {
+    let (a, b) = forwarding_pair();
+    let (mut sender, counts, _files) = multi_sender(&a, &["198.18.2.2"]);
+    kernel_counts(&counts, &mut sender);
+    let out = Command::new(ZCDOCTOR)
+        .args([
+            "check",
+            "--pid",
+            &sender.pid().to_string(),
+            "--netns",
+            &b.name,
+        ])
+        .output()
+        .expect("run zcdoctor");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let ino = std::fs::metadata(format!("/run/netns/{}", a.name))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("namespace file");
+    assert!(err.contains(&format!("net:[{ino}]")), "{err}");
+    // In their own namespace (given, or entered by zcdoctor) the path is followed.
+    let doc = check_from_host(&["--pid", &sender.pid().to_string(), "--netns", &a.name]);
+    assert_eq!(doc["serving"]["peer"], "198.18.2.2");
+}
+
 harness_main!(
     privileged: [
+        pid_with_another_netns_is_refused,
         a_server_with_many_peers_is_read_up_to_the_bound,
         unconnected_socket_is_diagnosed_along_its_namespace_default_route,
         pid_in_another_namespace_is_diagnosed_along_its_sockets_path,

@@ -114,6 +114,10 @@ pub enum GatherError {
         peer: std::net::IpAddr,
         error: netlink::NetlinkError,
     },
+    #[error(
+        "--pid {pid}: its zerocopy sockets live in network namespace net:[{netns}], not in the one diagnosed; drop --netns (zcdoctor enters theirs when a diagnosed process lives there), --netns a path to theirs, or name an interface"
+    )]
+    SocketsElsewhere { pid: u32, netns: u64 },
     #[error("--pid {pid}: no such process")]
     NoSuchProcess { pid: u32 },
 }
