@@ -10,7 +10,7 @@ use std::io::{self, BufWriter, Write};
 use owo_colors::{OwoColorize, Style};
 
 use crate::evidence::{
-    Device, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
+    Device, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence, SocketRouting,
 };
 use crate::knowledge::Entry;
 use crate::report::{Basis, Report, Severity, Zerocopy};
@@ -184,17 +184,24 @@ fn write_tree(
     Ok(())
 }
 
-/// `a`, `a and b`, `a, b, c and 5 more peers`.
-fn peers(first: std::net::IpAddr, also: &[std::net::IpAddr]) -> String {
+/// The peers of a way: `a`, or `a with mark 0x2a (and b, c and 5 more peers)`; the routing
+/// label belongs to the first, whose route was looked up.
+fn peers(
+    first: std::net::IpAddr,
+    routing: Option<&SocketRouting>,
+    also: &[std::net::IpAddr],
+) -> String {
     const SHOWN: usize = 3;
-    let all: Vec<String> = std::iter::once(first)
-        .chain(also.iter().copied())
-        .map(|p| p.to_string())
-        .collect();
-    match all.len() {
-        1 => all[0].clone(),
-        n if n <= SHOWN => format!("{} and {}", all[..n - 1].join(", "), all[n - 1]),
-        n => format!("{} and {} more peers", all[..SHOWN].join(", "), n - SHOWN),
+    let head = format!("{first}{}", routing.map(|r| r.label()).unwrap_or_default());
+    let rest: Vec<String> = also.iter().take(SHOWN).map(|p| p.to_string()).collect();
+    match also.len() {
+        0 => head,
+        n if n <= SHOWN => format!("{head} (and {})", rest.join(", ")),
+        n => format!(
+            "{head} (and {} and {} more peers)",
+            rest.join(", "),
+            n - SHOWN
+        ),
     }
 }
 
@@ -271,14 +278,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     )?;
     if let Some(serving) = &report.serving {
         let text = format!(
-            "the path of {}'s zerocopy socket(s) to {}{}: {}",
+            "the path of {}'s zerocopy socket(s) to {}: {}",
             serving.whose(),
-            peers(serving.peer, &serving.also_peers),
-            serving
-                .routing
-                .as_ref()
-                .map(|r| r.label())
-                .unwrap_or_default(),
+            peers(serving.peer, serving.routing.as_ref(), &serving.also_peers),
             socket_list(&serving.sockets)
         );
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
@@ -305,15 +307,12 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         for route in &serving.routes {
             writeln!(
                 out,
-                "Also to {}{} by {}, stack:",
-                peers(route.peer, &route.also_peers),
-                escape::text(
-                    &route
-                        .routing
-                        .as_ref()
-                        .map(|r| r.label())
-                        .unwrap_or_default()
-                ),
+                "Also to {} by {}, stack:",
+                escape::text(&peers(
+                    route.peer,
+                    route.routing.as_ref(),
+                    &route.also_peers
+                )),
                 p.bold(&field(&route.interface).to_string())
             )?;
             let text = format!(
