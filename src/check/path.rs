@@ -7,7 +7,7 @@ use super::findings::{Code, Findings};
 use std::net::IpAddr;
 
 use super::hops::{Toward, Way, hops, netns_label, ways, with_toward};
-use crate::evidence::{Device, DeviceKind, Evidence, LiveProbe, NetnsRef, PathEnd};
+use crate::evidence::{Device, DeviceKind, Evidence, HopRole, LiveProbe, NetnsRef, PathEnd};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 use crate::report::Severity;
 
@@ -29,6 +29,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         crossed.extend(way.stack.iter().map(|d| d.ifindex));
     }
     encrypting_tunnels(ev, out);
+    veths_further_on(ev, out);
     for way in ways(ev) {
         path_end(ev, &way, out);
     }
@@ -247,6 +248,60 @@ fn veth(ev: &Evidence, way: &Way, top: &Device, out: &mut Findings) {
     );
 }
 
+/// Before 6.17 the kernel copies everything arriving through a veth, forwarded or not: a veth
+/// crossed further along a way (a tunnel's underlay, a lower device's namespace) copies as
+/// surely as one the way starts at (that one is [`veth`]'s).
+fn veths_further_on(ev: &Evidence, out: &mut Findings) {
+    if kernel::has(ev.kernel.version, FORWARDING_KEEPS_ZEROCOPY) {
+        return;
+    }
+    let mut seen: Vec<(u64, u32)> = Vec::new();
+    for way in ways(ev) {
+        if way
+            .stack
+            .first()
+            .is_some_and(|d| d.kind == DeviceKind::Veth)
+        {
+            continue;
+        }
+        let segments = way.path.iter().flat_map(|p| &p.segments).enumerate();
+        for (i, seg) in segments.filter(|(_, s)| s.role == HopRole::VethPeer) {
+            let Some(peer) = seg.stack.first() else {
+                continue;
+            };
+            if seen.contains(&(seg.netns.inode, peer.ifindex)) {
+                continue;
+            }
+            seen.push((seg.netns.inode, peer.ifindex));
+            let mut evidence = json!({
+                "device": peer.name,
+                "netns": seg.netns,
+                "hop": i + 2,
+                "kernel": ev.kernel.release,
+                "forwarding_keeps_zerocopy": false,
+            });
+            with_toward(&mut evidence, way.toward);
+            out.raise_as(
+                Code::VethPath,
+                Severity::Blocker,
+                format!(
+                    "the traffic arrives through the veth {} in namespace {} (hop {}), and Linux {} copies all traffic arriving through veth, even when forwarded (fixed in 6.17){}",
+                    peer.name,
+                    netns_label(&seg.netns),
+                    i + 2,
+                    ev.kernel.version.map(|v| v.to_string()).unwrap_or_default(),
+                    way.label()
+                ),
+                evidence,
+                vec![format!(
+                    "Turn MSG_ZEROCOPY off for senders whose traffic crosses {} until the host runs Linux 6.17 or newer.",
+                    peer.name
+                )],
+            );
+        }
+    }
+}
+
 fn device_down(way: &Way, top: &Device, out: &mut Findings) {
     let down = !top.admin_up
         || matches!(
@@ -342,6 +397,27 @@ mod tests {
             check(&ev, &mut out);
             assert_eq!(out.findings[0].code, Code::VethPath);
             assert_eq!(out.findings[0].severity, severity, "{release}");
+        }
+    }
+
+    /// A veth crossed further along the way (here the way starts at a macvlan whose traffic
+    /// reaches a veth peer) copies before 6.17 as surely as one the way starts at.
+    #[test]
+    fn a_veth_further_on_is_a_blocker_before_6_17() {
+        let mut ev = fixture("process-pid-many-ways");
+        ev.stack[0].kind = DeviceKind::Macvlan;
+        for (release, raised) in [("6.16.3", true), ("6.18.44", false)] {
+            ev.kernel.release = release.to_string();
+            ev.kernel.version = crate::evidence::KernelVersion::parse(release);
+            let mut out = Findings::new();
+            check(&ev, &mut out);
+            let veth = out.findings.iter().find(|f| f.code == Code::VethPath);
+            assert_eq!(veth.is_some(), raised, "{release}");
+            if let Some(f) = veth {
+                assert_eq!(f.severity, Severity::Blocker);
+                assert_eq!(f.evidence["device"], "vb");
+                assert!(f.summary.contains("(hop 2)"), "{}", f.summary);
+            }
         }
     }
 

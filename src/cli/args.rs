@@ -124,7 +124,9 @@ pub struct ProbeArgs {
     #[arg(long, conflicts_with = "only")]
     pub no_taps: bool,
     /// Also diagnose the application with process id PID: its sockets' SO_ZEROCOPY and option
-    /// memory, its memlock limit, its io_uring instances (repeatable).
+    /// memory, its memlock limit, its io_uring instances (repeatable). Without IFACE and
+    /// --target: every way out of its connected zerocopy sockets, from their namespace, routed
+    /// as the kernel routes them.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Diagnose inside another network namespace: a NAME under /run/netns, a PATH to a
