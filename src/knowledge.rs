@@ -34,6 +34,10 @@ pub struct TapDaemon {
     pub ignores_outgoing: String,
     /// Remediation lines; `{pid}`, `{comm}`, `{unit}`, `{device}`, `{netns}` are filled in.
     pub fix: Vec<String>,
+    /// Lines that help only where the tap sees transmitted traffic (those about the
+    /// `PACKET_IGNORE_OUTGOING` setting): left out for a tap on the receive side.
+    #[serde(default)]
+    pub fix_transmit: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -351,8 +351,78 @@ fn netns_option_diagnoses_inside_another_namespace() {
     assert!(err.contains("--netns zcd-no-such-namespace"), "{err}");
 }
 
+/// The veth's peer receives the forwarded traffic; it does not transmit it. A tap there copies
+/// every send even with PACKET_IGNORE_OUTGOING (the receive path serves taps whatever the option
+/// says), while the same tap on the egress device is harmless; scatter-gather off on the peer
+/// copies nothing (only transmitting devices' offloads count). zcdoctor predicts each.
+fn the_receiving_veth_peer_is_judged_as_a_receiver() {
+    let (a, b) = forwarding_pair();
+    let args = ["va", "--target", "198.18.2.2", "--duration", SHORT];
+
+    let rx_tap = b.tap_socket(Some("vb"), true);
+    let (_, doc) = a.check_json(&args);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "tap on vb with PACKET_IGNORE_OUTGOING: {copied} of {completions}"
+    );
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(tap["evidence"]["device"], "vb");
+    assert_eq!(tap["evidence"]["receive_side"], true);
+    // The socket sets the option; what the kernel applies to received traffic is "not set".
+    assert_eq!(
+        tap["evidence"]["read_from_socket"]["state"], "set",
+        "{tap:#}"
+    );
+    assert_eq!(tap["evidence"]["ignore_outgoing"]["state"], "not-set");
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    println!(
+        "tap on vb, ignoring outgoing: {copied} of {completions} copied; {}",
+        tap["summary"]
+    );
+    drop(rx_tap);
+
+    let tx_tap = b.tap_socket(Some("ifbz"), true);
+    let (_, doc) = a.check_json(&args);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == 0,
+        "tap on ifbz: {copied} of {completions}"
+    );
+    assert!(
+        finding(&doc, "tap-forces-copy").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    assert!(
+        finding(&doc, "tap-ignores-outgoing").is_some(),
+        "{:?}",
+        codes(&doc)
+    );
+    drop(tx_tap);
+
+    b.ethtool_k("vb", "sg", "off");
+    let (_, doc) = a.check_json(&args);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == 0,
+        "sg off on vb: {copied} of {completions}"
+    );
+    assert!(
+        finding(&doc, "no-scatter-gather").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    println!("sg off on vb: {copied} of {completions} copied, no blocker");
+}
+
 harness_main!(
     privileged: [
+        the_receiving_veth_peer_is_judged_as_a_receiver,
         forwarded_traffic_is_followed_to_the_egress_and_its_tap,
         forwarded_egress_without_scatter_gather_is_a_blocker,
         veth_to_the_peer_address_is_local_delivery,

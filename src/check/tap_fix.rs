@@ -38,8 +38,9 @@ fn fill_daemon_line(line: &str, o: &Owner, device: &str, netns: &str) -> String 
 }
 
 /// What the owner is (notes) and the remediation specific to it, from the known tap daemons;
-/// generic for unknown owners.
-pub fn for_socket(s: &PacketSocket) -> (Vec<String>, Vec<String>) {
+/// generic for unknown owners. `receive`: the traffic is received where the tap is, so what the
+/// setting would change is left out.
+pub fn for_socket(s: &PacketSocket, receive: bool) -> (Vec<String>, Vec<String>) {
     let kb = Knowledge::get();
     let device = s
         .device
@@ -56,8 +57,17 @@ pub fn for_socket(s: &PacketSocket) -> (Vec<String>, Vec<String>) {
         match kb.daemon(&o.comm, o.exe.as_deref()) {
             Some(d) => {
                 notes.push(format!("{}: {}", d.title, d.what.trim()));
-                fix.extend(d.fix.iter().map(|l| fill_daemon_line(l, o, &device, &netns)));
+                let transmit = d.fix_transmit.iter().filter(|_| !receive);
+                fix.extend(
+                    transmit
+                        .chain(&d.fix)
+                        .map(|l| fill_daemon_line(l, o, &device, &netns)),
+                );
             }
+            None if receive => fix.push(format!(
+                "{} (pid {}) is not a known tap daemon: stop it if the capture is not needed (`kill {}`).",
+                o.comm, o.pid, o.pid
+            )),
             None => fix.push(format!(
                 "{} (pid {}) is not a known tap daemon: stop it if the capture is not needed (`kill {}`), or change it to set PACKET_IGNORE_OUTGOING (setsockopt SOL_PACKET 23) on its socket.",
                 o.comm, o.pid, o.pid

@@ -1,12 +1,14 @@
 //! Packet taps: which ETH_P_ALL sockets sit on the path, what their owners are, and whether
 //! each forces a copy (PACKET_IGNORE_OUTGOING not set, or a kernel before 4.20).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::findings::{Code, Findings};
 use super::hops::{Hop, Toward, hops, netns_label, with_toward};
 use super::tap_fix;
-use crate::evidence::{Evidence, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState};
+use crate::evidence::{
+    Evidence, HopRole, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState,
+};
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
 
 /// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
@@ -17,7 +19,7 @@ fn tap_on_path<'a>(
     hops: &[Hop<'a>],
     diagnosed_netns: u64,
     s: &PacketSocket,
-) -> Option<(String, Option<Toward<'a>>)> {
+) -> Option<(String, Option<Toward<'a>>, bool)> {
     if !s.is_tx_tap() {
         return None;
     }
@@ -31,7 +33,7 @@ fn tap_on_path<'a>(
                 } else {
                     format!("unbound (all devices){whereabouts}")
                 };
-                return Some((why, hop.toward));
+                return Some((why, hop.toward, receives(hop)));
             }
             Some(idx) if same_netns => {
                 let Some(dev) = hop.stack.iter().find(|d| d.ifindex == idx) else {
@@ -46,7 +48,7 @@ fn tap_on_path<'a>(
                         dev.upper.as_deref().unwrap_or(hop.top())
                     )
                 };
-                return Some((why, hop.toward));
+                return Some((why, hop.toward, receives(hop)));
             }
             _ => {}
         }
@@ -56,8 +58,16 @@ fn tap_on_path<'a>(
             "unbound in namespace {}: before Linux 6.15 such a tap sees every namespace's traffic",
             netns_label(&s.netns)
         );
-        (why, None)
+        (why, None, false)
     })
+}
+
+/// Whether the traffic is received on the hop's devices (a veth's peer, and what it is a port
+/// of) rather than transmitted: there a tap is served by the receive path (`deliver_skb`), which
+/// copies the pages whatever `PACKET_IGNORE_OUTGOING` says (that option only skips
+/// `dev_queue_xmit_nit`).
+fn receives(hop: &Hop) -> bool {
+    hop.role == Some(HopRole::VethPeer)
 }
 
 fn owner_label(o: &Owner) -> String {
@@ -96,10 +106,11 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     let hops = hops(ev);
     let mut groups: Vec<TapGroup> = Vec::new();
     for s in &scan.sockets {
-        let Some((why, toward)) = tap_on_path(ev, &hops, scan.diagnosed_netns, s) else {
+        let Some((why, toward, receive)) = tap_on_path(ev, &hops, scan.diagnosed_netns, s) else {
             continue;
         };
-        let setting = if option_exists {
+        // On the receive side the setting does not matter: the tap copies.
+        let setting = if option_exists && !receive {
             effective_setting(s)
         } else {
             IgnoreOutgoing::NotSet
@@ -107,16 +118,16 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
         pids.sort_unstable();
         // One finding per owner and setting: lldpd's socket per interface is one cause.
-        match groups
-            .iter_mut()
-            .find(|g| !pids.is_empty() && g.pids == pids && g.setting == setting)
-        {
+        match groups.iter_mut().find(|g| {
+            !pids.is_empty() && g.pids == pids && g.setting == setting && g.receive == receive
+        }) {
             Some(g) => g.sockets.push((s, why)),
             None => groups.push(TapGroup {
                 pids,
                 setting,
                 sockets: vec![(s, why)],
                 toward,
+                receive,
             }),
         }
     }
@@ -164,13 +175,42 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         let mut fix: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         for (s, _) in &g.sockets {
-            let (n, f) = tap_fix::for_socket(s);
+            let (n, f) = tap_fix::for_socket(s, g.receive);
             notes.extend(n);
             fix.extend(f);
         }
         dedup_keep_order(&mut fix);
         dedup_keep_order(&mut notes);
+        if let (true, Value::Object(map)) = (g.receive, &mut evidence) {
+            map.insert("receive_side".into(), json!(true));
+        }
         match &g.setting {
+            IgnoreOutgoing::NotSet if g.receive => {
+                let devices = g
+                    .sockets
+                    .iter()
+                    .filter_map(|(s, _)| s.device.clone())
+                    .collect::<Vec<_>>();
+                let place = if devices.is_empty() {
+                    "its namespace".to_string()
+                } else {
+                    devices.join(", ")
+                };
+                fix.insert(
+                    0,
+                    format!(
+                        "PACKET_IGNORE_OUTGOING cannot help here: the zerocopy traffic is received on {place} (from a veth), and a tap copies every received packet. Stop the tap, or keep it off {place}."
+                    ),
+                );
+                let set = match effective_setting(first) {
+                    IgnoreOutgoing::Set => "even though it sets PACKET_IGNORE_OUTGOING",
+                    _ => "whatever PACKET_IGNORE_OUTGOING says",
+                };
+                let summary = format!(
+                    "{who} holds {what}; the traffic is received there, and a tap copies every received packet, {set} (the option only skips transmitted ones)"
+                );
+                out.raise(Code::TapForcesCopy, summary, evidence, fix).notes = notes;
+            }
             IgnoreOutgoing::NotSet => {
                 let summary = if option_exists {
                     format!("{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING")
@@ -248,6 +288,8 @@ struct TapGroup<'a> {
     sockets: Vec<(&'a PacketSocket, String)>,
     /// The other destination (`check --pid`) whose way the first socket is on.
     toward: Option<Toward<'a>>,
+    /// The traffic is received where these taps are ([`receives`]).
+    receive: bool,
 }
 
 fn dedup_keep_order(lines: &mut Vec<String>) {
