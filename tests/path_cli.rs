@@ -420,8 +420,67 @@ fn the_receiving_veth_peer_is_judged_as_a_receiver() {
     println!("sg off on vb: {copied} of {completions} copied, no blocker");
 }
 
+/// A host bridge with two pods behind veth ports (the docker0 / cni0 shape). Sends from the host
+/// to a pod, and from one pod to the other (bridged, not routed: ip_forward stays 0), are
+/// delivered locally in the pod's namespace, and the kernel copies every one. zcdoctor follows
+/// the FDB's port into the pod and says so, instead of "leaves the host".
+fn a_bridge_port_veth_leads_into_the_pod() {
+    let host = Netns::new("pabrh");
+    let pod_a = Netns::new("pabra");
+    let pod_c = Netns::new("pabrc");
+    host.ip("link add br0 type bridge");
+    host.ip("addr add 198.18.5.1/24 dev br0");
+    host.ip("link set br0 up");
+    for (port, pod, addr) in [
+        ("vha", &pod_a, "198.18.5.2/24"),
+        ("vhc", &pod_c, "198.18.5.3/24"),
+    ] {
+        host.ip(&format!(
+            "link add {port} type veth peer name eth0 netns {}",
+            pod.name
+        ));
+        host.ip(&format!("link set {port} master br0"));
+        host.ip(&format!("link set {port} up"));
+        pod.ip(&format!("addr add {addr} dev eth0"));
+        pod.ip("link set eth0 up");
+    }
+    // One datagram from each sender resolves the neighbour and teaches the bridge's FDB.
+    let hello = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('198.18.5.3', 9))";
+    for ns in [&host, &pod_a] {
+        ns.exec_ok(&[common::python(), "-c", hello]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for (from, dev) in [(&host, "br0"), (&pod_a, "eth0")] {
+        let (_, doc) = from.check_json(&[dev, "--target", "198.18.5.3", "--duration", SHORT]);
+        let (copied, completions) = copied_and_completions(&doc);
+        assert!(
+            completions > 0 && copied == completions,
+            "{dev}: {copied} of {completions}"
+        );
+        assert_eq!(
+            doc["path"]["end"]["kind"], "local-delivery",
+            "{:#}",
+            doc["path"]
+        );
+        assert_eq!(doc["path"]["end"]["netns"]["name"], pod_c.name.as_str());
+        let local = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+        assert_eq!(local["severity"], "blocker");
+        assert!(
+            finding(&doc, "path-incomplete").is_none(),
+            "{:?}",
+            codes(&doc)
+        );
+        println!(
+            "{dev} in {}: {copied} of {completions} copied; path {:?}",
+            from.name,
+            roles(&doc)
+        );
+    }
+}
+
 harness_main!(
     privileged: [
+        a_bridge_port_veth_leads_into_the_pod,
         the_receiving_veth_peer_is_judged_as_a_receiver,
         forwarded_traffic_is_followed_to_the_egress_and_its_tap,
         forwarded_egress_without_scatter_gather_is_a_blocker,

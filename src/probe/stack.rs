@@ -62,7 +62,7 @@ impl Probe for LinksProbe {
 /// The port `bridge` sends `target`'s frames to: the next hop's MAC from the neighbour table,
 /// then that MAC's port from the bridge's FDB. `None` when the target is not reached through
 /// this bridge at all.
-fn bridge_choice(
+pub(crate) fn bridge_choice(
     opts: &GatherOptions,
     links: &[Link],
     bridge: &Device,

@@ -105,6 +105,7 @@ fn walk(opts: &GatherOptions, stack: &[Device], target: Option<IpAddr>) -> Optio
     let top = stack.first()?;
     let follows = top.kind == DeviceKind::Veth
         || is_tunnel(top)
+        || walker::bridged_to_veth(stack).is_some()
         || stack.iter().any(|d| !d.lowers_elsewhere.is_empty());
     if !follows {
         return None;

@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use super::incomplete;
-use crate::evidence::{Device, PathEnd, RouteInfo, RouteType};
+use crate::evidence::{Device, DeviceKind, PathEnd, RouteInfo, RouteType};
+use crate::probe::GatherOptions;
 use crate::probe::netlink::{self, RouteQuery};
 use crate::probe::stack;
 
@@ -82,6 +83,35 @@ pub(super) fn veth_peer_view(
             });
         }
     }
+    // A destination on the bridge the peer is a port of is bridged there, not routed: the
+    // forwarding setting plays no part.
+    let bridged = match (target, l3.ifindex != peer.ifindex) {
+        (Some(t), true) => netlink::route_get(t)
+            .ok()
+            .filter(|r| r.ifindex == Some(l3.ifindex) && r.route_type == RouteType::Unicast),
+        _ => None,
+    };
+    if let (Some(r), Some(t)) = (bridged, target) {
+        let mut egress = stack::stack_from_links(&links, &l3.name)
+            .map_err(|e| incomplete(e.to_string(), None))?;
+        for dev in &mut egress {
+            dev.features = netlink::features(&dev.name).ok();
+            if dev.kind == DeviceKind::Bridge {
+                dev.forwards_to = stack::bridge_choice(&GatherOptions::default(), &links, dev, t);
+            }
+        }
+        let why = format!(
+            "{t} is on {}'s network (the route leaves through {} itself, ifindex {}): bridged there, not routed",
+            l3.name,
+            l3.name,
+            r.ifindex.unwrap_or_default()
+        );
+        return Ok(PeerView {
+            peer_stack,
+            forwarding,
+            next: PeerNext::Egress(egress, why),
+        });
+    }
     if forwarding == Some(false) {
         let knob = if v6 {
             "net.ipv6.conf.all.forwarding"
@@ -145,6 +175,10 @@ pub(super) fn veth_peer_view(
                     Ok(mut egress) => {
                         for dev in &mut egress {
                             dev.features = netlink::features(&dev.name).ok();
+                            if let (DeviceKind::Bridge, Some(t)) = (dev.kind, target) {
+                                dev.forwards_to =
+                                    stack::bridge_choice(&GatherOptions::default(), &links, dev, t);
+                            }
                         }
                         let name = egress.first().map_or(String::new(), |d| d.name.clone());
                         PeerNext::Egress(

@@ -14,6 +14,16 @@ use crate::probe::netlink::{self, RouteQuery};
 use crate::probe::netns;
 use crate::probe::stack;
 
+/// The veth port a bridge at the top of `stack` sends the target's frames to (its FDB's
+/// choice), if any: the traffic then goes into that veth's peer namespace.
+pub(super) fn bridged_to_veth(stack: &[Device]) -> Option<&Device> {
+    let top = stack.first().filter(|d| d.kind == DeviceKind::Bridge)?;
+    let port = top.forwards_to.as_ref()?.port.as_ref()?;
+    stack
+        .iter()
+        .find(|d| &d.name == port && d.kind == DeviceKind::Veth)
+}
+
 /// At most this many processes are looked at to find namespaces without a name.
 const MAX_PROCESSES: usize = 65_536;
 
@@ -71,6 +81,9 @@ impl Walker {
         }
         if is_tunnel(top) {
             return self.under_tunnel(at, top).map(Some);
+        }
+        if let Some(port) = bridged_to_veth(&at.stack) {
+            return self.through_veth(at, port).map(Some);
         }
         Ok(None)
     }
