@@ -212,6 +212,36 @@ fn vxlan_underlay_with_a_tap_or_without_checksum() {
     );
 }
 
+/// A vxlan with a local address and no fixed device: a source rule sends its encapsulated
+/// packets out of a tapped ifb, not the main table's clean one. The kernel copies every send;
+/// zcdoctor looks the underlay up from the tunnel's local address and names the tap.
+fn vxlan_underlay_follows_a_source_rule() {
+    let ns = Netns::new("pavxs");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    ns.ifb("ifby", "198.18.4.1/24");
+    ns.ip("route add 198.18.9.0/24 dev ifbz");
+    ns.ip("rule add from 198.18.4.1 table 200");
+    ns.ip("route add 198.18.9.0/24 dev ifby table 200");
+    ns.ip("link add vxlan0 type vxlan id 43 remote 198.18.9.2 local 198.18.4.1 dstport 4789");
+    ns.ip("addr add 198.19.1.1/24 dev vxlan0");
+    ns.ip("link set vxlan0 up");
+    ns.ip("neigh add 198.19.1.2 lladdr 02:00:00:00:00:0a dev vxlan0 nud permanent");
+    let dump = tcpdump(&ns, "ifby");
+    let (_, doc) = ns.check_json(&["vxlan0", "--target", "198.19.1.2", "--duration", SHORT]);
+    assert_eq!(
+        doc["path"]["segments"][0]["stack"][0]["name"], "ifby",
+        "{:#}",
+        doc["path"]
+    );
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(dump.pid())]);
+    let (copied, completions) = copied_and_completions(&doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions}"
+    );
+}
+
 fn unprivileged_run_says_where_the_path_stops() {
     let (a, _b) = forwarding_pair();
     let doc = a.check_json_as_nobody(&["va"]);
@@ -480,6 +510,7 @@ fn a_bridge_port_veth_leads_into_the_pod() {
 
 harness_main!(
     privileged: [
+        vxlan_underlay_follows_a_source_rule,
         a_bridge_port_veth_leads_into_the_pod,
         the_receiving_veth_peer_is_judged_as_a_receiver,
         forwarded_traffic_is_followed_to_the_egress_and_its_tap,

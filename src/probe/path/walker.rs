@@ -178,12 +178,18 @@ impl Walker {
             (None, ns) => ns.clone(),
         };
         let oif = tunnel.link;
+        // The encapsulated packets leave from the tunnel's local address when it has one: a
+        // source-based rule may route them differently from the tunnel's remote alone.
+        let src = tunnel
+            .local
+            .filter(|l| !l.is_unspecified() && l.is_ipv4() == remote.is_ipv4());
         let name = dev.name.clone();
         let egress = in_ns(
             ns.as_ref(),
             move || -> Result<(Vec<Device>, String), PathEnd> {
                 let route = netlink::route_lookup(&RouteQuery {
                     oif,
+                    src,
                     ..RouteQuery::to(remote)
                 })
                 .map_err(|e| {
