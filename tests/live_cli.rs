@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::path::copied_and_completions;
 use common::{Netns, codes, finding, pids};
 use serde_json::Value;
 
@@ -15,12 +16,6 @@ fn live_check(ns: &Netns, extra: &[&str]) -> Value {
     let mut args = vec!["ifbz", "--target", "198.18.0.2", "--duration", SHORT];
     args.extend_from_slice(extra);
     ns.check_json(&args).1
-}
-
-fn copied_and_completions(doc: &Value) -> (u64, u64) {
-    let runs = doc["live_probe"]["runs"].as_array().expect("runs");
-    let sum = |k: &str| runs.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
-    (sum("copied"), sum("completions"))
 }
 
 fn clean_ifb_is_proven_live() {

@@ -10,17 +10,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::path::{forwarding_pair, roles, tcpdump};
+use common::path::{every_send_copied, forwarding_pair, no_send_copied, roles, tcpdump};
 use common::{Netns, ZCDOCTOR, codes, finding, pids};
 use serde_json::Value;
 
 const SHORT: &str = "200ms";
-
-fn copied_and_completions(doc: &Value) -> (u64, u64) {
-    let runs = doc["live_probe"]["runs"].as_array().expect("runs");
-    let sum = |k: &str| runs.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
-    (sum("copied"), sum("completions"))
-}
 
 fn forwarded_traffic_is_followed_to_the_egress_and_its_tap() {
     let (a, b) = forwarding_pair();
@@ -39,8 +33,7 @@ fn forwarded_traffic_is_followed_to_the_egress_and_its_tap() {
     assert_eq!(egress["stack"][0]["name"], "ifbz");
     assert_eq!(egress["netns"]["name"], b.name.as_str());
     assert_eq!(egress["forwarding"], true);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+    no_send_copied(&doc);
     assert!(
         finding(&doc, "tap-forces-copy").is_none(),
         "{:?}",
@@ -50,11 +43,7 @@ fn forwarded_traffic_is_followed_to_the_egress_and_its_tap() {
     // tcpdump on the forwarding namespace's egress: every send copied, the culprit named there.
     let dump = tcpdump(&b, "ifbz");
     let (_, doc) = a.check_json(&args);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(dump.pid())]);
     let on_path = tap["evidence"]["on_path"][0].as_str().expect("on_path");
@@ -85,11 +74,7 @@ fn forwarded_egress_without_scatter_gather_is_a_blocker() {
             .is_some_and(|r| r == format!("ip netns exec {} ethtool -K ifbz sg on", b.name)),
         "{f:#}"
     );
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
 }
 
 fn veth_to_the_peer_address_is_local_delivery() {
@@ -103,11 +88,7 @@ fn veth_to_the_peer_address_is_local_delivery() {
     assert_eq!(f["evidence"]["address"], "198.18.1.2");
     assert_eq!(f["evidence"]["netns"]["name"], b.name.as_str());
     assert_eq!(doc["path"]["end"]["kind"], "local-delivery");
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
     // TCP, to a sink in the peer namespace.
     let _sink = b.spawn(&[ZCDOCTOR, "sink", "--listen", "198.18.1.2:5201"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -125,11 +106,7 @@ fn veth_to_the_peer_address_is_local_delivery() {
         "{:?}",
         codes(&doc)
     );
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
 }
 
 fn container_macvlan_over_a_host_lower_with_a_tap() {
@@ -150,19 +127,14 @@ fn container_macvlan_over_a_host_lower_with_a_tap() {
         "{:?}",
         codes(&doc)
     );
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+    no_send_copied(&doc);
 
     let dump = tcpdump(&host, "ifbz");
     let (_, doc) = pod.check_json(&args);
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(dump.pid())]);
     assert_eq!(tap["evidence"]["netns"]["name"], host.name.as_str());
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
     assert!(finding(&doc, "copies-unexplained").is_none());
     drop(dump);
 
@@ -187,29 +159,20 @@ fn vxlan_underlay_with_a_tap_or_without_checksum() {
     let (_, doc) = ns.check_json(&args);
     assert_eq!(roles(&doc), ["tunnel-underlay"], "{:#}", doc["path"]);
     assert_eq!(doc["path"]["segments"][0]["stack"][0]["name"], "ifbz");
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+    no_send_copied(&doc);
 
     let dump = tcpdump(&ns, "ifbz");
     let (_, doc) = ns.check_json(&args);
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(dump.pid())]);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
     drop(dump);
 
     ns.ethtool_k("ifbz", "tx", "off");
     let (_, doc) = ns.check_json(&args);
     let f = finding(&doc, "no-tx-checksum").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["evidence"]["device"], "ifbz");
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
 }
 
 /// A vxlan with a local address and no fixed device: a source rule sends its encapsulated
@@ -235,11 +198,7 @@ fn vxlan_underlay_follows_a_source_rule() {
     );
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(dump.pid())]);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
 }
 
 fn unprivileged_run_says_where_the_path_stops() {
@@ -290,8 +249,7 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
         "{:?}",
         codes(&doc)
     );
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(completions > 0 && copied == 0, "{copied} of {completions}");
+    no_send_copied(&doc);
     drop(other);
 
     let used = tcpdump(&ns, "ifb1");
@@ -299,11 +257,7 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(used.pid())]);
     assert_eq!(tap["evidence"]["device"], "ifb1");
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
     drop(used);
 
     // No FDB entry: flooded to every port, so a tap on either is on the path.
@@ -325,11 +279,7 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
     );
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(flooded.pid())]);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "{copied} of {completions}"
-    );
+    every_send_copied(&doc);
 }
 
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
@@ -365,11 +315,7 @@ fn netns_option_diagnoses_inside_another_namespace() {
             "--netns {spec}: {:#}",
             doc["verdict"]
         );
-        let (copied, completions) = copied_and_completions(&doc);
-        assert!(
-            completions > 0 && copied == 0,
-            "--netns {spec}: {copied} of {completions}"
-        );
+        no_send_copied(&doc);
     }
     let out = Command::new(ZCDOCTOR)
         .args(["check", "--netns", "zcd-no-such-namespace", "ifbz"])
@@ -391,11 +337,7 @@ fn the_receiving_veth_peer_is_judged_as_a_receiver() {
 
     let rx_tap = b.tap_socket(Some("vb"), true);
     let (_, doc) = a.check_json(&args);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == completions,
-        "tap on vb with PACKET_IGNORE_OUTGOING: {copied} of {completions}"
-    );
+    let (copied, completions) = every_send_copied(&doc);
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(tap["evidence"]["device"], "vb");
     assert_eq!(tap["evidence"]["receive_side"], true);
@@ -418,11 +360,7 @@ fn the_receiving_veth_peer_is_judged_as_a_receiver() {
 
     let tx_tap = b.tap_socket(Some("ifbz"), true);
     let (_, doc) = a.check_json(&args);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == 0,
-        "tap on ifbz: {copied} of {completions}"
-    );
+    no_send_copied(&doc);
     assert!(
         finding(&doc, "tap-forces-copy").is_none(),
         "{:?}",
@@ -437,11 +375,7 @@ fn the_receiving_veth_peer_is_judged_as_a_receiver() {
 
     b.ethtool_k("vb", "sg", "off");
     let (_, doc) = a.check_json(&args);
-    let (copied, completions) = copied_and_completions(&doc);
-    assert!(
-        completions > 0 && copied == 0,
-        "sg off on vb: {copied} of {completions}"
-    );
+    let (copied, completions) = no_send_copied(&doc);
     assert!(
         finding(&doc, "no-scatter-gather").is_none(),
         "{:?}",
@@ -482,11 +416,7 @@ fn a_bridge_port_veth_leads_into_the_pod() {
     std::thread::sleep(Duration::from_millis(300));
     for (from, dev) in [(&host, "br0"), (&pod_a, "eth0")] {
         let (_, doc) = from.check_json(&[dev, "--target", "198.18.5.3", "--duration", SHORT]);
-        let (copied, completions) = copied_and_completions(&doc);
-        assert!(
-            completions > 0 && copied == completions,
-            "{dev}: {copied} of {completions}"
-        );
+        let (copied, completions) = every_send_copied(&doc);
         assert_eq!(
             doc["path"]["end"]["kind"], "local-delivery",
             "{:#}",

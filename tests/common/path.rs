@@ -1,5 +1,5 @@
-//! Shapes of the path shared by the path tests: a forwarding pair of namespaces, tcpdump on a
-//! device, the roles of a report's path segments.
+//! Shared by the path tests: a forwarding pair of namespaces, tcpdump on a device, the roles of
+//! a report's path segments, and the kernel's answer in a report (COPIED completions).
 
 use serde_json::Value;
 
@@ -32,4 +32,31 @@ pub fn forwarding_pair() -> (Netns, Netns) {
     b.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     a.ip("route add 198.18.2.0/24 via 198.18.1.2");
     (a, b)
+}
+
+/// (copied, completions) over every run of the report's live probe.
+pub fn copied_and_completions(doc: &Value) -> (u64, u64) {
+    let runs = doc["live_probe"]["runs"].as_array().expect("runs");
+    let sum = |k: &str| runs.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    (sum("copied"), sum("completions"))
+}
+
+/// The kernel's answer: completions came back, and every one carried COPIED.
+pub fn every_send_copied(doc: &Value) -> (u64, u64) {
+    let (copied, completions) = copied_and_completions(doc);
+    assert!(
+        completions > 0 && copied == completions,
+        "{copied} of {completions} copied"
+    );
+    (copied, completions)
+}
+
+/// The kernel's answer: completions came back, and none carried COPIED.
+pub fn no_send_copied(doc: &Value) -> (u64, u64) {
+    let (copied, completions) = copied_and_completions(doc);
+    assert!(
+        completions > 0 && copied == 0,
+        "{copied} of {completions} copied"
+    );
+    (copied, completions)
 }
