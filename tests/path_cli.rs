@@ -438,8 +438,54 @@ fn a_bridge_port_veth_leads_into_the_pod() {
     }
 }
 
+/// Two pods with macvlans in bridge mode on one host ifb (the docker macvlan network shape). A
+/// send to the sibling pod is handed to it (`dev_forward_skb`), delivered there, and the kernel
+/// copies every one; a send to an address beyond the lower device leaves clean. zcdoctor follows
+/// the next hop's MAC to the sibling and says so.
+fn a_macvlan_sibling_in_bridge_mode_is_local_delivery() {
+    let host = Netns::new("pamvh");
+    let pod1 = Netns::new("pamv1");
+    let pod2 = Netns::new("pamv2");
+    host.ip("link add ifbl type ifb");
+    host.ip("link set ifbl up");
+    for (dev, pod, addr) in [
+        ("mv1", &pod1, "198.18.6.1/24"),
+        ("mv2", &pod2, "198.18.6.2/24"),
+    ] {
+        host.ip(&format!(
+            "link add {dev} link ifbl type macvlan mode bridge"
+        ));
+        host.ip(&format!("link set {dev} netns {}", pod.name));
+        pod.ip(&format!("addr add {addr} dev {dev}"));
+        pod.ip(&format!("link set {dev} up"));
+    }
+    pod1.ip("neigh add 198.18.6.9 lladdr 02:00:00:00:00:0b dev mv1 nud permanent");
+    let hello = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('198.18.6.2', 9))";
+    pod1.exec_ok(&[common::python(), "-c", hello]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (_, doc) = pod1.check_json(&["mv1", "--target", "198.18.6.2", "--duration", SHORT]);
+    let (copied, completions) = every_send_copied(&doc);
+    assert_eq!(roles(&doc), ["macvlan-sibling"], "{:#}", doc["path"]);
+    assert_eq!(doc["path"]["end"]["kind"], "local-delivery");
+    assert_eq!(doc["path"]["end"]["netns"]["name"], pod2.name.as_str());
+    let local = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(local["severity"], "blocker");
+    println!("mv1 to its sibling: {copied} of {completions} copied");
+
+    let (_, doc) = pod1.check_json(&["mv1", "--target", "198.18.6.9", "--duration", SHORT]);
+    no_send_copied(&doc);
+    assert_eq!(roles(&doc), ["stacked-lower"], "{:#}", doc["path"]);
+    assert!(
+        finding(&doc, "local-delivery").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+}
+
 harness_main!(
     privileged: [
+        a_macvlan_sibling_in_bridge_mode_is_local_delivery,
         vxlan_underlay_follows_a_source_rule,
         a_bridge_port_veth_leads_into_the_pod,
         the_receiving_veth_peer_is_judged_as_a_receiver,

@@ -249,6 +249,7 @@ pub fn role_label(role: HopRole) -> &'static str {
         HopRole::VethPeer => "veth peer",
         HopRole::ForwardedEgress => "forwarded out",
         HopRole::TunnelUnderlay => "tunnel underlay",
+        HopRole::MacvlanSibling => "macvlan sibling",
     }
 }
 

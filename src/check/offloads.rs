@@ -51,7 +51,7 @@ fn features_unreadable(ev: &Evidence, out: &mut Findings) {
 /// it is a port of) only receives it: their TX offloads play no part (measured: scatter-gather
 /// or TX checksum off on the peer of a forwarding veth, 0 of 111,824 sends copied).
 fn transmits(hop: &Hop) -> bool {
-    hop.role != Some(HopRole::VethPeer)
+    !hop.role.is_some_and(HopRole::receives)
 }
 
 /// A feature group the kernel needs on every device of the path.

@@ -67,7 +67,7 @@ fn tap_on_path<'a>(
 /// copies the pages whatever `PACKET_IGNORE_OUTGOING` says (that option only skips
 /// `dev_queue_xmit_nit`).
 fn receives(hop: &Hop) -> bool {
-    hop.role == Some(HopRole::VethPeer)
+    hop.role.is_some_and(HopRole::receives)
 }
 
 fn owner_label(o: &Owner) -> String {

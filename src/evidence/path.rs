@@ -68,6 +68,17 @@ pub enum HopRole {
     ForwardedEgress,
     /// The device a tunnel's encapsulated packets leave through.
     TunnelUnderlay,
+    /// A macvlan in bridge mode on the same lower device as the sender's, owning the next hop's
+    /// MAC: the frames are handed to it (`dev_forward_skb`), received here, never on the wire.
+    MacvlanSibling,
+}
+
+impl HopRole {
+    /// The traffic is received on this segment's devices, not transmitted (a veth's peer, a
+    /// macvlan sibling, and what they are ports of).
+    pub fn receives(self) -> bool {
+        matches!(self, HopRole::VethPeer | HopRole::MacvlanSibling)
+    }
 }
 
 /// How the walk ended.

@@ -243,6 +243,8 @@ mod tests {
 
     fn link(ifindex: u32, name: &str, kind: Option<&str>) -> Link {
         Link {
+            address: None,
+            macvlan_mode: None,
             ifindex,
             name: name.to_string(),
             link_kind: kind.map(str::to_string),

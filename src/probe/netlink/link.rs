@@ -31,7 +31,22 @@ pub struct Link {
     pub link: Option<u32>,
     /// `IFLA_LINK_NETNSID`: `link` is an ifindex in another network namespace.
     pub link_netnsid: Option<i32>,
+    /// `IFLA_ADDRESS`: the link-layer address.
+    pub address: Option<Vec<u8>>,
+    /// `IFLA_MACVLAN_MODE` of a macvlan or macvtap (`MACVLAN_MODE_BRIDGE` is 4).
+    pub macvlan_mode: Option<u32>,
 }
+
+/// `MACVLAN_MODE_BRIDGE`: frames to a sibling on the same lower device are handed to it
+/// (`dev_forward_skb`), never reaching the wire.
+pub const MACVLAN_MODE_BRIDGE: u32 = 4;
+
+/// `IFLA_MACVLAN_*` read here.
+#[neli::neli_enum(serialized_type = "u16")]
+enum IflaMacvlan {
+    Mode = 1,
+}
+impl neli::consts::rtnl::RtaType for IflaMacvlan {}
 
 /// Every link of the calling thread's network namespace (`RTM_GETLINK` dump).
 pub fn dump_links() -> Result<Vec<Link>, NetlinkError> {
@@ -148,6 +163,8 @@ fn parse_link(msg: &Ifinfomsg) -> Result<Link, String> {
         master: None,
         link: None,
         link_netnsid: None,
+        address: None,
+        macvlan_mode: None,
     };
     for attr in msg.rtattrs().iter() {
         let u32_value = || attr.get_payload_as::<u32>().ok();
@@ -162,7 +179,11 @@ fn parse_link(msg: &Ifinfomsg) -> Result<Link, String> {
             Ifla::Master => link.master = u32_value().filter(|&i| i != 0),
             Ifla::Link => link.link = u32_value().filter(|&i| i != 0),
             Ifla::LinkNetnsid => link.link_netnsid = attr.get_payload_as::<i32>().ok(),
-            Ifla::Linkinfo => link.link_kind = link_kind(attr),
+            Ifla::Linkinfo => {
+                link.link_kind = link_kind(attr);
+                link.macvlan_mode = macvlan_mode(attr);
+            }
+            Ifla::Address => link.address = Some(attr.rta_payload().as_ref().to_vec()),
             _ => {}
         }
     }
@@ -179,6 +200,16 @@ fn link_kind(linkinfo: &Rtattr<Ifla, Buffer>) -> Option<String> {
         .get_attribute(IflaInfo::Kind)
         .map(|a| attr_string(a.rta_payload().as_ref()))
         .filter(|k| !k.is_empty())
+}
+
+/// `IFLA_MACVLAN_MODE` inside the `IFLA_INFO_DATA` of a macvlan or macvtap.
+fn macvlan_mode(linkinfo: &Rtattr<Ifla, Buffer>) -> Option<u32> {
+    let nested = linkinfo.get_attr_handle::<IflaInfo>().ok()?;
+    let data = nested.get_attribute(IflaInfo::Data)?;
+    let attrs = data.get_attr_handle::<IflaMacvlan>().ok()?;
+    attrs
+        .get_attribute(IflaMacvlan::Mode)
+        .and_then(|a| a.get_payload_as::<u32>().ok())
 }
 
 /// `IF_OPER_*` (include/uapi/linux/if.h) as `ip link` prints it, lowercased.

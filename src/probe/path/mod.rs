@@ -106,6 +106,7 @@ fn walk(opts: &GatherOptions, stack: &[Device], target: Option<IpAddr>) -> Optio
     let follows = top.kind == DeviceKind::Veth
         || is_tunnel(top)
         || walker::bridged_to_veth(stack).is_some()
+        || top.kind == DeviceKind::Macvlan
         || stack.iter().any(|d| !d.lowers_elsewhere.is_empty());
     if !follows {
         return None;
@@ -154,6 +155,10 @@ fn walk(opts: &GatherOptions, stack: &[Device], target: Option<IpAddr>) -> Optio
             Err(end) => break end,
         }
     };
+    // A macvlan with no sibling in the way and its lower device here: nothing beyond.
+    if segments.is_empty() && end == PathEnd::Wire {
+        return None;
+    }
     Some(PathEvidence {
         origin: NetnsRef {
             inode: origin_inode,

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 
-use super::peer::{PeerNext, veth_peer_view};
+use super::peer::{PeerNext, PeerView, veth_peer_view};
 use super::{Known, Next, Position, Step, incomplete, is_tunnel, label, segment};
 use crate::evidence::{Device, DeviceKind, Entered, HopRole, OsError, PathEnd, RouteType};
 use crate::probe::netlink::{self, RouteQuery};
@@ -24,6 +24,9 @@ pub(super) fn bridged_to_veth(stack: &[Device]) -> Option<&Device> {
         .find(|d| &d.name == port && d.kind == DeviceKind::Veth)
 }
 
+/// At most this many namespaces are searched for a macvlan sibling.
+const MAX_SIBLING_NAMESPACES: usize = 1024;
+
 /// At most this many processes are looked at to find namespaces without a name.
 const MAX_PROCESSES: usize = 65_536;
 
@@ -38,6 +41,12 @@ pub(super) struct Walker {
 impl Walker {
     /// The next hop from `at`; `Ok(None)` when `at` transmits off the host.
     pub(super) fn step(&mut self, at: &Position) -> Result<Option<Step>, PathEnd> {
+        // A macvlan in bridge mode hands frames for a sibling to it, before any lower device.
+        if let Some(top) = at.stack.first().filter(|d| d.kind == DeviceKind::Macvlan)
+            && let Some(step) = self.macvlan_sibling(at, top)?
+        {
+            return Ok(Some(step));
+        }
         // A lower device in another namespace: the traffic is transmitted there.
         if let Some(dev) = at
             .stack
@@ -102,42 +111,69 @@ impl Walker {
         let view = in_ns(Some(&ns), move || {
             veth_peer_view(peer_index, target, source)
         })??;
-        let netns = ns.netns_ref();
         let why = format!(
             "{} is a veth whose peer {} is in namespace {}",
             veth.name,
             view.peer_stack.first().map_or("?", |d| d.name.as_str()),
-            label(&netns)
+            label(&ns.netns_ref())
         );
-        let mut segments = vec![segment(
-            &ns,
-            HopRole::VethPeer,
-            why,
-            view.peer_stack,
-            view.forwarding,
-        )];
-        let next = match view.next {
-            PeerNext::Local(address) => Next::End(PathEnd::LocalDelivery { netns, address }),
-            PeerNext::NotForwarded(reason) => Next::End(incomplete(
-                format!("namespace {}: {reason}", label(&netns)),
-                None,
-            )),
-            PeerNext::Failed(end) => Next::End(end),
-            PeerNext::Egress(stack, why) => {
-                segments.push(segment(
-                    &ns,
-                    HopRole::ForwardedEgress,
-                    why,
-                    stack.clone(),
-                    view.forwarding,
-                ));
-                Next::Continue(Position {
-                    ns: Some(ns),
-                    stack,
-                })
-            }
+        Ok(beyond(ns, HopRole::VethPeer, why, view))
+    }
+
+    /// A macvlan in bridge mode whose next hop's MAC is a sibling's (another macvlan in bridge
+    /// mode, in any namespace zcdoctor can enter): the frames are handed to the sibling, which
+    /// receives them as a veth peer would. `Ok(None)` when that is not so, or cannot be told
+    /// (no target, the neighbour unresolved).
+    fn macvlan_sibling(&mut self, at: &Position, top: &Device) -> Result<Option<Step>, PathEnd> {
+        let Some(target) = self.target else {
+            return Ok(None);
         };
-        Ok(Step { segments, next })
+        let ifindex = top.ifindex;
+        let mac = in_ns(at.ns.as_ref(), move || sibling_mac(ifindex, target))?;
+        let Some(mac) = mac else {
+            return Ok(None);
+        };
+        let here = match &at.ns {
+            Some(k) => k.handle.inode,
+            None => current()?.handle.inode,
+        };
+        let mut candidates = vec![current()?];
+        candidates.extend(self.known.get_or_insert_with(known_namespaces).clone());
+        let mut seen = HashSet::new();
+        for k in candidates.into_iter().take(MAX_SIBLING_NAMESPACES) {
+            if !seen.insert(k.handle.inode) {
+                continue;
+            }
+            let wanted = mac.clone();
+            let Ok(Some(sibling)) = in_ns(Some(&k), move || {
+                netlink::dump_links().ok().and_then(|links| {
+                    links
+                        .into_iter()
+                        .find(|l| {
+                            l.address.as_deref() == Some(wanted.as_slice())
+                                && l.macvlan_mode == Some(netlink::MACVLAN_MODE_BRIDGE)
+                        })
+                        .map(|l| (l.ifindex, l.name))
+                })
+            }) else {
+                continue;
+            };
+            if k.handle.inode == here && sibling.0 == ifindex {
+                continue;
+            }
+            let source = self.source;
+            let view = in_ns(Some(&k), move || {
+                veth_peer_view(sibling.0, Some(target), source)
+            })??;
+            let why = format!(
+                "{} is a macvlan in bridge mode; the next hop's MAC is that of its sibling {} in namespace {}, which it hands the frames to",
+                top.name,
+                sibling.1,
+                label(&k.netns_ref())
+            );
+            return Ok(Some(beyond(k, HopRole::MacvlanSibling, why, view)));
+        }
+        Ok(None)
     }
 
     /// Under a tunnel: the route to its remote, in its link namespace.
@@ -261,6 +297,60 @@ impl Walker {
             None,
         ))
     }
+}
+
+/// What follows a device that receives the traffic (a veth's peer, a macvlan sibling): local
+/// delivery there, or the device its namespace forwards out of.
+fn beyond(ns: Known, role: HopRole, why: String, view: PeerView) -> Step {
+    let netns = ns.netns_ref();
+    let mut segments = vec![segment(&ns, role, why, view.peer_stack, view.forwarding)];
+    let next = match view.next {
+        PeerNext::Local(address) => Next::End(PathEnd::LocalDelivery { netns, address }),
+        PeerNext::NotForwarded(reason) => Next::End(incomplete(
+            format!("namespace {}: {reason}", label(&netns)),
+            None,
+        )),
+        PeerNext::Failed(end) => Next::End(end),
+        PeerNext::Egress(stack, why) => {
+            segments.push(segment(
+                &ns,
+                HopRole::ForwardedEgress,
+                why,
+                stack.clone(),
+                view.forwarding,
+            ));
+            Next::Continue(Position {
+                ns: Some(ns),
+                stack,
+            })
+        }
+    };
+    Step { segments, next }
+}
+
+/// In the calling thread's namespace: the MAC of `target`'s next hop on the macvlan `ifindex`,
+/// when that macvlan is in bridge mode and the neighbour is resolved.
+fn sibling_mac(ifindex: u32, target: IpAddr) -> Option<Vec<u8>> {
+    let links = netlink::dump_links().ok()?;
+    let me = links.iter().find(|l| l.ifindex == ifindex)?;
+    if me.macvlan_mode != Some(netlink::MACVLAN_MODE_BRIDGE) {
+        return None;
+    }
+    let route = netlink::route_get(target).ok()?;
+    if route.ifindex != Some(ifindex) {
+        return None;
+    }
+    let next_hop = route
+        .gateway
+        .as_deref()
+        .and_then(|g| g.parse::<IpAddr>().ok())
+        .unwrap_or(target);
+    netlink::neighbours()
+        .ok()?
+        .into_iter()
+        .find(|n| n.ifindex == ifindex && n.addr == next_hop)
+        .and_then(|n| n.lladdr)
+        .map(|mac| mac.to_vec())
 }
 
 /// The probe's own namespace as a [`Known`] (for a veth whose peer shares it).
