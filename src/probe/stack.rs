@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::netlink::{self, Link};
 use super::{Context, GatherError, GatherOptions, Outcome, Probe};
-use crate::evidence::{BridgeChoice, Device, DeviceKind, Evidence, ProbeName};
+use crate::evidence::{BridgeChoice, Device, DeviceKind, Evidence, ProbeName, RouteInfo};
 
 /// The `links` probe: the diagnosed interface (or the default route's) and every device below.
 pub struct LinksProbe;
@@ -62,6 +62,26 @@ impl Probe for LinksProbe {
 /// The port `bridge` sends `target`'s frames to: the next hop's MAC from the neighbour table,
 /// then that MAC's port from the bridge's FDB. `None` when the target is not reached through
 /// this bridge at all.
+/// The next hop of `route` toward `target` (its gateway, or the target itself) and its MAC
+/// on device `ifindex` from the neighbour table (`None` when unresolved).
+pub(crate) fn next_hop_mac(
+    route: &RouteInfo,
+    ifindex: u32,
+    target: IpAddr,
+) -> (IpAddr, Option<[u8; 6]>) {
+    let next_hop = route
+        .gateway
+        .as_deref()
+        .and_then(|g| g.parse::<IpAddr>().ok())
+        .unwrap_or(target);
+    let mac = netlink::neighbours().ok().and_then(|all| {
+        all.into_iter()
+            .find(|n| n.ifindex == ifindex && n.addr == next_hop)
+            .and_then(|n| n.lladdr)
+    });
+    (next_hop, mac)
+}
+
 pub(crate) fn bridge_choice(
     opts: &GatherOptions,
     links: &[Link],
@@ -72,16 +92,7 @@ pub(crate) fn bridge_choice(
     if route.ifindex != Some(bridge.ifindex) {
         return None;
     }
-    let next_hop = route
-        .gateway
-        .as_deref()
-        .and_then(|g| g.parse::<IpAddr>().ok())
-        .unwrap_or(target);
-    let mac = netlink::neighbours().ok().and_then(|all| {
-        all.into_iter()
-            .find(|n| n.ifindex == bridge.ifindex && n.addr == next_hop)
-            .and_then(|n| n.lladdr)
-    });
+    let (next_hop, mac) = next_hop_mac(&route, bridge.ifindex, target);
     let Some(mac) = mac else {
         return Some(BridgeChoice {
             next_hop,

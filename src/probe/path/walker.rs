@@ -340,16 +340,8 @@ fn sibling_mac(ifindex: u32, target: IpAddr) -> Option<Vec<u8>> {
     if route.ifindex != Some(ifindex) {
         return None;
     }
-    let next_hop = route
-        .gateway
-        .as_deref()
-        .and_then(|g| g.parse::<IpAddr>().ok())
-        .unwrap_or(target);
-    netlink::neighbours()
-        .ok()?
-        .into_iter()
-        .find(|n| n.ifindex == ifindex && n.addr == next_hop)
-        .and_then(|n| n.lladdr)
+    stack::next_hop_mac(&route, ifindex, target)
+        .1
         .map(|mac| mac.to_vec())
 }
 
