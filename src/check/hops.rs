@@ -111,11 +111,6 @@ impl<'a> Hop<'a> {
         self.top
     }
 
-    /// The first hop of the diagnosed way: the stack zcdoctor was asked about.
-    pub fn is_diagnosed(&self) -> bool {
-        self.index == 0 && self.toward.is_none()
-    }
-
     /// Where this hop is, for sentences: empty for the diagnosed stack, else
     /// ` in namespace NAME (hop 2, veth peer)`.
     pub fn whereabouts(&self) -> String {
@@ -151,11 +146,6 @@ impl<'a> Hop<'a> {
             }
             (Some(ns), None) => format!("nsenter --net=<net:[{}]> {cmd}", ns.inode),
         }
-    }
-
-    /// The inode of this hop's namespace, with the diagnosed namespace's given.
-    pub fn netns_inode(&self, diagnosed: u64) -> u64 {
-        self.netns.map_or(diagnosed, |n| n.inode)
     }
 }
 
@@ -289,6 +279,6 @@ mod tests {
         let ifbq = &hops[3];
         assert_eq!(ifbq.index, 0);
         assert_eq!(ifbq.whereabouts(), " (on the way to 198.18.3.2)");
-        assert!(!ifbq.is_diagnosed() && hops[0].is_diagnosed());
+        assert!(ifbq.toward.is_some() && hops[0].toward.is_none());
     }
 }

@@ -17,14 +17,13 @@ use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
 fn tap_on_path<'a>(
     ev: &Evidence,
     hops: &[Hop<'a>],
-    diagnosed_netns: u64,
     s: &PacketSocket,
 ) -> Option<(String, Option<Toward<'a>>, bool)> {
     if !s.is_tx_tap() {
         return None;
     }
     for hop in hops {
-        let same_netns = s.netns.inode == hop.netns_inode(diagnosed_netns);
+        let same_netns = s.netns.inode == hop.netns_key;
         let whereabouts = hop.whereabouts();
         match s.ifindex {
             None if same_netns => {
@@ -106,7 +105,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     let hops = hops(ev);
     let mut groups: Vec<TapGroup> = Vec::new();
     for s in &scan.sockets {
-        let Some((why, toward, receive)) = tap_on_path(ev, &hops, scan.diagnosed_netns, s) else {
+        let Some((why, toward, receive)) = tap_on_path(ev, &hops, s) else {
             continue;
         };
         // On the receive side the setting does not matter: the tap copies.
