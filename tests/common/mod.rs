@@ -620,3 +620,21 @@ impl Netns {
         }
     }
 }
+
+impl Netns {
+    /// A `dummy` black-hole NIC `name`, up (the guest tier's `ifb`: it transmits and frees,
+    /// with scatter-gather and checksum offload on). `addr` (CIDR) is optional.
+    pub fn dummy(&self, name: &str, addr: Option<&str>) {
+        self.ip(&format!("link add {name} type dummy"));
+        if let Some(addr) = addr {
+            self.ip(&format!("addr add {addr} dev {name}"));
+        }
+        self.ip(&format!("link set {name} up"));
+    }
+
+    /// The counter `stat` (`tx_packets`, …) of `dev` in this namespace.
+    pub fn stat(&self, dev: &str, stat: &str) -> u64 {
+        let out = self.exec_ok(&["cat", &format!("/sys/class/net/{dev}/statistics/{stat}")]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    }
+}
