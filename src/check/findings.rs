@@ -271,6 +271,19 @@ impl Findings {
         self.findings.iter().any(|f| f.code == code)
     }
 
+    /// The codes raised so far as blockers that satisfy `pred`, each once, in the order raised:
+    /// firm predictions (a warning says what may happen, such as a tap on one of a hashing
+    /// bond's slaves).
+    pub fn blocking_codes_where(&self, pred: impl Fn(Code) -> bool) -> Vec<Code> {
+        let mut codes: Vec<Code> = Vec::new();
+        for f in &self.findings {
+            if f.severity == Severity::Blocker && pred(f.code) && !codes.contains(&f.code) {
+                codes.push(f.code);
+            }
+        }
+        codes
+    }
+
     /// The codes raised so far that satisfy `pred`, each once, in the order raised.
     pub fn codes_where(&self, pred: impl Fn(Code) -> bool) -> Vec<Code> {
         let mut codes: Vec<Code> = Vec::new();

@@ -3,11 +3,12 @@
 //! veth peer, the device a namespace forwards out of, a tunnel's underlay); then, for a process
 //! diagnosed by pid, the same for each of its other destinations ([`Way`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::evidence::{
-    Device, Entered, Evidence, HopRole, NetnsRef, PathEvidence, Segment, SocketRouting, off_path,
+    Device, Entered, Evidence, HopRole, NetnsRef, PathEvidence, Segment, SocketRouting,
+    flow_hashed, off_path,
 };
 
 /// Another destination of a process diagnosed by pid: its peer, and how its sockets are routed
@@ -103,9 +104,27 @@ pub struct Hop<'a> {
     pub netns_key: u64,
     /// The first device of the hop's stack as recorded.
     top: &'a str,
+    /// Devices that carry only the flows a bond hashes to them, each with that bond's name
+    /// ([`flow_hashed`]).
+    pub hashed: BTreeMap<String, String>,
 }
 
 impl<'a> Hop<'a> {
+    /// `; bond0 (balance-xor) hashes each flow to one slave: only flows it hashes to DEV are
+    /// affected, and --target shows whether yours is`, when `dev` carries only some flows.
+    pub fn hashed_clause(&self, dev: &str) -> Option<String> {
+        let bond = self.hashed.get(dev)?;
+        let mode = self
+            .recorded
+            .iter()
+            .find(|d| &d.name == bond)
+            .and_then(|d| d.bond.as_ref())
+            .map_or("hashing", |b| b.mode.as_str());
+        Some(format!(
+            "; {bond} ({mode}) hashes each flow to one slave: only flows it sends by {dev} are affected, and a live probe with --target shows whether yours is"
+        ))
+    }
+
     /// The name a device's "below X" refers to when it has no upper.
     pub fn top(&self) -> &'a str {
         self.top
@@ -218,6 +237,7 @@ fn hop<'a>(
         recorded: on_path(stack),
         netns_key: seg.map_or(diagnosed, |s| s.netns.inode),
         top: stack.first().map_or("", |d| d.name.as_str()),
+        hashed: flow_hashed(stack),
     }
 }
 

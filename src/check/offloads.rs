@@ -264,6 +264,14 @@ fn offload_in(
             "{}: {} is {state_word}{role}{whereabouts}; {when}",
             dev.name, offload.label
         );
+        // A hashing bond's slave carries only some flows: a possibility, not a certainty.
+        let hashed = hop.hashed_clause(&dev.name);
+        summary.push_str(hashed.as_deref().unwrap_or_default());
+        let severity = if hashed.is_some() {
+            severity.min(Severity::Warning)
+        } else {
+            severity
+        };
         if !affects.is_empty() {
             summary.push_str(&format!(" (also makes {} lack it)", affects.join(", ")));
         }

@@ -10,15 +10,22 @@ use crate::evidence::{
     Evidence, HopRole, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState,
 };
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
+use crate::report::Severity;
 
 /// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
 /// unbound in a hop's namespace, or unbound anywhere before Linux 6.15 (the first hop that
 /// explains it; a tap is one cause however many hops it sees).
-fn tap_on_path<'a>(
-    ev: &Evidence,
-    hops: &[Hop<'a>],
-    s: &PacketSocket,
-) -> Option<(String, Option<Toward<'a>>, bool)> {
+/// Where a tap sits on the path, as [`tap_on_path`] found it.
+struct Place<'a> {
+    why: String,
+    toward: Option<Toward<'a>>,
+    /// The traffic is received there ([`receives`]).
+    receive: bool,
+    /// The tap's device carries only the flows a bond hashes to it: the clause that says so.
+    hashed: Option<String>,
+}
+
+fn tap_on_path<'a>(ev: &Evidence, hops: &[Hop<'a>], s: &PacketSocket) -> Option<Place<'a>> {
     if !s.is_tx_tap() {
         return None;
     }
@@ -32,7 +39,12 @@ fn tap_on_path<'a>(
                 } else {
                     format!("unbound (all devices){whereabouts}")
                 };
-                return Some((why, hop.toward, receives(hop)));
+                return Some(Place {
+                    why,
+                    toward: hop.toward,
+                    receive: receives(hop),
+                    hashed: None,
+                });
             }
             Some(idx) if same_netns => {
                 let Some(dev) = hop.stack.iter().find(|d| d.ifindex == idx) else {
@@ -47,7 +59,12 @@ fn tap_on_path<'a>(
                         dev.upper.as_deref().unwrap_or(hop.top())
                     )
                 };
-                return Some((why, hop.toward, receives(hop)));
+                return Some(Place {
+                    why,
+                    toward: hop.toward,
+                    receive: receives(hop),
+                    hashed: hop.hashed_clause(&dev.name),
+                });
             }
             _ => {}
         }
@@ -57,7 +74,12 @@ fn tap_on_path<'a>(
             "unbound in namespace {}: before Linux 6.15 such a tap sees every namespace's traffic",
             netns_label(&s.netns)
         );
-        (why, None, false)
+        Place {
+            why,
+            toward: None,
+            receive: false,
+            hashed: None,
+        }
     })
 }
 
@@ -105,7 +127,13 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
     let hops = hops(ev);
     let mut groups: Vec<TapGroup> = Vec::new();
     for s in &scan.sockets {
-        let Some((why, toward, receive)) = tap_on_path(ev, &hops, s) else {
+        let Some(Place {
+            why,
+            toward,
+            receive,
+            hashed,
+        }) = tap_on_path(ev, &hops, s)
+        else {
             continue;
         };
         // On the receive side the setting does not matter: the tap copies.
@@ -118,7 +146,11 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         pids.sort_unstable();
         // One finding per owner and setting: lldpd's socket per interface is one cause.
         match groups.iter_mut().find(|g| {
-            !pids.is_empty() && g.pids == pids && g.setting == setting && g.receive == receive
+            !pids.is_empty()
+                && g.pids == pids
+                && g.setting == setting
+                && g.receive == receive
+                && g.hashed.is_some() == hashed.is_some()
         }) {
             Some(g) => g.sockets.push((s, why)),
             None => groups.push(TapGroup {
@@ -127,6 +159,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
                 sockets: vec![(s, why)],
                 toward,
                 receive,
+                hashed,
             }),
         }
     }
@@ -210,6 +243,22 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
                 );
                 out.raise(Code::TapForcesCopy, summary, evidence, fix).notes = notes;
             }
+            IgnoreOutgoing::NotSet if g.hashed.is_some() => {
+                // Only the flows the bond hashes to this slave are copied: a possibility for
+                // any one flow, which a live probe decides.
+                let summary = format!(
+                    "{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING{}",
+                    g.hashed.as_deref().unwrap_or_default()
+                );
+                out.raise_as(
+                    Code::TapForcesCopy,
+                    Severity::Warning,
+                    summary,
+                    evidence,
+                    fix,
+                )
+                .notes = notes;
+            }
             IgnoreOutgoing::NotSet => {
                 let summary = if option_exists {
                     format!("{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING")
@@ -289,6 +338,8 @@ struct TapGroup<'a> {
     toward: Option<Toward<'a>>,
     /// The traffic is received where these taps are ([`receives`]).
     receive: bool,
+    /// The first tap's device carries only some flows (a hashing bond's slave): the clause.
+    hashed: Option<String>,
 }
 
 fn dedup_keep_order(lines: &mut Vec<String>) {

@@ -41,6 +41,78 @@ pub struct Device {
     /// A bridge: the port its forwarding database sends the target's frames to, or flooding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwards_to: Option<BridgeChoice>,
+    /// A bond: its mode and the slave it transmits by. Absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bond: Option<Bond>,
+}
+
+/// How a bond spreads what it transmits over its slaves (`IFLA_BOND_MODE`,
+/// `IFLA_BOND_ACTIVE_SLAVE`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Bond {
+    pub mode: BondMode,
+    /// The slave an active-backup bond transmits by (`None`: no slave is active).
+    #[serde(default)]
+    pub active_slave: Option<String>,
+}
+
+/// `BOND_MODE_*`, with the names `ip -d link` prints.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+pub enum BondMode {
+    #[serde(rename = "balance-rr")]
+    BalanceRr,
+    #[serde(rename = "active-backup")]
+    ActiveBackup,
+    #[serde(rename = "balance-xor")]
+    BalanceXor,
+    #[serde(rename = "broadcast")]
+    Broadcast,
+    #[serde(rename = "802.3ad")]
+    Lacp,
+    #[serde(rename = "balance-tlb")]
+    BalanceTlb,
+    #[serde(rename = "balance-alb")]
+    BalanceAlb,
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl BondMode {
+    pub fn from_kernel(mode: u8) -> BondMode {
+        match mode {
+            0 => BondMode::BalanceRr,
+            1 => BondMode::ActiveBackup,
+            2 => BondMode::BalanceXor,
+            3 => BondMode::Broadcast,
+            4 => BondMode::Lacp,
+            5 => BondMode::BalanceTlb,
+            6 => BondMode::BalanceAlb,
+            _ => BondMode::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BondMode::BalanceRr => "balance-rr",
+            BondMode::ActiveBackup => "active-backup",
+            BondMode::BalanceXor => "balance-xor",
+            BondMode::Broadcast => "broadcast",
+            BondMode::Lacp => "802.3ad",
+            BondMode::BalanceTlb => "balance-tlb",
+            BondMode::BalanceAlb => "balance-alb",
+            BondMode::Unknown => "unknown",
+        }
+    }
+
+    /// Each flow leaves by one slave that a hash of its headers picks (`bond_xmit_hash`):
+    /// balance-xor and 802.3ad; balance-tlb and -alb transmit by hash too
+    /// (`bond_xmit_tlb_slave_get`).
+    pub fn hashes_flows(self) -> bool {
+        matches!(
+            self,
+            BondMode::BalanceXor | BondMode::Lacp | BondMode::BalanceTlb | BondMode::BalanceAlb
+        )
+    }
 }
 
 /// Which port a bridge sends the traffic out of, from the kernel's neighbour table and FDB.
@@ -152,15 +224,28 @@ pub struct FeatureState {
     pub fixed: bool,
 }
 
+/// The lower device that carries all of `dev`'s traffic, where the kernel says so: the port a
+/// bridge's FDB sends the target's frames to, the active slave of an active-backup bond.
+fn only_lower(dev: &Device) -> Option<&String> {
+    if let Some(port) = dev.forwards_to.as_ref().and_then(|c| c.port.as_ref()) {
+        return Some(port);
+    }
+    dev.bond
+        .as_ref()
+        .filter(|b| b.mode == BondMode::ActiveBackup)
+        .and_then(|b| b.active_slave.as_ref())
+}
+
 /// The devices of `stack` off the path: below a bridge whose FDB sends the traffic to another
-/// port (the chosen port and everything below it stay).
+/// port, and the backup slaves of an active-backup bond (the chosen port or active slave and
+/// everything below it stay).
 pub fn off_path(stack: &[Device]) -> BTreeSet<String> {
     let mut off = BTreeSet::new();
-    for bridge in stack {
-        let Some(port) = bridge.forwards_to.as_ref().and_then(|c| c.port.as_ref()) else {
+    for upper in stack {
+        let Some(port) = only_lower(upper) else {
             continue;
         };
-        let mut queue: VecDeque<&str> = bridge
+        let mut queue: VecDeque<&str> = upper
             .lowers
             .iter()
             .filter(|l| *l != port)
@@ -175,4 +260,24 @@ pub fn off_path(stack: &[Device]) -> BTreeSet<String> {
         }
     }
     off
+}
+
+/// The devices of `stack` that carry only some flows: the slaves of a bond that hashes each
+/// flow to one of two or more slaves (and what is below them), each with that bond's name.
+pub fn flow_hashed(stack: &[Device]) -> BTreeMap<String, String> {
+    let mut hashed = BTreeMap::new();
+    for bond in stack {
+        if !bond.bond.as_ref().is_some_and(|b| b.mode.hashes_flows()) || bond.lowers.len() < 2 {
+            continue;
+        }
+        let mut queue: VecDeque<&str> = bond.lowers.iter().map(String::as_str).collect();
+        while let Some(name) = queue.pop_front() {
+            if hashed.insert(name.to_string(), bond.name.clone()).is_none()
+                && let Some(dev) = stack.iter().find(|d| d.name == name)
+            {
+                queue.extend(dev.lowers.iter().map(String::as_str));
+            }
+        }
+    }
+    hashed
 }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use super::netlink::{self, Link};
 use super::{Context, GatherError, GatherOptions, Outcome, Probe};
-use crate::evidence::{BridgeChoice, Device, DeviceKind, Evidence, ProbeName, RouteInfo};
+use crate::evidence::{
+    Bond, BondMode, BridgeChoice, Device, DeviceKind, Evidence, ProbeName, RouteInfo,
+};
 
 /// The `links` probe: the diagnosed interface (or the default route's) and every device below.
 pub struct LinksProbe;
@@ -243,6 +245,13 @@ pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, Unkn
             link_netnsid: link.link_netnsid,
             features: None,
             forwards_to: None,
+            bond: link.bond.map(|b| Bond {
+                mode: BondMode::from_kernel(b.mode),
+                active_slave: b
+                    .active_slave
+                    .and_then(|i| links.iter().find(|l| l.ifindex == i))
+                    .map(|l| l.name.clone()),
+            }),
         });
     }
     Ok(stack)
@@ -256,6 +265,7 @@ mod tests {
         Link {
             address: None,
             macvlan_mode: None,
+            bond: None,
             ifindex,
             name: name.to_string(),
             link_kind: kind.map(str::to_string),
@@ -287,6 +297,40 @@ mod tests {
         assert_eq!(stack[1].kind, DeviceKind::Bond);
         assert_eq!(stack[1].lowers, ["eth0", "eth1"]);
         assert_eq!(stack[2].upper.as_deref(), Some("bond1"));
+    }
+
+    /// An active-backup bond transmits by its active slave only: the backup is off the path.
+    /// A hashing bond's slaves each carry some flows.
+    #[test]
+    fn bond_modes_decide_which_slaves_are_on_the_path() {
+        use crate::evidence::{flow_hashed, off_path};
+        let mut d0 = link(2, "d0", Some("dummy"));
+        d0.master = Some(4);
+        let mut d1 = link(3, "d1", Some("dummy"));
+        d1.master = Some(4);
+        let mut bond = link(4, "bond0", Some("bond"));
+        bond.bond = Some(super::netlink::BondAttrs {
+            mode: 1,
+            active_slave: Some(3),
+        });
+        let links = vec![d0.clone(), d1.clone(), bond.clone()];
+        let stack = stack_from_links(&links, "bond0").unwrap();
+        let info = stack[0].bond.as_ref().unwrap();
+        assert_eq!(info.mode, BondMode::ActiveBackup);
+        assert_eq!(info.active_slave.as_deref(), Some("d1"));
+        assert_eq!(off_path(&stack).into_iter().collect::<Vec<_>>(), ["d0"]);
+        assert!(flow_hashed(&stack).is_empty());
+
+        bond.bond = Some(super::netlink::BondAttrs {
+            mode: 2,
+            active_slave: None,
+        });
+        let stack = stack_from_links(&[d0, d1, bond], "bond0").unwrap();
+        assert_eq!(stack[0].bond.as_ref().unwrap().mode, BondMode::BalanceXor);
+        assert!(off_path(&stack).is_empty());
+        let hashed = flow_hashed(&stack);
+        assert_eq!(hashed.get("d0").map(String::as_str), Some("bond0"));
+        assert_eq!(hashed.get("d1").map(String::as_str), Some("bond0"));
     }
 
     #[test]

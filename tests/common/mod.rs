@@ -635,6 +635,9 @@ impl Netns {
     /// The counter `stat` (`tx_packets`, …) of `dev` in this namespace.
     pub fn stat(&self, dev: &str, stat: &str) -> u64 {
         let out = self.exec_ok(&["cat", &format!("/sys/class/net/{dev}/statistics/{stat}")]);
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
     }
 }

@@ -186,7 +186,8 @@ fn copies(ev: &Evidence, live: &LiveProbe, totals: Totals, proven: bool, out: &m
         }
         return;
     }
-    let predicted_by = out.codes_where(|c| c.predicts_copies() && c != Code::UdpFragmentation);
+    let predicted_by =
+        out.blocking_codes_where(|c| c.predicts_copies() && c != Code::UdpFragmentation);
     if proven && completions > 0 && !predicted_by.is_empty() {
         let names: Vec<&str> = predicted_by.iter().map(|c| c.as_str()).collect();
         out.raise(

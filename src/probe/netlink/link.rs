@@ -35,6 +35,18 @@ pub struct Link {
     pub address: Option<Vec<u8>>,
     /// `IFLA_MACVLAN_MODE` of a macvlan or macvtap (`MACVLAN_MODE_BRIDGE` is 4).
     pub macvlan_mode: Option<u32>,
+    /// A bond's `IFLA_BOND_MODE` and `IFLA_BOND_ACTIVE_SLAVE` (an ifindex, 0: none).
+    pub bond: Option<BondAttrs>,
+}
+
+/// What a bond's `IFLA_INFO_DATA` says about which slave transmits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BondAttrs {
+    /// `BOND_MODE_*` (include/uapi/linux/if_bonding.h): 0 balance-rr, 1 active-backup, 2
+    /// balance-xor, 3 broadcast, 4 802.3ad, 5 balance-tlb, 6 balance-alb.
+    pub mode: u8,
+    /// The slave an active-backup (or tlb/alb) bond transmits by; `None` when it has none.
+    pub active_slave: Option<u32>,
 }
 
 /// `MACVLAN_MODE_BRIDGE`: frames to a sibling on the same lower device are handed to it
@@ -47,6 +59,14 @@ enum IflaMacvlan {
     Mode = 1,
 }
 impl neli::consts::rtnl::RtaType for IflaMacvlan {}
+
+/// `IFLA_BOND_*` read here (include/uapi/linux/if_link.h).
+#[neli::neli_enum(serialized_type = "u16")]
+enum IflaBond {
+    Mode = 1,
+    ActiveSlave = 2,
+}
+impl neli::consts::rtnl::RtaType for IflaBond {}
 
 /// Every link of the calling thread's network namespace (`RTM_GETLINK` dump).
 pub fn dump_links() -> Result<Vec<Link>, NetlinkError> {
@@ -165,6 +185,7 @@ fn parse_link(msg: &Ifinfomsg) -> Result<Link, String> {
         link_netnsid: None,
         address: None,
         macvlan_mode: None,
+        bond: None,
     };
     for attr in msg.rtattrs().iter() {
         let u32_value = || attr.get_payload_as::<u32>().ok();
@@ -182,6 +203,9 @@ fn parse_link(msg: &Ifinfomsg) -> Result<Link, String> {
             Ifla::Linkinfo => {
                 link.link_kind = link_kind(attr);
                 link.macvlan_mode = macvlan_mode(attr);
+                if link.link_kind.as_deref() == Some("bond") {
+                    link.bond = bond_attrs(attr);
+                }
             }
             Ifla::Address => link.address = Some(attr.rta_payload().as_ref().to_vec()),
             _ => {}
@@ -210,6 +234,21 @@ fn macvlan_mode(linkinfo: &Rtattr<Ifla, Buffer>) -> Option<u32> {
     attrs
         .get_attribute(IflaMacvlan::Mode)
         .and_then(|a| a.get_payload_as::<u32>().ok())
+}
+
+/// `IFLA_BOND_MODE` and `IFLA_BOND_ACTIVE_SLAVE` inside a bond's `IFLA_INFO_DATA`.
+fn bond_attrs(linkinfo: &Rtattr<Ifla, Buffer>) -> Option<BondAttrs> {
+    let nested = linkinfo.get_attr_handle::<IflaInfo>().ok()?;
+    let data = nested.get_attribute(IflaInfo::Data)?;
+    let attrs = data.get_attr_handle::<IflaBond>().ok()?;
+    let mode = attrs
+        .get_attribute(IflaBond::Mode)
+        .and_then(|a| a.get_payload_as::<u8>().ok())?;
+    let active_slave = attrs
+        .get_attribute(IflaBond::ActiveSlave)
+        .and_then(|a| a.get_payload_as::<u32>().ok())
+        .filter(|&i| i != 0);
+    Some(BondAttrs { mode, active_slave })
 }
 
 /// `IF_OPER_*` (include/uapi/linux/if.h) as `ip link` prints it, lowercased.

@@ -56,7 +56,7 @@ use crate::evidence::OsError;
 
 pub use addr::{Address, addresses};
 pub use ethtool::features;
-pub use link::{Link, LinkStats, MACVLAN_MODE_BRIDGE, dump_links, link_stats};
+pub use link::{BondAttrs, Link, LinkStats, MACVLAN_MODE_BRIDGE, dump_links, link_stats};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
 pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};

@@ -237,6 +237,7 @@ mod tests {
             link_netnsid: None,
             features: None,
             forwards_to: None,
+            bond: None,
         }
     }
 

@@ -33,7 +33,11 @@ fn copied_and_blocked(doc: &Value, code: &str) -> Value {
         "expected a {code} blocker: {:?}",
         codes(doc)
     );
-    assert!(finding(doc, "copies-unexplained").is_none(), "{:?}", codes(doc));
+    assert!(
+        finding(doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(doc)
+    );
     finding(doc, code).cloned().unwrap_or_default()
 }
 
@@ -120,7 +124,11 @@ fn xor_tap_on_each_slave(_: &Kernel) -> Outcome {
         ns.stat("d0", "tx_packets") - before.0,
         ns.stat("d1", "tx_packets") - before.1,
     );
-    let (busy, idle) = if sent.0 > sent.1 { ("d0", "d1") } else { ("d1", "d0") };
+    let (busy, idle) = if sent.0 > sent.1 {
+        ("d0", "d1")
+    } else {
+        ("d1", "d0")
+    };
     let mut line = format!("flow hashed to {busy} (tx {sent:?})");
     {
         let _dump = ns.tcpdump(&["-i", idle]);
@@ -131,10 +139,21 @@ fn xor_tap_on_each_slave(_: &Kernel) -> Outcome {
     let _dump = ns.tcpdump(&["-i", busy]);
     let (_, doc) = live(&ns, "bond0", "198.18.0.2");
     every_send_copied(&doc);
-    assert!(finding(&doc, "tap-forces-copy").is_some(), "{:?}", codes(&doc));
-    assert!(finding(&doc, "copies-unexplained").is_none(), "{:?}", codes(&doc));
+    assert!(
+        finding(&doc, "tap-forces-copy").is_some(),
+        "{:?}",
+        codes(&doc)
+    );
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
     let (c, n) = copied_and_completions(&doc);
-    line += &format!("; tap on {busy}: copied {c} of {n}, findings {:?}", codes(&doc));
+    line += &format!(
+        "; tap on {busy}: copied {c} of {n}, findings {:?}",
+        codes(&doc)
+    );
     Outcome::Ran(line)
 }
 

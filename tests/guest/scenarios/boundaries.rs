@@ -35,7 +35,11 @@ fn forwarded_from_a_veth(k: &Kernel) -> Outcome {
         let f = finding(&doc, "veth-path").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
         assert_eq!(f["severity"], "blocker", "{f:#}");
     }
-    assert!(finding(&doc, "copies-unexplained").is_none(), "{:?}", codes(&doc));
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
     Outcome::Ran(summary(&doc))
 }
 

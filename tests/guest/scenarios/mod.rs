@@ -37,7 +37,10 @@ pub const PHASE: &str = "300ms";
 pub fn live(ns: &Netns, iface: &str, target: &str) -> (i32, Value) {
     let (code, doc) = ns.check_json(&[iface, "--target", target, "--duration", PHASE]);
     // Into the guest's log (target/tmp/guest-LABEL/guest.log), for a failure's context.
-    println!("check {iface} --target {target}: exit {code}; {}", summary(&doc));
+    println!(
+        "check {iface} --target {target}: exit {code}; {}",
+        summary(&doc)
+    );
     (code, doc)
 }
 

@@ -10,7 +10,9 @@ use crate::harness::{Kernel, Outcome, Scenario};
 /// ipvlan `ipv0` over it in `mode`, at `addr`.
 fn pod_on_ipvlan(host: &Netns, tag: &str, mode: &str, addr: &str) -> Netns {
     let pod = Netns::new(tag);
-    host.ip(&format!("link add ipv{tag} link d0 type ipvlan mode {mode}"));
+    host.ip(&format!(
+        "link add ipv{tag} link d0 type ipvlan mode {mode}"
+    ));
     host.ip(&format!("link set ipv{tag} netns {} name ipv0", pod.name));
     pod.ip(&format!("addr add {addr}/24 dev ipv0"));
     pod.ip("link set ipv0 up");
@@ -32,14 +34,23 @@ fn ipvlan_tap_on_host_lower(_: &Kernel) -> Outcome {
     let dump = host.tcpdump(&["-i", "d0"]);
     let mut line = Vec::new();
     for (i, mode) in ["l2", "l3", "l3s"].into_iter().enumerate() {
-        let pod = pod_on_ipvlan(&host, &format!("gp{mode}"), mode, &format!("198.18.0.{}", 10 + i));
+        let pod = pod_on_ipvlan(
+            &host,
+            &format!("gp{mode}"),
+            mode,
+            &format!("198.18.0.{}", 10 + i),
+        );
         let (_, doc) = live(&pod, "ipv0", "198.18.0.2");
         every_send_copied(&doc);
-        let tap = finding(&doc, "tap-forces-copy")
-            .unwrap_or_else(|| panic!("{mode}: {:?}", codes(&doc)));
+        let tap =
+            finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{mode}: {:?}", codes(&doc)));
         assert_eq!(tap["severity"], "blocker", "{mode}: {tap:#}");
         assert_eq!(pids(tap), [u64::from(dump.pid())], "{mode}: {tap:#}");
-        assert!(finding(&doc, "copies-unexplained").is_none(), "{mode}: {:?}", codes(&doc));
+        assert!(
+            finding(&doc, "copies-unexplained").is_none(),
+            "{mode}: {:?}",
+            codes(&doc)
+        );
         line.push(format!("{mode}: {}", summary(&doc)));
     }
     Outcome::Ran(line.join("; "))
@@ -55,7 +66,11 @@ fn ipvlan_pod_to_pod(_: &Kernel) -> Outcome {
     let f = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["severity"], "blocker", "{f:#}");
     assert!(blockers(&doc).contains(&"local-delivery".to_string()));
-    assert!(finding(&doc, "copies-unexplained").is_none(), "{:?}", codes(&doc));
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
     Outcome::Ran(summary(&doc))
 }
 
