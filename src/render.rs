@@ -10,7 +10,8 @@ use std::io::{self, BufWriter, Write};
 use owo_colors::{OwoColorize, Style};
 
 use crate::evidence::{
-    Device, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence, SocketRouting,
+    Device, DeviceKind, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
+    SocketRouting,
 };
 use crate::knowledge::Entry;
 use crate::report::{Basis, Report, Severity, Zerocopy};
@@ -113,6 +114,17 @@ fn device_line(d: &Device) -> String {
     )
 }
 
+/// The VRF a diagnosed slave sends through (a second root of the stack).
+fn l3_masters(out: &mut dyn Write, stack: &[Device], interface: &str) -> io::Result<()> {
+    for d in stack
+        .iter()
+        .filter(|d| d.depth == 0 && d.name != interface && d.kind == DeviceKind::Vrf)
+    {
+        writeln!(out, "  and through its VRF {}", device_line(d))?;
+    }
+    Ok(())
+}
+
 fn write_tree(
     out: &mut dyn Write,
     stack: &[Device],
@@ -171,6 +183,12 @@ fn write_tree(
     }
     if !hidden.is_empty() {
         let what = match chosen {
+            Some(port) if dev.kind == DeviceKind::Vrf => format!(
+                "{} more slave{} off the path (the route in its table leaves by {})",
+                hidden.len(),
+                if hidden.len() == 1 { "" } else { "s" },
+                escape::field(port)
+            ),
             Some(port) => format!(
                 "{} more port{} off the path (the FDB sends this traffic to {})",
                 hidden.len(),
@@ -300,6 +318,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
     }
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
+    l3_masters(out, &report.stack, &report.interface)?;
     if let Some(path) = &report.path {
         path_chain(out, &p, path)?;
     }

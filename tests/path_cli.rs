@@ -241,6 +241,18 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
     let args = ["br0", "--target", "198.18.0.2", "--duration", SHORT];
 
     let other = tcpdump(&ns, "ifb2");
+    // Without a destination the FDB's choice is unknown: a tap on a port is a possibility,
+    // a warning that says how to decide it, not a blocker.
+    let (code, doc) = ns.check_json(&["br0"]);
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(tap["severity"], "warning", "{tap:#}");
+    assert!(
+        tap["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("--target")),
+        "{tap:#}"
+    );
+    assert_eq!(code, 0, "{:?}", codes(&doc));
     let (_, doc) = ns.check_json(&args);
     let bridge = &doc["stack"][0];
     assert_eq!(bridge["forwards_to"]["port"], "ifb1", "{bridge:#}");
@@ -280,6 +292,60 @@ fn bridge_tap_counts_only_on_the_port_the_fdb_uses() {
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(flooded.pid())]);
     every_send_copied(&doc);
+}
+
+/// A vxlan inside a pod whose underlay leaves by the pod's veth and is forwarded out of the
+/// host's ifb: the walk follows the encapsulated packets to the tunnel's remote (not the inner
+/// destination) through the host, where a tap copies them; and the tunnel's MTU left at 1500
+/// over a 1500 underlay fragments full-size datagrams after encapsulation, which copies.
+fn vxlan_in_a_pod_is_followed_through_the_host() {
+    let (pod, host) = forwarding_pair();
+    pod.ip("link add vxlan0 type vxlan id 44 remote 198.18.2.2 local 198.18.1.1 dstport 4789");
+    pod.ip("link set vxlan0 mtu 1450");
+    pod.ip("addr add 198.19.2.1/24 dev vxlan0");
+    pod.ip("link set vxlan0 up");
+    pod.ip("neigh add 198.19.2.2 lladdr 02:00:00:00:00:0b dev vxlan0 nud permanent");
+    let args = ["vxlan0", "--target", "198.19.2.2", "--duration", SHORT];
+
+    let (_, doc) = pod.check_json(&args);
+    assert_eq!(
+        roles(&doc),
+        ["tunnel-underlay", "veth-peer", "forwarded-egress"],
+        "{:#}",
+        doc["path"]
+    );
+    assert_eq!(doc["path"]["end"]["kind"], "wire", "{:#}", doc["path"]);
+    assert_eq!(doc["path"]["segments"][2]["stack"][0]["name"], "ifbz");
+    assert_eq!(
+        doc["path"]["segments"][0]["encapsulates"]["remote"],
+        "198.18.2.2"
+    );
+    no_send_copied(&doc);
+
+    let dump = tcpdump(&host, "ifbz");
+    let (_, doc) = pod.check_json(&args);
+    every_send_copied(&doc);
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(tap), [u64::from(dump.pid())]);
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    drop(dump);
+
+    pod.ip("link set vxlan0 mtu 1500");
+    let (_, doc) = pod.check_json(&args);
+    every_send_copied(&doc);
+    let f = finding(&doc, "tunnel-mtu-fragments").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["evidence"]["underlay"], "va", "{f:#}");
+    assert_eq!(f["evidence"]["fitting_mtu"], 1450, "{f:#}");
+    assert_eq!(f["remediation"][0], "ip link set vxlan0 mtu 1450", "{f:#}");
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
 }
 
 /// `--netns NAME|PATH|PID` diagnoses inside a namespace from outside it, no `ip netns exec`.
@@ -485,6 +551,7 @@ fn a_macvlan_sibling_in_bridge_mode_is_local_delivery() {
 
 harness_main!(
     privileged: [
+        vxlan_in_a_pod_is_followed_through_the_host,
         a_macvlan_sibling_in_bridge_mode_is_local_delivery,
         vxlan_underlay_follows_a_source_rule,
         a_bridge_port_veth_leads_into_the_pod,

@@ -60,11 +60,12 @@ pub enum Code {
     IoUringUnavailable,
     ZerocopyEnomem,
     TunnelEncrypts,
+    TunnelMtuFragments,
 }
 
 impl Code {
     /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::KernelTooOld,
         Code::NoScatterGather,
         Code::NoTxChecksum,
@@ -98,6 +99,7 @@ impl Code {
         Code::IoUringUnavailable,
         Code::ZerocopyEnomem,
         Code::TunnelEncrypts,
+        Code::TunnelMtuFragments,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -135,6 +137,7 @@ impl Code {
             Code::IoUringUnavailable => "io-uring-unavailable",
             Code::ZerocopyEnomem => "zerocopy-enomem",
             Code::TunnelEncrypts => "tunnel-encrypts",
+            Code::TunnelMtuFragments => "tunnel-mtu-fragments",
         }
     }
 
@@ -149,6 +152,7 @@ impl Code {
                 | Code::UdpFragmentation
                 | Code::KernelTooOld
                 | Code::TunnelEncrypts
+                | Code::TunnelMtuFragments
         )
     }
 
@@ -341,6 +345,7 @@ mod tests {
                 "tap-unknown-setting",
                 "taps-not-checked",
                 "tunnel-encrypts",
+                "tunnel-mtu-fragments",
                 "udp-fragmentation",
                 "veth-path",
                 "zerocopy-enobufs",

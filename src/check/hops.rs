@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::evidence::{
-    Device, Entered, Evidence, HopRole, NetnsRef, PathEvidence, Segment, SocketRouting,
-    flow_hashed, off_path,
+    Device, Entered, Evidence, HopRole, NetnsRef, Partial, PathEvidence, Segment, SocketRouting,
+    off_path, partial_carriers,
 };
 
 /// Another destination of a process diagnosed by pid: its peer, and how its sockets are routed
@@ -104,25 +104,25 @@ pub struct Hop<'a> {
     pub netns_key: u64,
     /// The first device of the hop's stack as recorded.
     top: &'a str,
-    /// Devices that carry only the flows a bond hashes to them, each with that bond's name
-    /// ([`flow_hashed`]).
-    pub hashed: BTreeMap<String, String>,
+    /// Devices that may carry only some of the traffic, each with its upper and why
+    /// ([`partial_carriers`]).
+    pub partial: BTreeMap<String, (String, Partial)>,
 }
 
 impl<'a> Hop<'a> {
-    /// `; bond0 (balance-xor) hashes each flow to one slave: only flows it hashes to DEV are
-    /// affected, and --target shows whether yours is`, when `dev` carries only some flows.
-    pub fn hashed_clause(&self, dev: &str) -> Option<String> {
-        let bond = self.hashed.get(dev)?;
-        let mode = self
-            .recorded
-            .iter()
-            .find(|d| &d.name == bond)
-            .and_then(|d| d.bond.as_ref())
-            .map_or("hashing", |b| b.mode.as_str());
-        Some(format!(
-            "; {bond} ({mode}) hashes each flow to one slave: only flows it sends by {dev} are affected, and a live probe with --target shows whether yours is"
-        ))
+    /// What makes `dev` carry only some of the traffic, as a clause for a finding's summary:
+    /// `; bond0 (balance-xor) hashes each flow to one slave: …`; `None` when it carries all.
+    pub fn partial_clause(&self, dev: &str) -> Option<String> {
+        let (upper, why) = self.partial.get(dev)?;
+        Some(match why {
+            Partial::Hashed(mode) => format!(
+                "; {upper} ({}) hashes each flow to one slave: only flows it sends by {dev} are affected, and a live probe with --target shows whether yours is",
+                mode.as_str()
+            ),
+            Partial::PortUndecided => format!(
+                "; {upper} is a bridge and no destination was given, so whether its FDB sends your traffic to {dev} is not known: give --target ADDR to decide"
+            ),
+        })
     }
 
     /// The name a device's "below X" refers to when it has no upper.
@@ -189,11 +189,21 @@ pub fn hops(ev: &Evidence) -> Vec<Hop<'_>> {
 /// Every hop of every way, devices crossed by several ways included in each.
 pub fn every_hop(ev: &Evidence) -> Vec<Hop<'_>> {
     let diagnosed = diagnosed_netns(ev);
+    // With a destination the bridges' FDB choice is read; without one a port is a maybe.
+    let known = ev.live.is_some() || ev.path.as_ref().is_some_and(|p| p.target.is_some());
     let mut hops = Vec::new();
     for way in ways(ev) {
-        hops.push(hop(0, way.stack, None, way.toward, diagnosed));
+        let known = known || way.toward.is_some();
+        hops.push(hop(0, way.stack, None, way.toward, diagnosed, known));
         for (i, seg) in way.path.iter().flat_map(|p| &p.segments).enumerate() {
-            hops.push(hop(i + 1, &seg.stack, Some(seg), way.toward, diagnosed));
+            hops.push(hop(
+                i + 1,
+                &seg.stack,
+                Some(seg),
+                way.toward,
+                diagnosed,
+                known,
+            ));
         }
     }
     hops
@@ -226,6 +236,7 @@ fn hop<'a>(
     seg: Option<&'a Segment>,
     toward: Option<Toward<'a>>,
     diagnosed: u64,
+    destination_known: bool,
 ) -> Hop<'a> {
     Hop {
         index,
@@ -237,7 +248,7 @@ fn hop<'a>(
         recorded: on_path(stack),
         netns_key: seg.map_or(diagnosed, |s| s.netns.inode),
         top: stack.first().map_or("", |d| d.name.as_str()),
-        hashed: flow_hashed(stack),
+        partial: partial_carriers(stack, destination_known),
     }
 }
 
@@ -260,6 +271,7 @@ pub fn role_label(role: HopRole) -> &'static str {
         HopRole::ForwardedEgress => "forwarded out",
         HopRole::TunnelUnderlay => "tunnel underlay",
         HopRole::MacvlanSibling => "macvlan sibling",
+        HopRole::IpvlanSibling => "ipvlan sibling",
     }
 }
 

@@ -20,6 +20,7 @@ pub mod tap_fix;
 pub mod taps;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tunnel_mtu;
 pub mod verdict;
 
 pub use crate::evidence::Protocol;
@@ -33,6 +34,7 @@ pub fn diagnose(ev: &Evidence, protocol: Protocol) -> Report {
     let mut out = Findings::new();
     kernel::check(ev, protocol, &mut out);
     path::check(ev, &mut out);
+    tunnel_mtu::check(ev, &mut out);
     offloads::check(ev, protocol, &mut out);
     memory::check_optmem(ev, &mut out);
     taps::check(ev, &mut out);

@@ -265,7 +265,7 @@ fn offload_in(
             dev.name, offload.label
         );
         // A hashing bond's slave carries only some flows: a possibility, not a certainty.
-        let hashed = hop.hashed_clause(&dev.name);
+        let hashed = hop.partial_clause(&dev.name);
         summary.push_str(hashed.as_deref().unwrap_or_default());
         let severity = if hashed.is_some() {
             severity.min(Severity::Warning)

@@ -63,7 +63,7 @@ fn tap_on_path<'a>(ev: &Evidence, hops: &[Hop<'a>], s: &PacketSocket) -> Option<
                     why,
                     toward: hop.toward,
                     receive: receives(hop),
-                    hashed: hop.hashed_clause(&dev.name),
+                    hashed: hop.partial_clause(&dev.name),
                 });
             }
             _ => {}

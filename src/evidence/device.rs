@@ -149,6 +149,9 @@ pub enum DeviceKind {
     Geneve,
     Dummy,
     Wireguard,
+    /// An L3 master device (VRF): its slaves' routes come from its table, and what it sends
+    /// passes through it (`vrf_l3_out`), taps included.
+    Vrf,
     Other,
 }
 
@@ -174,6 +177,7 @@ impl DeviceKind {
             Some("geneve") => DeviceKind::Geneve,
             Some("dummy") => DeviceKind::Dummy,
             Some("wireguard") => DeviceKind::Wireguard,
+            Some("vrf") => DeviceKind::Vrf,
             Some(_) => DeviceKind::Other,
         }
     }
@@ -196,6 +200,7 @@ impl DeviceKind {
             DeviceKind::Geneve => "geneve",
             DeviceKind::Dummy => "dummy",
             DeviceKind::Wireguard => "wireguard",
+            DeviceKind::Vrf => "vrf",
             DeviceKind::Other => "other",
         }
     }
@@ -262,22 +267,42 @@ pub fn off_path(stack: &[Device]) -> BTreeSet<String> {
     off
 }
 
-/// The devices of `stack` that carry only some flows: the slaves of a bond that hashes each
-/// flow to one of two or more slaves (and what is below them), each with that bond's name.
-pub fn flow_hashed(stack: &[Device]) -> BTreeMap<String, String> {
-    let mut hashed = BTreeMap::new();
-    for bond in stack {
-        if !bond.bond.as_ref().is_some_and(|b| b.mode.hashes_flows()) || bond.lowers.len() < 2 {
-            continue;
-        }
-        let mut queue: VecDeque<&str> = bond.lowers.iter().map(String::as_str).collect();
+/// Why a device may carry only some of its upper's traffic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Partial {
+    /// A slave of a bond that hashes each flow to one of its slaves.
+    Hashed(BondMode),
+    /// A port of a bridge, with no destination given to tell which port the FDB picks.
+    PortUndecided,
+}
+
+/// The devices of `stack` that carry only some of the traffic, each with its upper and why:
+/// the slaves of a bond that hashes each flow to one of two or more slaves, and, when no
+/// destination is known (`destination_known` false), the ports of a bridge with two or more
+/// (what is below them too).
+pub fn partial_carriers(
+    stack: &[Device],
+    destination_known: bool,
+) -> BTreeMap<String, (String, Partial)> {
+    let mut partial = BTreeMap::new();
+    for upper in stack.iter().filter(|d| d.lowers.len() >= 2) {
+        let why = match (&upper.bond, upper.kind) {
+            (Some(b), _) if b.mode.hashes_flows() => Partial::Hashed(b.mode),
+            (_, DeviceKind::Bridge) if !destination_known && upper.forwards_to.is_none() => {
+                Partial::PortUndecided
+            }
+            _ => continue,
+        };
+        let mut queue: VecDeque<&str> = upper.lowers.iter().map(String::as_str).collect();
         while let Some(name) = queue.pop_front() {
-            if hashed.insert(name.to_string(), bond.name.clone()).is_none()
+            if partial
+                .insert(name.to_string(), (upper.name.clone(), why))
+                .is_none()
                 && let Some(dev) = stack.iter().find(|d| d.name == name)
             {
                 queue.extend(dev.lowers.iter().map(String::as_str));
             }
         }
     }
-    hashed
+    partial
 }

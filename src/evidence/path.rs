@@ -41,6 +41,22 @@ pub struct Segment {
     /// `net.ipv4.ip_forward` (or `net.ipv6.conf.all.forwarding`) there, where it matters.
     #[serde(default)]
     pub forwarding: Option<bool>,
+    /// A tunnel underlay: the tunnel whose encapsulated packets this segment carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encapsulates: Option<Encapsulation>,
+}
+
+/// The tunnel an underlay segment carries packets of, as its link attributes say.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Encapsulation {
+    /// The tunnel device.
+    pub tunnel: String,
+    /// Its `IFLA_INFO_KIND` (`vxlan`, `geneve`, `gre`, `gretap`, `ipip`, `wireguard`, …).
+    pub kind: String,
+    /// Its MTU: the largest inner packet it accepts unfragmented.
+    pub mtu: u32,
+    /// The outer destination: its family decides the outer header's size.
+    pub remote: IpAddr,
 }
 
 /// How a namespace was reached.
@@ -71,13 +87,19 @@ pub enum HopRole {
     /// A macvlan in bridge mode on the same lower device as the sender's, owning the next hop's
     /// MAC: the frames are handed to it (`dev_forward_skb`), received here, never on the wire.
     MacvlanSibling,
+    /// An ipvlan on the same lower device as the sender's, holding the next hop's address:
+    /// ipvlan hands the packet to it (`ipvlan_rcv_frame`), received here, never on the wire.
+    IpvlanSibling,
 }
 
 impl HopRole {
     /// The traffic is received on this segment's devices, not transmitted (a veth's peer, a
-    /// macvlan sibling, and what they are ports of).
+    /// macvlan or ipvlan sibling, and what they are ports of).
     pub fn receives(self) -> bool {
-        matches!(self, HopRole::VethPeer | HopRole::MacvlanSibling)
+        matches!(
+            self,
+            HopRole::VethPeer | HopRole::MacvlanSibling | HopRole::IpvlanSibling
+        )
     }
 }
 

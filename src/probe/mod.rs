@@ -186,7 +186,14 @@ impl GatherOptions {
                 None => Err(e),
             })
         } else {
-            netlink::route_get(dst)
+            // Inside a VRF the diagnosed device selects the table, as it does for the
+            // probe's socket bound to it.
+            let links = match &self.iface {
+                Some(_) => netlink::dump_links().unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let iface = self.iface.as_deref().unwrap_or_default();
+            netlink::route_lookup(&netlink::RouteQuery::bound_to(dst, iface, &links))
         }
     }
 

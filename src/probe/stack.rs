@@ -50,9 +50,16 @@ impl Probe for LinksProbe {
             },
         };
         ev.stack = stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
+        with_l3_master(&links, &mut ev.stack);
         if let Some(target) = cx.opts.destination() {
-            for dev in ev.stack.iter_mut().filter(|d| d.kind == DeviceKind::Bridge) {
-                dev.forwards_to = bridge_choice(cx.opts, &links, dev, target);
+            for dev in ev.stack.iter_mut() {
+                dev.forwards_to = match dev.kind {
+                    DeviceKind::Bridge => bridge_choice(cx.opts, &links, dev, target),
+                    DeviceKind::Vrf if dev.depth == 0 && dev.upper.is_none() => {
+                        vrf_choice(cx.opts, &links, dev, target)
+                    }
+                    _ => None,
+                };
             }
         }
         let detail = format!("{} device(s) in the stack of {iface}", ev.stack.len());
@@ -136,6 +143,56 @@ pub(crate) fn bridge_choice(
         mac: Some(text),
         port,
         why,
+    })
+}
+
+/// A device enslaved to a VRF sends through it (`vrf_l3_out`: the VRF's taps see the packets):
+/// the VRF joins the stack, after the diagnosed device's own tree, with that device as its
+/// only lower.
+fn with_l3_master(links: &[Link], stack: &mut Vec<Device>) {
+    let Some(top) = stack.first() else {
+        return;
+    };
+    let Some(vrf) = links
+        .iter()
+        .find(|l| l.name == top.name)
+        .and_then(|l| l.master)
+        .and_then(|m| links.iter().find(|l| l.ifindex == m))
+        .filter(|l| l.link_kind.as_deref() == Some("vrf"))
+    else {
+        return;
+    };
+    if stack.iter().any(|d| d.ifindex == vrf.ifindex) {
+        return;
+    }
+    let Ok(mut tree) = stack_from_links(links, &vrf.name) else {
+        return;
+    };
+    let mut master = tree.swap_remove(0);
+    master.lowers = vec![top.name.clone()];
+    stack.push(master);
+}
+
+/// The slave a VRF diagnosed by name sends `target`'s traffic by: the device of the route in
+/// its table (a lookup with the VRF as output device). `None` when it is not known.
+fn vrf_choice(
+    opts: &GatherOptions,
+    links: &[Link],
+    vrf: &Device,
+    target: IpAddr,
+) -> Option<BridgeChoice> {
+    let route = opts.route(target).ok()?;
+    let slave = links
+        .iter()
+        .find(|l| Some(l.ifindex) == route.ifindex && l.master == Some(vrf.ifindex))?;
+    Some(BridgeChoice {
+        next_hop: target,
+        mac: None,
+        port: Some(slave.name.clone()),
+        why: format!(
+            "the route to {target} in {}'s table leaves by {}",
+            vrf.name, slave.name
+        ),
     })
 }
 
@@ -303,7 +360,7 @@ mod tests {
     /// A hashing bond's slaves each carry some flows.
     #[test]
     fn bond_modes_decide_which_slaves_are_on_the_path() {
-        use crate::evidence::{flow_hashed, off_path};
+        use crate::evidence::{Partial, off_path, partial_carriers};
         let mut d0 = link(2, "d0", Some("dummy"));
         d0.master = Some(4);
         let mut d1 = link(3, "d1", Some("dummy"));
@@ -319,7 +376,7 @@ mod tests {
         assert_eq!(info.mode, BondMode::ActiveBackup);
         assert_eq!(info.active_slave.as_deref(), Some("d1"));
         assert_eq!(off_path(&stack).into_iter().collect::<Vec<_>>(), ["d0"]);
-        assert!(flow_hashed(&stack).is_empty());
+        assert!(partial_carriers(&stack, true).is_empty());
 
         bond.bond = Some(super::netlink::BondAttrs {
             mode: 2,
@@ -328,9 +385,10 @@ mod tests {
         let stack = stack_from_links(&[d0, d1, bond], "bond0").unwrap();
         assert_eq!(stack[0].bond.as_ref().unwrap().mode, BondMode::BalanceXor);
         assert!(off_path(&stack).is_empty());
-        let hashed = flow_hashed(&stack);
-        assert_eq!(hashed.get("d0").map(String::as_str), Some("bond0"));
-        assert_eq!(hashed.get("d1").map(String::as_str), Some("bond0"));
+        let hashed = partial_carriers(&stack, true);
+        let xor = ("bond0".to_string(), Partial::Hashed(BondMode::BalanceXor));
+        assert_eq!(hashed.get("d0"), Some(&xor));
+        assert_eq!(hashed.get("d1"), Some(&xor));
     }
 
     #[test]

@@ -8,6 +8,7 @@ Sends UDP datagrams to TARGET (default 198.18.0.2:9) with MSG_ZEROCOPY, forever,
   --alternate ADDR    send every other datagram to ADDR instead (through a slower device, so
                       completions arrive out of order and the kernel cannot merge them)
   --status FILE       also write READY / ENOBUFS lines to FILE
+  --bind-device DEV   SO_BINDTODEVICE the socket first (a VRF: its table routes the sends)
 Prints READY once it has sent, ENOBUFS (with its own SO_MEMINFO optmem) the first time a send
 fails with ENOBUFS, and after that sleeps without touching the socket.
 """
@@ -41,10 +42,13 @@ def main():
     ap.add_argument("--connect", action="store_true", help="connect() the socket")
     ap.add_argument("--alternate")
     ap.add_argument("--status")
+    ap.add_argument("--bind-device")
     args = ap.parse_args()
 
     fam = socket.AF_INET6 if args.family == "6" else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
+    if args.bind_device:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.bind_device.encode())
     if args.zerocopy == "on":
         s.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
     dest = (args.target, args.port)

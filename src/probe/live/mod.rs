@@ -51,7 +51,7 @@ pub use crate::evidence::{ApiRequest, SendApi};
 use crate::evidence::{
     LiveProbe, NotRun, OsError, PhaseEnd, RouteInfo, RouteType, RunPattern, UringUnavailable,
 };
-use crate::probe::netlink;
+use crate::probe::netlink::{self, Link};
 
 /// UDP discard port, the default target port.
 pub const DEFAULT_PORT: u16 = 9;
@@ -242,9 +242,11 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         io_uring: None,
     };
     let ip = opts.target.ip();
-    match netlink::route_get(ip) {
+    // The socket is bound to the interface: inside a VRF that selects the VRF's table.
+    let links = netlink::dump_links().unwrap_or_default();
+    match netlink::route_lookup(&netlink::RouteQuery::bound_to(ip, &opts.iface, &links)) {
         Ok(route) => {
-            if let Some(refused) = refusal(&route, ip, &opts.iface) {
+            if let Some(refused) = refusal(&route, ip, &opts.iface, &links) {
                 refused.record(&mut probe);
             }
             probe.route = Some(route);
@@ -375,7 +377,14 @@ impl NotRunFact {
 }
 
 /// Why traffic to `ip` is not sent (it would not leave through `iface`, or prove nothing).
-fn refusal(route: &RouteInfo, ip: IpAddr, iface: &str) -> Option<NotRunFact> {
+fn refusal(route: &RouteInfo, ip: IpAddr, iface: &str, links: &[Link]) -> Option<NotRunFact> {
+    // A VRF transmits by the slave its table's route names.
+    let enslaved_to_iface = |dev: &str| {
+        let master = links.iter().find(|l| l.name == dev).and_then(|l| l.master);
+        links.iter().any(|l| {
+            Some(l.ifindex) == master && l.name == iface && l.link_kind.as_deref() == Some("vrf")
+        })
+    };
     let (sentence, cause) = if route.route_type == RouteType::Local || ip.is_loopback() {
         (
             format!(
@@ -396,7 +405,7 @@ fn refusal(route: &RouteInfo, ip: IpAddr, iface: &str) -> Option<NotRunFact> {
         )
     } else {
         match route.device.as_deref() {
-            Some(dev) if dev == iface => return None,
+            Some(dev) if dev == iface || enslaved_to_iface(dev) => return None,
             Some(dev) => (
                 format!("the route to {ip} leaves through {dev}, not {iface}"),
                 NotRun::OtherDevice {
@@ -487,7 +496,7 @@ mod tests {
     fn refuses_local_routes_and_loopback() {
         let ip: IpAddr = "198.18.0.1".parse().expect("literal");
         assert_eq!(
-            refusal(&route(RouteType::Local, Some("lo")), ip, "ifbz"),
+            refusal(&route(RouteType::Local, Some("lo")), ip, "ifbz", &[]),
             fact(
                 "198.18.0.1 is an address of this host (route type local)",
                 NotRun::LocalRoute
@@ -495,7 +504,7 @@ mod tests {
         );
         let ip: IpAddr = "::1".parse().expect("literal");
         assert_eq!(
-            refusal(&route(RouteType::Unicast, Some("lo")), ip, "lo"),
+            refusal(&route(RouteType::Unicast, Some("lo")), ip, "lo", &[]),
             fact(
                 "::1 is an address of this host (route type unicast)",
                 NotRun::LocalRoute
@@ -507,7 +516,7 @@ mod tests {
     fn refuses_other_devices_and_other_route_types() {
         let ip: IpAddr = "198.18.2.2".parse().expect("literal");
         assert_eq!(
-            refusal(&route(RouteType::Unicast, Some("eth0")), ip, "ifbz"),
+            refusal(&route(RouteType::Unicast, Some("eth0")), ip, "ifbz", &[]),
             fact(
                 "the route to 198.18.2.2 leaves through eth0, not ifbz",
                 NotRun::OtherDevice {
@@ -516,7 +525,7 @@ mod tests {
             )
         );
         assert_eq!(
-            refusal(&route(RouteType::Blackhole, None), ip, "ifbz"),
+            refusal(&route(RouteType::Blackhole, None), ip, "ifbz", &[]),
             fact(
                 "the route to 198.18.2.2 is of type blackhole, not unicast",
                 NotRun::NotUnicast {
@@ -525,14 +534,14 @@ mod tests {
             )
         );
         assert_eq!(
-            refusal(&route(RouteType::Unicast, None), ip, "ifbz"),
+            refusal(&route(RouteType::Unicast, None), ip, "ifbz", &[]),
             fact(
                 "the route to 198.18.2.2 names no output device",
                 NotRun::NoDevice
             )
         );
         assert_eq!(
-            refusal(&route(RouteType::Unicast, Some("ifbz")), ip, "ifbz"),
+            refusal(&route(RouteType::Unicast, Some("ifbz")), ip, "ifbz", &[]),
             None
         );
     }

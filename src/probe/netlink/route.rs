@@ -63,6 +63,26 @@ impl RouteQuery {
         }
     }
 
+    /// The lookup the kernel makes for a socket bound to `iface`, as far as it changes the
+    /// route: inside a VRF (`iface` the VRF or one of its slaves, `links` the namespace's link
+    /// table) the output device selects the VRF's table (`l3mdev_update_flow`); elsewhere a
+    /// lookup of `dst` alone, so a route by another device is seen as such.
+    pub fn bound_to(dst: IpAddr, iface: &str, links: &[super::Link]) -> RouteQuery {
+        let Some(dev) = links.iter().find(|l| l.name == iface) else {
+            return RouteQuery::to(dst);
+        };
+        let is_vrf = |l: &super::Link| l.link_kind.as_deref() == Some("vrf");
+        let in_vrf = is_vrf(dev)
+            || dev
+                .master
+                .and_then(|m| links.iter().find(|l| l.ifindex == m))
+                .is_some_and(is_vrf);
+        RouteQuery {
+            oif: in_vrf.then_some(dev.ifindex),
+            ..RouteQuery::to(dst)
+        }
+    }
+
     /// A lookup of `dst` alone.
     pub fn to(dst: IpAddr) -> RouteQuery {
         RouteQuery {

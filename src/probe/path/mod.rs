@@ -213,6 +213,7 @@ pub(super) fn segment(
         why,
         stack,
         forwarding,
+        encapsulates: None,
     }
 }
 

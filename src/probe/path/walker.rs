@@ -9,7 +9,9 @@ use std::os::fd::AsFd;
 
 use super::peer::{PeerNext, PeerView, veth_peer_view};
 use super::{Known, Next, Position, Step, incomplete, is_tunnel, label, segment};
-use crate::evidence::{Device, DeviceKind, Entered, HopRole, OsError, PathEnd, RouteType};
+use crate::evidence::{
+    Device, DeviceKind, Encapsulation, Entered, HopRole, OsError, PathEnd, RouteType,
+};
 use crate::probe::netlink::{self, RouteQuery};
 use crate::probe::netns;
 use crate::probe::stack;
@@ -44,6 +46,12 @@ impl Walker {
         // A macvlan in bridge mode hands frames for a sibling to it, before any lower device.
         if let Some(top) = at.stack.first().filter(|d| d.kind == DeviceKind::Macvlan)
             && let Some(step) = self.macvlan_sibling(at, top)?
+        {
+            return Ok(Some(step));
+        }
+        // So does an ipvlan for a sibling's address (in every mode but VEPA and private).
+        if let Some(top) = at.stack.first().filter(|d| d.kind == DeviceKind::Ipvlan)
+            && let Some(step) = self.ipvlan_sibling(at, top)?
         {
             return Ok(Some(step));
         }
@@ -176,6 +184,54 @@ impl Walker {
         Ok(None)
     }
 
+    /// An ipvlan whose next hop is an address of a sibling (another ipvlan on the same lower
+    /// device, known by the lower's MAC that all of them share, in any namespace zcdoctor can
+    /// enter): ipvlan looks the address up among its port's slaves (`ipvlan_addr_lookup`) and
+    /// hands the packet to that slave, which receives it. `Ok(None)` when no sibling holds it.
+    fn ipvlan_sibling(&mut self, at: &Position, top: &Device) -> Result<Option<Step>, PathEnd> {
+        let Some(target) = self.target else {
+            return Ok(None);
+        };
+        let ifindex = top.ifindex;
+        let Some((mac, next_hop)) =
+            in_ns(at.ns.as_ref(), move || ipvlan_next_hop(ifindex, target))?
+        else {
+            return Ok(None);
+        };
+        let here = match &at.ns {
+            Some(k) => k.handle.inode,
+            None => current()?.handle.inode,
+        };
+        let mut candidates = vec![current()?];
+        candidates.extend(self.known.get_or_insert_with(known_namespaces).clone());
+        let mut seen = HashSet::new();
+        for k in candidates.into_iter().take(MAX_SIBLING_NAMESPACES) {
+            if !seen.insert(k.handle.inode) {
+                continue;
+            }
+            let wanted = mac.clone();
+            let Ok(Some(sibling)) = in_ns(Some(&k), move || ipvlan_holding(&wanted, next_hop))
+            else {
+                continue;
+            };
+            if k.handle.inode == here && sibling.0 == ifindex {
+                continue;
+            }
+            let source = self.source;
+            let view = in_ns(Some(&k), move || {
+                veth_peer_view(sibling.0, Some(target), source)
+            })??;
+            let why = format!(
+                "{} is an ipvlan; its next hop {next_hop} is an address of its sibling {} on the same lower device, in namespace {}, which ipvlan hands the packets to",
+                top.name,
+                sibling.1,
+                label(&k.netns_ref())
+            );
+            return Ok(Some(beyond(k, HopRole::IpvlanSibling, why, view)));
+        }
+        Ok(None)
+    }
+
     /// Under a tunnel: the route to its remote, in its link namespace.
     fn under_tunnel(&mut self, at: &Position, dev: &Device) -> Result<Step, PathEnd> {
         let ifindex = dev.ifindex;
@@ -259,14 +315,19 @@ impl Walker {
             Some(k) => k.clone(),
             None => current()?,
         };
+        let mut underlay = segment(&here, HopRole::TunnelUnderlay, why, stack.clone(), None);
+        underlay.encapsulates = Some(Encapsulation {
+            tunnel: dev.name.clone(),
+            kind: tunnel.kind.clone(),
+            mtu: dev.mtu,
+            remote,
+        });
+        // From here on the packets are the tunnel's: a veth or forwarding namespace further
+        // along routes them to the remote, from the tunnel's local address.
+        self.target = Some(remote);
+        self.source = src;
         Ok(Step {
-            segments: vec![segment(
-                &here,
-                HopRole::TunnelUnderlay,
-                why,
-                stack.clone(),
-                None,
-            )],
+            segments: vec![underlay],
             next: Next::Continue(Position { ns, stack }),
         })
     }
@@ -343,6 +404,41 @@ fn sibling_mac(ifindex: u32, target: IpAddr) -> Option<Vec<u8>> {
     stack::next_hop_mac(&route, ifindex, target)
         .1
         .map(|mac| mac.to_vec())
+}
+
+/// In the calling thread's namespace: the MAC of the ipvlan `ifindex` (its lower device's,
+/// shared by every sibling) and the next hop toward `target` when the route leaves by it.
+fn ipvlan_next_hop(ifindex: u32, target: IpAddr) -> Option<(Vec<u8>, IpAddr)> {
+    let links = netlink::dump_links().ok()?;
+    let me = links.iter().find(|l| l.ifindex == ifindex)?;
+    let route = netlink::route_get(target).ok()?;
+    if route.ifindex != Some(ifindex) {
+        return None;
+    }
+    let next_hop = route
+        .gateway
+        .as_deref()
+        .and_then(|g| g.parse::<IpAddr>().ok())
+        .unwrap_or(target);
+    Some((me.address.clone()?, next_hop))
+}
+
+/// In the calling thread's namespace: the ipvlan with MAC `mac` that holds `addr`.
+fn ipvlan_holding(mac: &[u8], addr: IpAddr) -> Option<(u32, String)> {
+    let links = netlink::dump_links().ok()?;
+    let owner = netlink::addresses()
+        .ok()?
+        .into_iter()
+        .find(|a| a.local && a.addr == addr)?
+        .ifindex;
+    links
+        .into_iter()
+        .find(|l| {
+            l.ifindex == owner
+                && l.address.as_deref() == Some(mac)
+                && matches!(l.link_kind.as_deref(), Some("ipvlan" | "ipvtap"))
+        })
+        .map(|l| (l.ifindex, l.name))
 }
 
 /// The probe's own namespace as a [`Known`] (for a veth whose peer shares it).

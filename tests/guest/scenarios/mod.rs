@@ -6,6 +6,7 @@ mod bond;
 mod boundaries;
 mod pods;
 mod tunnels;
+mod vrf;
 
 use serde_json::Value;
 
@@ -28,6 +29,7 @@ pub const ALL: &[Scenario] = &[
     tunnels::GRE_CLEAN,
     boundaries::UNBOUND_TAP_IN_ANOTHER_NAMESPACE,
     boundaries::FORWARDED_FROM_A_VETH,
+    vrf::TAP_ON_THE_VRF_DEVICE,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.
