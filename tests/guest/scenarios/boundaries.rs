@@ -51,3 +51,67 @@ pub const FORWARDED_FROM_A_VETH: Scenario = Scenario {
     name: "boundary_forwarded_from_a_veth",
     run: forwarded_from_a_veth,
 };
+
+/// io_uring `SEND_ZC` came in 6.0 and its usage report (`IORING_SEND_ZC_REPORT_USAGE`) in 6.2;
+/// Debian's 6.1 carries the report as a backport: zcdoctor probes the kernel, not its version.
+fn io_uring_send_zc_with_a_tap(k: &Kernel) -> Outcome {
+    let ns = Netns::new("gbur");
+    ns.dummy("d0", Some("198.18.0.1/24"));
+    let _dump = ns.tcpdump(&["-i", "d0"]);
+    let (_, doc) = ns.check_json(&[
+        "d0",
+        "--target",
+        "198.18.0.2",
+        "--duration",
+        super::PHASE,
+        "--api",
+        "io_uring",
+    ]);
+    if k.at_least(6, 0) {
+        let runs = doc["live_probe"]["runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let uring: Vec<&serde_json::Value> =
+            runs.iter().filter(|r| r["api"] == "io_uring").collect();
+        let sum = |key: &str| uring.iter().filter_map(|r| r[key].as_u64()).sum::<u64>();
+        let (copied, completions) = (sum("copied"), sum("completions"));
+        assert!(
+            completions > 0 && copied == completions,
+            "io_uring: {copied} of {completions} copied: {:?}",
+            codes(&doc)
+        );
+        assert!(
+            finding(&doc, "tap-forces-copy").is_some(),
+            "{:?}",
+            codes(&doc)
+        );
+        assert!(
+            finding(&doc, "copies-unexplained").is_none(),
+            "{:?}",
+            codes(&doc)
+        );
+        Outcome::Ran(format!(
+            "io_uring SEND_ZC with usage reports: copied {copied} of {completions}; findings {:?}",
+            codes(&doc)
+        ))
+    } else {
+        let f = finding(&doc, "io-uring-unavailable")
+            .unwrap_or_else(|| panic!("{:?} {:#}", codes(&doc), doc["live_probe"]));
+        assert!(
+            doc["live_probe"]["runs"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        );
+        Outcome::Ran(format!(
+            "no SEND_ZC: {}; findings {:?}",
+            f["summary"].as_str().unwrap_or_default(),
+            codes(&doc)
+        ))
+    }
+}
+
+pub const IO_URING_SEND_ZC_WITH_A_TAP: Scenario = Scenario {
+    name: "boundary_io_uring_send_zc_with_a_tap",
+    run: io_uring_send_zc_with_a_tap,
+};

@@ -27,8 +27,12 @@ pub const ALL: &[Scenario] = &[
     pods::IPVLAN_POD_TO_POD,
     tunnels::GENEVE_TAP_ON_UNDERLAY,
     tunnels::GRE_CLEAN,
+    tunnels::IP_TUNNELS_TAP_ON_UNDERLAY,
+    tunnels::WIREGUARD_WITH_A_REAL_PEER,
+    tunnels::MACSEC_WITHOUT_CHECKSUM_OFFLOAD,
     boundaries::UNBOUND_TAP_IN_ANOTHER_NAMESPACE,
     boundaries::FORWARDED_FROM_A_VETH,
+    boundaries::IO_URING_SEND_ZC_WITH_A_TAP,
     vrf::TAP_ON_THE_VRF_DEVICE,
 ];
 

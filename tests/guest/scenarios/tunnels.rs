@@ -45,6 +45,178 @@ fn gre_clean(_: &Kernel) -> Outcome {
     Outcome::Ran(summary(&doc))
 }
 
+/// ipip, sit (IPv6 in IPv4), gretap and ip6gre over the dummy underlay, each with a tap on it.
+fn ip_tunnels_tap_on_underlay(_: &Kernel) -> Outcome {
+    let ns = underlay("gtip");
+    ns.ip("addr add 2001:db8:5::1/64 dev u0 nodad");
+    ns.ip("neigh replace 2001:db8:5::2 lladdr 02:00:00:00:00:05 dev u0 nud permanent");
+    let dump = ns.tcpdump(&["-i", "u0"]);
+    let shapes = [
+        (
+            "ipip1",
+            "type ipip local 198.18.5.1 remote 198.18.5.2",
+            "198.18.8.1/24",
+            "198.18.8.2",
+            false,
+        ),
+        (
+            "sit1",
+            "type sit local 198.18.5.1 remote 198.18.5.2",
+            "2001:db8:8::1/64",
+            "2001:db8:8::2",
+            false,
+        ),
+        (
+            "gtap1",
+            "type gretap local 198.18.5.1 remote 198.18.5.2",
+            "198.18.9.1/24",
+            "198.18.9.2",
+            true,
+        ),
+        (
+            "g6re1",
+            "type ip6gre local 2001:db8:5::1 remote 2001:db8:5::2",
+            "198.18.10.1/24",
+            "198.18.10.2",
+            false,
+        ),
+    ];
+    let mut line = Vec::new();
+    for (dev, spec, addr, target, ethernet) in shapes {
+        ns.ip(&format!("link add {dev} {spec}"));
+        ns.ip(&format!("addr add {addr} dev {dev} nodad"));
+        ns.ip(&format!("link set {dev} up"));
+        if ethernet {
+            ns.ip(&format!(
+                "neigh replace {target} lladdr 02:00:00:00:00:07 dev {dev} nud permanent"
+            ));
+        }
+        let (_, doc) = live(&ns, dev, target);
+        every_send_copied(&doc);
+        let tap = finding(&doc, "tap-forces-copy")
+            .unwrap_or_else(|| panic!("{dev}: {:?} {:#}", codes(&doc), doc["path"]));
+        assert_eq!(pids(tap), [u64::from(dump.pid())], "{dev}: {tap:#}");
+        assert_eq!(
+            doc["path"]["segments"][0]["stack"][0]["name"], "u0",
+            "{dev}"
+        );
+        line.push(format!("{dev}: {}", summary(&doc)));
+    }
+    Outcome::Ran(line.join("; "))
+}
+
+/// WireGuard with a real peer across a veth: it encrypts in place after skb_cow_data(), so
+/// every send is copied (or refused with ENOBUFS).
+fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
+    let a = Netns::new("gtwga");
+    let b = Netns::new("gtwgb");
+    a.veth_to(&b);
+    let key = |ns: &Netns| -> (String, String) {
+        let private = String::from_utf8_lossy(&ns.exec_ok(&["wg", "genkey"]).stdout)
+            .trim()
+            .to_string();
+        let out = std::process::Command::new("wg")
+            .arg("pubkey")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().map(|mut i| i.write_all(private.as_bytes()));
+                c.wait_with_output()
+            })
+            .expect("wg pubkey");
+        (
+            private,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    let (ka, pa) = key(&a);
+    let (kb, pb) = key(&b);
+    for (ns, private, peer, me, other, endpoint) in [
+        (
+            &a,
+            &ka,
+            &pb,
+            "198.18.11.1/24",
+            "198.18.11.2/32",
+            "198.18.1.2:51820",
+        ),
+        (
+            &b,
+            &kb,
+            &pa,
+            "198.18.11.2/24",
+            "198.18.11.1/32",
+            "198.18.1.1:51820",
+        ),
+    ] {
+        let file = crate::common::tmp_path("key");
+        let _files = crate::common::TmpFiles(vec![file.clone()]);
+        std::fs::write(&file, private).expect("key file");
+        ns.ip("link add wg0 type wireguard");
+        ns.exec_ok(&[
+            "wg",
+            "set",
+            "wg0",
+            "listen-port",
+            "51820",
+            "private-key",
+            &file,
+            "peer",
+            peer,
+            "allowed-ips",
+            other,
+            "endpoint",
+            endpoint,
+        ]);
+        ns.ip(&format!("addr add {me} dev wg0"));
+        ns.ip("link set wg0 up");
+    }
+    let (_, doc) = live(&a, "wg0", "198.18.11.2");
+    let f = finding(&doc, "tunnel-encrypts").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["severity"], "blocker", "{f:#}");
+    let (copied, completions) = crate::common::path::copied_and_completions(&doc);
+    let enobufs = finding(&doc, "zerocopy-enobufs").is_some();
+    assert!(
+        (completions > 0 && copied == completions) || enobufs,
+        "{copied} of {completions} copied, findings {:?}",
+        codes(&doc)
+    );
+    Outcome::Ran(summary(&doc))
+}
+
+/// Software macsec has no checksum offload: UDP falls back to a copy at send time.
+fn macsec_without_checksum_offload(_: &Kernel) -> Outcome {
+    let ns = underlay("gtmacsec");
+    ns.ip("link add link u0 macsec0 type macsec encrypt on");
+    ns.ip("macsec add macsec0 tx sa 0 pn 1 on key 01 81818181818181818181818181818181");
+    ns.ip("addr add 198.18.12.1/24 dev macsec0");
+    ns.ip("link set macsec0 up");
+    ns.ip("neigh replace 198.18.12.2 lladdr 02:00:00:00:00:0c dev macsec0 nud permanent");
+    let (_, doc) = live(&ns, "macsec0", "198.18.12.2");
+    every_send_copied(&doc);
+    assert!(!blockers(&doc).is_empty(), "{:?}", codes(&doc));
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    Outcome::Ran(summary(&doc))
+}
+
+pub const IP_TUNNELS_TAP_ON_UNDERLAY: Scenario = Scenario {
+    name: "tunnel_ipip_sit_gretap_ip6gre_tap_on_underlay",
+    run: ip_tunnels_tap_on_underlay,
+};
+pub const WIREGUARD_WITH_A_REAL_PEER: Scenario = Scenario {
+    name: "tunnel_wireguard_with_a_real_peer",
+    run: wireguard_with_a_real_peer,
+};
+pub const MACSEC_WITHOUT_CHECKSUM_OFFLOAD: Scenario = Scenario {
+    name: "tunnel_macsec_without_checksum_offload",
+    run: macsec_without_checksum_offload,
+};
 pub const GENEVE_TAP_ON_UNDERLAY: Scenario = Scenario {
     name: "tunnel_geneve_tap_on_underlay",
     run: geneve_tap_on_underlay,
