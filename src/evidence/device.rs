@@ -44,6 +44,20 @@ pub struct Device {
     /// A bond: its mode and the slave it transmits by. Absent in older recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bond: Option<Bond>,
+    /// A VLAN-filtering bridge (its own `self` VLANs) or one of its ports: the VLANs it
+    /// carries. Absent when the bridge does not filter, and in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlans: Option<Vlans>,
+}
+
+/// The VLANs a port of a VLAN-filtering bridge carries (`bridge vlan show`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct Vlans {
+    pub vids: Vec<u16>,
+    /// The VLAN untagged frames take; for the bridge itself, the VLAN of what the host sends
+    /// through it.
+    #[serde(default)]
+    pub pvid: Option<u16>,
 }
 
 /// How a bond spreads what it transmits over its slaves (`IFLA_BOND_MODE`,
@@ -245,23 +259,38 @@ fn only_lower(dev: &Device) -> Option<&String> {
 /// port, and the backup slaves of an active-backup bond (the chosen port or active slave and
 /// everything below it stay).
 pub fn off_path(stack: &[Device]) -> BTreeSet<String> {
-    let mut off = BTreeSet::new();
+    let mut roots: Vec<&str> = Vec::new();
     for upper in stack {
-        let Some(port) = only_lower(upper) else {
-            continue;
-        };
-        let mut queue: VecDeque<&str> = upper
-            .lowers
-            .iter()
-            .filter(|l| *l != port)
-            .map(String::as_str)
-            .collect();
-        while let Some(name) = queue.pop_front() {
-            if off.insert(name.to_string())
-                && let Some(dev) = stack.iter().find(|d| d.name == name)
-            {
-                queue.extend(dev.lowers.iter().map(String::as_str));
-            }
+        if let Some(only) = only_lower(upper) {
+            roots.extend(
+                upper
+                    .lowers
+                    .iter()
+                    .filter(|l| *l != only)
+                    .map(String::as_str),
+            );
+        }
+        // A VLAN-filtering bridge sends the host's frames (its own pvid) only to the ports
+        // that carry that VLAN, whatever its FDB says.
+        if let Some(pvid) = upper.vlans.as_ref().and_then(|v| v.pvid)
+            && upper.kind == DeviceKind::Bridge
+        {
+            roots.extend(upper.lowers.iter().map(String::as_str).filter(|port| {
+                !stack
+                    .iter()
+                    .find(|d| d.name == *port)
+                    .and_then(|d| d.vlans.as_ref())
+                    .is_some_and(|v| v.vids.contains(&pvid))
+            }));
+        }
+    }
+    let mut off = BTreeSet::new();
+    let mut queue: VecDeque<&str> = roots.into_iter().collect();
+    while let Some(name) = queue.pop_front() {
+        if off.insert(name.to_string())
+            && let Some(dev) = stack.iter().find(|d| d.name == name)
+        {
+            queue.extend(dev.lowers.iter().map(String::as_str));
         }
     }
     off

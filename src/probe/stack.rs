@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::netlink::{self, Link};
 use super::{Context, GatherError, GatherOptions, Outcome, Probe};
 use crate::evidence::{
-    Bond, BondMode, BridgeChoice, Device, DeviceKind, Evidence, ProbeName, RouteInfo,
+    Bond, BondMode, BridgeChoice, Device, DeviceKind, Evidence, ProbeName, RouteInfo, Vlans,
 };
 
 /// The `links` probe: the diagnosed interface (or the default route's) and every device below.
@@ -51,6 +51,7 @@ impl Probe for LinksProbe {
         };
         ev.stack = stack_from_links(&links, &iface).map_err(GatherError::UnknownInterface)?;
         with_l3_master(&links, &mut ev.stack);
+        with_bridge_vlans(&links, &mut ev.stack);
         if let Some(target) = cx.opts.destination() {
             for dev in ev.stack.iter_mut() {
                 dev.forwards_to = match dev.kind {
@@ -144,6 +145,43 @@ pub(crate) fn bridge_choice(
         port,
         why,
     })
+}
+
+/// The VLANs of each VLAN-filtering bridge of the stack and of its ports (left unset when they
+/// cannot be read: the ports are then all taken as carrying the traffic).
+fn with_bridge_vlans(links: &[Link], stack: &mut [Device]) {
+    let filtering: Vec<u32> = stack
+        .iter()
+        .filter(|d| {
+            d.kind == DeviceKind::Bridge
+                && links
+                    .iter()
+                    .any(|l| l.ifindex == d.ifindex && l.vlan_filtering)
+        })
+        .map(|d| d.ifindex)
+        .collect();
+    if filtering.is_empty() {
+        return;
+    }
+    let Ok(ports) = netlink::bridge_vlans() else {
+        return;
+    };
+    let of = |ifindex: u32| ports.iter().find(|p| p.ifindex == ifindex);
+    let names: Vec<(String, Vec<String>)> = stack
+        .iter()
+        .filter(|d| filtering.contains(&d.ifindex))
+        .map(|d| (d.name.clone(), d.lowers.clone()))
+        .collect();
+    for dev in stack.iter_mut() {
+        let is_bridge = filtering.contains(&dev.ifindex);
+        let is_port = names.iter().any(|(_, lowers)| lowers.contains(&dev.name));
+        if is_bridge || is_port {
+            dev.vlans = of(dev.ifindex).map(|p| Vlans {
+                vids: p.vids.clone(),
+                pvid: p.pvid,
+            });
+        }
+    }
 }
 
 /// A device enslaved to a VRF sends through it (`vrf_l3_out`: the VRF's taps see the packets):
@@ -309,6 +347,7 @@ pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, Unkn
                     .and_then(|i| links.iter().find(|l| l.ifindex == i))
                     .map(|l| l.name.clone()),
             }),
+            vlans: None,
         });
     }
     Ok(stack)
@@ -323,6 +362,7 @@ mod tests {
             address: None,
             macvlan_mode: None,
             bond: None,
+            vlan_filtering: false,
             ifindex,
             name: name.to_string(),
             link_kind: kind.map(str::to_string),

@@ -37,6 +37,8 @@ pub struct Link {
     pub macvlan_mode: Option<u32>,
     /// A bond's `IFLA_BOND_MODE` and `IFLA_BOND_ACTIVE_SLAVE` (an ifindex, 0: none).
     pub bond: Option<BondAttrs>,
+    /// A bridge's `IFLA_BR_VLAN_FILTERING`.
+    pub vlan_filtering: bool,
 }
 
 /// What a bond's `IFLA_INFO_DATA` says about which slave transmits.
@@ -67,6 +69,13 @@ enum IflaBond {
     ActiveSlave = 2,
 }
 impl neli::consts::rtnl::RtaType for IflaBond {}
+
+/// `IFLA_BR_*` read here.
+#[neli::neli_enum(serialized_type = "u16")]
+enum IflaBr {
+    VlanFiltering = 7,
+}
+impl neli::consts::rtnl::RtaType for IflaBr {}
 
 /// Every link of the calling thread's network namespace (`RTM_GETLINK` dump).
 pub fn dump_links() -> Result<Vec<Link>, NetlinkError> {
@@ -186,6 +195,7 @@ fn parse_link(msg: &Ifinfomsg) -> Result<Link, String> {
         address: None,
         macvlan_mode: None,
         bond: None,
+        vlan_filtering: false,
     };
     for attr in msg.rtattrs().iter() {
         let u32_value = || attr.get_payload_as::<u32>().ok();
@@ -203,8 +213,10 @@ fn parse_link(msg: &Ifinfomsg) -> Result<Link, String> {
             Ifla::Linkinfo => {
                 link.link_kind = link_kind(attr);
                 link.macvlan_mode = macvlan_mode(attr);
-                if link.link_kind.as_deref() == Some("bond") {
-                    link.bond = bond_attrs(attr);
+                match link.link_kind.as_deref() {
+                    Some("bond") => link.bond = bond_attrs(attr),
+                    Some("bridge") => link.vlan_filtering = vlan_filtering(attr),
+                    _ => {}
                 }
             }
             Ifla::Address => link.address = Some(attr.rta_payload().as_ref().to_vec()),
@@ -249,6 +261,22 @@ fn bond_attrs(linkinfo: &Rtattr<Ifla, Buffer>) -> Option<BondAttrs> {
         .and_then(|a| a.get_payload_as::<u32>().ok())
         .filter(|&i| i != 0);
     Some(BondAttrs { mode, active_slave })
+}
+
+/// `IFLA_BR_VLAN_FILTERING` inside a bridge's `IFLA_INFO_DATA`.
+fn vlan_filtering(linkinfo: &Rtattr<Ifla, Buffer>) -> bool {
+    let Some(data) = linkinfo
+        .get_attr_handle::<IflaInfo>()
+        .ok()
+        .and_then(|n| n.get_attribute(IflaInfo::Data).cloned())
+    else {
+        return false;
+    };
+    data.get_attr_handle::<IflaBr>()
+        .ok()
+        .and_then(|a| a.get_attribute(IflaBr::VlanFiltering).cloned())
+        .and_then(|a| a.get_payload_as::<u8>().ok())
+        .is_some_and(|v| v != 0)
 }
 
 /// `IF_OPER_*` (include/uapi/linux/if.h) as `ip link` prints it, lowercased.

@@ -28,6 +28,7 @@
 //! errno intact.
 
 pub mod addr;
+mod brvlan;
 mod ethtool;
 mod link;
 pub mod neigh;
@@ -55,6 +56,7 @@ use nix::errno::Errno;
 use crate::evidence::OsError;
 
 pub use addr::{Address, addresses};
+pub use brvlan::{PortVlans, bridge_vlans};
 pub use ethtool::features;
 pub use link::{BondAttrs, Link, LinkStats, MACVLAN_MODE_BRIDGE, dump_links, link_stats};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};

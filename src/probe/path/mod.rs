@@ -239,6 +239,7 @@ mod tests {
             features: None,
             forwards_to: None,
             bond: None,
+            vlans: None,
         }
     }
 

@@ -116,7 +116,17 @@ fn active_backup_backup_slave_sg_off(_: &Kernel) -> Outcome {
 /// balance-xor: the flow hash picks one slave. A tap on the other slave copies nothing; a tap
 /// on the one that transmits copies every send, and zcdoctor explains it.
 fn xor_tap_on_each_slave(_: &Kernel) -> Outcome {
-    let ns = bonded("gbxor", "balance-xor");
+    hashed_tap_on_each_slave("gbxor", "balance-xor")
+}
+
+/// 802.3ad without a partner: each slave is its own aggregator and one of them is active, so
+/// one slave transmits; zcdoctor cannot tell which from the mode alone, as for balance-xor.
+fn lacp_tap_on_each_slave(_: &Kernel) -> Outcome {
+    hashed_tap_on_each_slave("gblacp", "802.3ad")
+}
+
+fn hashed_tap_on_each_slave(tag: &str, mode: &str) -> Outcome {
+    let ns = bonded(tag, mode);
     let before = (ns.stat("d0", "tx_packets"), ns.stat("d1", "tx_packets"));
     let (_, doc) = live(&ns, "bond0", "198.18.0.2");
     clean(&doc);
@@ -207,6 +217,10 @@ pub const ACTIVE_BACKUP_BACKUP_SLAVE_SG_OFF: Scenario = Scenario {
 pub const XOR_TAP_ON_EACH_SLAVE: Scenario = Scenario {
     name: "bond_xor_tap_on_each_slave",
     run: xor_tap_on_each_slave,
+};
+pub const LACP_TAP_ON_EACH_SLAVE: Scenario = Scenario {
+    name: "bond_802_3ad_tap_on_each_slave",
+    run: lacp_tap_on_each_slave,
 };
 pub const VLAN_OVER_BOND_TAP_ON_BOND: Scenario = Scenario {
     name: "bond_vlan_over_bond_tap_on_bond",

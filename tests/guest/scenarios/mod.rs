@@ -4,6 +4,7 @@
 
 mod bond;
 mod boundaries;
+mod bridge;
 mod pods;
 mod tunnels;
 mod vrf;
@@ -22,7 +23,9 @@ pub const ALL: &[Scenario] = &[
     bond::ACTIVE_BACKUP_DHCLIENT_ON_BOND,
     bond::ACTIVE_BACKUP_BACKUP_SLAVE_SG_OFF,
     bond::XOR_TAP_ON_EACH_SLAVE,
+    bond::LACP_TAP_ON_EACH_SLAVE,
     bond::VLAN_OVER_BOND_TAP_ON_BOND,
+    bridge::VLAN_FILTERING_TAP_OUTSIDE_THE_VLAN,
     pods::IPVLAN_TAP_ON_HOST_LOWER,
     pods::IPVLAN_POD_TO_POD,
     tunnels::GENEVE_TAP_ON_UNDERLAY,
