@@ -21,6 +21,10 @@ pub struct Entry {
     pub fix: String,
     #[serde(default)]
     pub references: Vec<String>,
+    /// The kernels (`5.10`, `6.1`, `6.12`) on which the guest tier (tests/guest.rs) proved
+    /// this finding against what the kernel did; the tier's own test keeps the list true.
+    #[serde(default)]
+    pub proven_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +103,26 @@ mod tests {
     fn knowledge_files_parse() {
         let kb = Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML);
         assert!(!kb.entries.is_empty());
+    }
+
+    /// `proven_on` names only kernels of the guest tier (tests/guest/kernels.txt), and `explain`
+    /// shows them; which codes each kernel proves is checked by the tier itself.
+    #[test]
+    fn proven_on_names_the_tiers_kernels_and_explain_shows_it() {
+        let tier = include_str!("../tests/guest/kernels.txt");
+        let kb = Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML);
+        for e in &kb.entries {
+            for k in &e.proven_on {
+                let label = format!("k{} ", k.replace('.', "_"));
+                assert!(tier.contains(&label), "{}: {k} is not a tier kernel", e.code);
+            }
+        }
+        let entry = kb.entry(Code::TapForcesCopy).expect("entry");
+        assert!(!entry.proven_on.is_empty());
+        let mut out = Vec::new();
+        crate::render::explain(entry, false, &mut out).expect("render");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("Proven on\n  Linux 5.10, Linux 6.1, Linux 6.12"), "{text}");
     }
 
     /// Exactly one entry per code, in the order of `Code::ALL`, each complete.

@@ -570,6 +570,25 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
         writeln!(out, "{}", p.bold(label))?;
         wrap(out, "  ", 2, 2, text)?;
     }
+    if !entry.proven_on.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", p.bold("Proven on"))?;
+        let kernels: Vec<String> = entry
+            .proven_on
+            .iter()
+            .map(|k| format!("Linux {k}"))
+            .collect();
+        wrap(
+            out,
+            "  ",
+            2,
+            2,
+            &format!(
+                "{} (Debian's kernels in the guest tier, tests/guest.rs: the kernel's own COPIED counts against this finding)",
+                kernels.join(", ")
+            ),
+        )?;
+    }
     if !entry.references.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", p.bold("References"))?;

@@ -1,7 +1,7 @@
 //! Both sides of the guest tier: booting a kernel with the selected scenarios (host) and running
 //! them, one results line each (guest).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -73,6 +73,24 @@ struct Record {
     status: Status,
     detail: String,
     seconds: f64,
+    /// The finding codes whose behaviour the scenario proved ([`prove`]).
+    #[serde(default)]
+    proved: Vec<String>,
+}
+
+thread_local! {
+    static PROVED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records that the running scenario proved `code`'s behaviour on this kernel: it asserted the
+/// finding against what the kernel did. Counted only when the scenario passes.
+pub fn prove(code: &str) {
+    PROVED.with(|p| {
+        let mut p = p.borrow_mut();
+        if !p.iter().any(|c| c == code) {
+            p.push(code.to_string());
+        }
+    });
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -106,11 +124,16 @@ pub fn inside_guest(all: &[Scenario]) -> ! {
                 Err(payload) => (Status::Failed, panic_message(payload.as_ref())),
             };
         println!("=== {name}: {status:?}: {detail}");
+        let proved = match status {
+            Status::Passed => PROVED.with(|p| p.borrow().clone()),
+            _ => Vec::new(),
+        };
         let record = Record {
             name: name.to_string(),
             status,
             detail,
             seconds: start.elapsed().as_secs_f64(),
+            proved,
         };
         let line = serde_json::to_string(&record).unwrap_or_default();
         let _ = writeln!(out, "{line}");
@@ -173,6 +196,9 @@ pub fn on_host(all: &[Scenario]) -> ! {
     let required = std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1");
     let mut trials = Vec::new();
     let mut table = Vec::new();
+    // What the passing scenarios proved, by code: the kernels (`6.1`).
+    let mut proved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut whole_tier = args.filter.is_none() && args.skip.is_empty() && !args.list;
     for (label, release) in kernels() {
         let names: Vec<&str> = all
             .iter()
@@ -192,6 +218,21 @@ pub fn on_host(all: &[Scenario]) -> ! {
             );
             r
         };
+        match &booted {
+            Ok(records) => {
+                let k = Kernel::parse(&release);
+                let short = format!("{}.{}", k.version.0, k.version.1);
+                for r in records.values().filter(|r| r.status == Status::Passed) {
+                    for code in &r.proved {
+                        proved
+                            .entry(code.clone())
+                            .or_default()
+                            .insert(short.clone());
+                    }
+                }
+            }
+            Err(_) => whole_tier = false,
+        }
         for s in all {
             let full = format!("{label}::{}", s.name);
             if !names.contains(&s.name) {
@@ -206,6 +247,7 @@ pub fn on_host(all: &[Scenario]) -> ! {
             trials.push(trial);
         }
     }
+    trials.push(proven_on_trial(whole_tier, proved));
     let conclusion = libtest_mimic::run(&args, trials);
     if !table.is_empty() {
         println!("\nguest tier, each scenario on each kernel:");
@@ -214,6 +256,47 @@ pub fn on_host(all: &[Scenario]) -> ! {
         }
     }
     conclusion.exit()
+}
+
+/// `knowledge::proven_on_matches_the_tier`: each entry of checks/findings.toml names exactly
+/// the tier's kernels on which a passing scenario proved it (ignored unless the whole tier ran).
+fn proven_on_trial(
+    whole_tier: bool,
+    proved: BTreeMap<String, BTreeSet<String>>,
+) -> libtest_mimic::Trial {
+    let name = "knowledge::proven_on_matches_the_tier";
+    if !whole_tier {
+        return libtest_mimic::Trial::test(name, || Ok(())).with_ignored_flag(true);
+    }
+    libtest_mimic::Trial::test(name, move || {
+        let mut wrong = Vec::new();
+        for entry in &zcdoctor::knowledge::Knowledge::get().entries {
+            let code = entry.code.as_str();
+            let declared: BTreeSet<String> = entry.proven_on.iter().cloned().collect();
+            let got = proved.get(code).cloned().unwrap_or_default();
+            if declared != got {
+                wrong.push(format!(
+                    "{code}: proven_on = {declared:?} in checks/findings.toml, proven by the tier on {got:?}"
+                ));
+            }
+        }
+        for code in proved.keys() {
+            if !zcdoctor::knowledge::Knowledge::get()
+                .entries
+                .iter()
+                .any(|e| e.code.as_str() == code)
+            {
+                wrong.push(format!(
+                    "{code}: proved by a scenario but not a finding code"
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("\n").into())
+        }
+    })
 }
 
 fn trial_of(

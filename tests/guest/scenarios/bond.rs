@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{blockers, live, static_neighbour, summary};
 use crate::common::path::{copied_and_completions, every_send_copied, no_send_copied};
 use crate::common::{Netns, codes, finding, pids};
-use crate::harness::{Kernel, Outcome, Scenario};
+use crate::harness::{Kernel, Outcome, Scenario, prove};
 
 /// A namespace with `bond0` (198.18.0.1/24, `mode`) over dummy slaves d0 (primary) and d1.
 fn bonded(tag: &str, mode: &str) -> Netns {
@@ -38,6 +38,9 @@ fn copied_and_blocked(doc: &Value, code: &str) -> Value {
         "{:?}",
         codes(doc)
     );
+    assert!(finding(doc, "live-copied").is_some(), "{:?}", codes(doc));
+    prove(code);
+    prove("live-copied");
     finding(doc, code).cloned().unwrap_or_default()
 }
 
@@ -159,6 +162,7 @@ fn hashed_tap_on_each_slave(tag: &str, mode: &str) -> Outcome {
         "{:?}",
         codes(&doc)
     );
+    prove("tap-forces-copy");
     let (c, n) = copied_and_completions(&doc);
     line += &format!(
         "; tap on {busy}: copied {c} of {n}, findings {:?}",

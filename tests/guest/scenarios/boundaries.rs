@@ -3,7 +3,7 @@
 use super::{blockers, live, summary};
 use crate::common::path::{every_send_copied, forwarding_pair, no_send_copied};
 use crate::common::{Netns, codes, finding};
-use crate::harness::{Kernel, Outcome, Scenario};
+use crate::harness::{Kernel, Outcome, Scenario, prove};
 
 /// Before 6.15 unbound taps lived on one host-wide list: a tap in any namespace copies.
 fn unbound_tap_in_another_namespace(k: &Kernel) -> Outcome {
@@ -19,6 +19,7 @@ fn unbound_tap_in_another_namespace(k: &Kernel) -> Outcome {
         every_send_copied(&doc);
         let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
         assert_eq!(tap["severity"], "blocker", "{tap:#}");
+        prove("tap-forces-copy");
     }
     Outcome::Ran(summary(&doc))
 }
@@ -34,6 +35,7 @@ fn forwarded_from_a_veth(k: &Kernel) -> Outcome {
         every_send_copied(&doc);
         let f = finding(&doc, "veth-path").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
         assert_eq!(f["severity"], "blocker", "{f:#}");
+        prove("veth-path");
     }
     assert!(
         finding(&doc, "copies-unexplained").is_none(),
@@ -91,6 +93,7 @@ fn io_uring_send_zc_with_a_tap(k: &Kernel) -> Outcome {
             "{:?}",
             codes(&doc)
         );
+        prove("tap-forces-copy");
         Outcome::Ran(format!(
             "io_uring SEND_ZC with usage reports: copied {copied} of {completions}; findings {:?}",
             codes(&doc)
@@ -103,6 +106,7 @@ fn io_uring_send_zc_with_a_tap(k: &Kernel) -> Outcome {
                 .as_array()
                 .is_none_or(Vec::is_empty)
         );
+        prove("io-uring-unavailable");
         Outcome::Ran(format!(
             "no SEND_ZC: {}; findings {:?}",
             f["summary"].as_str().unwrap_or_default(),

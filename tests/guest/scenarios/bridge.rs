@@ -4,7 +4,7 @@
 use super::{blockers, live, summary};
 use crate::common::path::{every_send_copied, no_send_copied};
 use crate::common::{Netns, codes, finding, pids};
-use crate::harness::{Kernel, Outcome, Scenario};
+use crate::harness::{Kernel, Outcome, Scenario, prove};
 
 fn vlan_filtering_bridge_tap_outside_the_vlan(_: &Kernel) -> Outcome {
     let ns = Netns::new("gbrvl");
@@ -48,6 +48,7 @@ fn vlan_filtering_bridge_tap_outside_the_vlan(_: &Kernel) -> Outcome {
     every_send_copied(&doc);
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(inside.pid())], "{tap:#}");
+    prove("tap-forces-copy");
     Outcome::Ran(format!("{line}; tap on d0 (VLAN 10): {}", summary(&doc)))
 }
 

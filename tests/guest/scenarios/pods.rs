@@ -4,7 +4,7 @@
 use super::{blockers, live, summary};
 use crate::common::path::every_send_copied;
 use crate::common::{Netns, codes, finding, pids};
-use crate::harness::{Kernel, Outcome, Scenario};
+use crate::harness::{Kernel, Outcome, Scenario, prove};
 
 /// A host with dummy `d0` (198.18.0.1/24, neighbour 198.18.0.2 static) and a pod with an
 /// ipvlan `ipv0` over it in `mode`, at `addr`.
@@ -51,6 +51,7 @@ fn ipvlan_tap_on_host_lower(_: &Kernel) -> Outcome {
             "{mode}: {:?}",
             codes(&doc)
         );
+        prove("tap-forces-copy");
         line.push(format!("{mode}: {}", summary(&doc)));
     }
     Outcome::Ran(line.join("; "))
@@ -66,6 +67,7 @@ fn ipvlan_pod_to_pod(_: &Kernel) -> Outcome {
     let f = finding(&doc, "local-delivery").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["severity"], "blocker", "{f:#}");
     assert!(blockers(&doc).contains(&"local-delivery".to_string()));
+    prove("local-delivery");
     assert!(
         finding(&doc, "copies-unexplained").is_none(),
         "{:?}",

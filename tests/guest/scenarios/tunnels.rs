@@ -4,7 +4,7 @@
 use super::{blockers, live, summary};
 use crate::common::path::{every_send_copied, no_send_copied};
 use crate::common::{Netns, codes, finding, pids};
-use crate::harness::{Kernel, Outcome, Scenario};
+use crate::harness::{Kernel, Outcome, Scenario, prove};
 
 /// A namespace with the underlay dummy `u0` (198.18.5.1/24, neighbour 198.18.5.2 static).
 fn underlay(tag: &str) -> Netns {
@@ -30,6 +30,7 @@ fn geneve_tap_on_underlay(_: &Kernel) -> Outcome {
     every_send_copied(&doc);
     let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(tap), [u64::from(dump.pid())], "{tap:#}");
+    prove("tap-forces-copy");
     Outcome::Ran(format!("clean: {clean}; tap on u0: {}", summary(&doc)))
 }
 
@@ -100,6 +101,7 @@ fn ip_tunnels_tap_on_underlay(_: &Kernel) -> Outcome {
             doc["path"]["segments"][0]["stack"][0]["name"], "u0",
             "{dev}"
         );
+        prove("tap-forces-copy");
         line.push(format!("{dev}: {}", summary(&doc)));
     }
     Outcome::Ran(line.join("; "))
@@ -183,6 +185,7 @@ fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
         "{copied} of {completions} copied, findings {:?}",
         codes(&doc)
     );
+    prove("tunnel-encrypts");
     Outcome::Ran(summary(&doc))
 }
 
@@ -196,7 +199,10 @@ fn macsec_without_checksum_offload(_: &Kernel) -> Outcome {
     ns.ip("neigh replace 198.18.12.2 lladdr 02:00:00:00:00:0c dev macsec0 nud permanent");
     let (_, doc) = live(&ns, "macsec0", "198.18.12.2");
     every_send_copied(&doc);
-    assert!(!blockers(&doc).is_empty(), "{:?}", codes(&doc));
+    let f = finding(&doc, "no-tx-checksum").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["evidence"]["device"], "macsec0", "{f:#}");
+    assert_eq!(f["severity"], "blocker", "{f:#}");
+    prove("no-tx-checksum");
     assert!(
         finding(&doc, "copies-unexplained").is_none(),
         "{:?}",

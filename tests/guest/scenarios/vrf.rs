@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{blockers, live, summary};
 use crate::common::path::{every_send_copied, no_send_copied};
 use crate::common::{Netns, TmpFiles, codes, finding, pids, python, tmp_path};
-use crate::harness::{Kernel, Outcome, Scenario};
+use crate::harness::{Kernel, Outcome, Scenario, prove};
 
 /// `vrf0` (table 10) with the dummy `d0` (198.18.0.1/24) enslaved: 198.18.0.0/24 is routed in
 /// table 10 only, so a lookup that ignores the VRF finds no route.
@@ -37,6 +37,7 @@ fn vrf_tap_on_the_vrf_device(_: &Kernel) -> Outcome {
         assert_eq!(tap["severity"], "blocker", "{tap:#}");
         assert_eq!(pids(tap), [u64::from(dump.pid())], "{tap:#}");
         line += &format!("; tap on vrf0, check {iface}: {}", summary(&doc));
+        prove("tap-forces-copy");
     }
     // An application bound to the VRF, diagnosed by pid: its socket's route is the VRF's.
     let status = tmp_path("status");
