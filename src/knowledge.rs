@@ -114,7 +114,11 @@ mod tests {
         for e in &kb.entries {
             for k in &e.proven_on {
                 let label = format!("k{} ", k.replace('.', "_"));
-                assert!(tier.contains(&label), "{}: {k} is not a tier kernel", e.code);
+                assert!(
+                    tier.contains(&label),
+                    "{}: {k} is not a tier kernel",
+                    e.code
+                );
             }
         }
         let entry = kb.entry(Code::TapForcesCopy).expect("entry");
@@ -122,7 +126,10 @@ mod tests {
         let mut out = Vec::new();
         crate::render::explain(entry, false, &mut out).expect("render");
         let text = String::from_utf8_lossy(&out);
-        assert!(text.contains("Proven on\n  Linux 5.10, Linux 6.1, Linux 6.12"), "{text}");
+        assert!(
+            text.contains("Proven on\n  Linux 5.10, Linux 6.1, Linux 6.12"),
+            "{text}"
+        );
     }
 
     /// Exactly one entry per code, in the order of `Code::ALL`, each complete.

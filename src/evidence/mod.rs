@@ -253,6 +253,10 @@ pub struct Sysctls {
     /// Anything else read, by dotted name.
     #[serde(default)]
     pub other: BTreeMap<String, String>,
+    /// Sysctls this kernel keeps host-wide (absent from the diagnosed namespace's /proc/sys,
+    /// as `net.core.optmem_max` before Linux 6.8), read in the initial namespace instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_wide: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]

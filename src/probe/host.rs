@@ -101,11 +101,37 @@ fn read_sysctl(name: &str) -> Result<String, String> {
         .map_err(|e| format!("{path}: {e}"))
 }
 
+/// Reads `name` in the initial network namespace (pid 1's), on a short-lived thread that
+/// enters it: `net.core.optmem_max` and `wmem_max` are per namespace only since Linux 6.8, so
+/// before that a container's /proc/sys/net/core has no such file and the host's value applies.
+fn read_sysctl_in_initial_netns(name: &str) -> Result<String, String> {
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let ns =
+            std::fs::File::open("/proc/1/ns/net").map_err(|e| format!("/proc/1/ns/net: {e}"))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("entering the initial network namespace: {e}"))?;
+        read_sysctl(&name)
+    })
+    .join()
+    .map_err(|_| "the sysctl reader thread panicked".to_string())?
+}
+
 /// Reads the sysctls of the calling thread's network namespace. Returns what could be read and
 /// one message per file that could not.
 pub fn sysctls() -> (Sysctls, Vec<String>) {
     let mut problems = Vec::new();
-    let mut num = |name: &str| match read_sysctl(name) {
+    let mut host_wide = Vec::new();
+    let mut num = |name: &str| match read_sysctl(name).or_else(|e| {
+        // Missing in this namespace: a host-wide sysctl on this kernel (net.core before 6.8).
+        if name.starts_with("net.core.") && e.contains("No such file") {
+            let v = read_sysctl_in_initial_netns(name).map_err(|e2| format!("{e}; {e2}"))?;
+            host_wide.push(name.to_string());
+            Ok(v)
+        } else {
+            Err(e)
+        }
+    }) {
         Ok(v) => match v.parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => {
@@ -124,6 +150,7 @@ pub fn sysctls() -> (Sysctls, Vec<String>) {
         wmem_max: num("net.core.wmem_max"),
         ..Sysctls::default()
     };
+    s.host_wide = host_wide;
     for name in [
         "net.core.wmem_default",
         "net.ipv4.tcp_wmem",
