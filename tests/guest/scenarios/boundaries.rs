@@ -45,6 +45,55 @@ fn forwarded_from_a_veth(k: &Kernel) -> Outcome {
     Outcome::Ran(summary(&doc))
 }
 
+/// MSG_ZEROCOPY for TCP (4.14) and UDP (5.0): both complete on every kernel of the tier. A TCP
+/// receiver is a local delivery wherever it runs on this host, so every TCP send is copied and
+/// reported as such: the completions prove the feature, and the cause is named.
+fn tcp_and_udp_to_a_local_receiver(_: &Kernel) -> Outcome {
+    let a = Netns::new("gbtcpa");
+    let b = Netns::new("gbtcpb");
+    a.veth_to(&b);
+    let mut sink = b.spawn(&[
+        crate::common::ZCDOCTOR,
+        "sink",
+        "--listen",
+        "198.18.1.2:5201",
+    ]);
+    let ns = b.name.clone();
+    sink.wait_until(
+        "the sink listens",
+        std::time::Duration::from_secs(20),
+        || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "ss", "-Hltn", "sport", "= :5201"])
+                .output()
+                .is_ok_and(|o| !o.stdout.is_empty())
+        },
+    );
+    let mut line = Vec::new();
+    for (protocol, target) in [("udp", "198.18.1.2"), ("tcp", "198.18.1.2:5201")] {
+        let (_, doc) = a.check_json(&[
+            "va",
+            "--protocol",
+            protocol,
+            "--target",
+            target,
+            "--duration",
+            super::PHASE,
+        ]);
+        every_send_copied(&doc);
+        let f = finding(&doc, "local-delivery")
+            .unwrap_or_else(|| panic!("{protocol}: {:?}", codes(&doc)));
+        assert_eq!(f["severity"], "blocker", "{f:#}");
+        prove("local-delivery");
+        line.push(format!("{protocol}: {}", summary(&doc)));
+    }
+    Outcome::Ran(line.join("; "))
+}
+
+pub const TCP_AND_UDP_TO_A_LOCAL_RECEIVER: Scenario = Scenario {
+    name: "boundary_tcp_and_udp_to_a_local_receiver",
+    run: tcp_and_udp_to_a_local_receiver,
+};
 pub const UNBOUND_TAP_IN_ANOTHER_NAMESPACE: Scenario = Scenario {
     name: "boundary_unbound_tap_in_another_namespace",
     run: unbound_tap_in_another_namespace,

@@ -28,6 +28,7 @@ pub const ALL: &[Scenario] = &[
     bridge::VLAN_FILTERING_TAP_OUTSIDE_THE_VLAN,
     pods::IPVLAN_TAP_ON_HOST_LOWER,
     pods::IPVLAN_POD_TO_POD,
+    pods::MACVLAN_TAP_ON_HOST_LOWER,
     tunnels::GENEVE_TAP_ON_UNDERLAY,
     tunnels::GRE_CLEAN,
     tunnels::IP_TUNNELS_TAP_ON_UNDERLAY,
@@ -36,6 +37,7 @@ pub const ALL: &[Scenario] = &[
     boundaries::UNBOUND_TAP_IN_ANOTHER_NAMESPACE,
     boundaries::FORWARDED_FROM_A_VETH,
     boundaries::IO_URING_SEND_ZC_WITH_A_TAP,
+    boundaries::TCP_AND_UDP_TO_A_LOCAL_RECEIVER,
     vrf::TAP_ON_THE_VRF_DEVICE,
 ];
 

@@ -57,6 +57,25 @@ fn ipvlan_tap_on_host_lower(_: &Kernel) -> Outcome {
     Outcome::Ran(line.join("; "))
 }
 
+/// A macvlan (bridge mode) moved into a pod over the host's dummy NIC, tcpdump on the NIC.
+fn macvlan_tap_on_host_lower(_: &Kernel) -> Outcome {
+    let host = ipvlan_host();
+    let dump = host.tcpdump(&["-i", "d0"]);
+    let pod = Netns::new("gpmv");
+    host.ip("link add mvgp link d0 type macvlan mode bridge");
+    host.ip(&format!("link set mvgp netns {} name mv0", pod.name));
+    pod.ip("addr add 198.18.0.20/24 dev mv0");
+    pod.ip("link set mv0 up");
+    pod.ip("neigh replace 198.18.0.2 lladdr 02:00:00:00:00:02 dev mv0 nud permanent");
+    let (_, doc) = live(&pod, "mv0", "198.18.0.2");
+    every_send_copied(&doc);
+    let tap = finding(&doc, "tap-forces-copy").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(tap["severity"], "blocker", "{tap:#}");
+    assert_eq!(pids(tap), [u64::from(dump.pid())], "{tap:#}");
+    prove("tap-forces-copy");
+    Outcome::Ran(summary(&doc))
+}
+
 /// Pod to pod over one lower device: ipvlan hands the packet to the sibling (local delivery).
 fn ipvlan_pod_to_pod(_: &Kernel) -> Outcome {
     let host = ipvlan_host();
@@ -79,6 +98,10 @@ fn ipvlan_pod_to_pod(_: &Kernel) -> Outcome {
 pub const IPVLAN_TAP_ON_HOST_LOWER: Scenario = Scenario {
     name: "ipvlan_tap_on_host_lower",
     run: ipvlan_tap_on_host_lower,
+};
+pub const MACVLAN_TAP_ON_HOST_LOWER: Scenario = Scenario {
+    name: "macvlan_tap_on_host_lower",
+    run: macvlan_tap_on_host_lower,
 };
 pub const IPVLAN_POD_TO_POD: Scenario = Scenario {
     name: "ipvlan_pod_to_pod",

@@ -175,13 +175,38 @@ fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
         ns.ip(&format!("addr add {me} dev wg0"));
         ns.ip("link set wg0 up");
     }
+    // The first packets wait for the handshake in a queue of 128, which drops the oldest:
+    // a dropped packet is freed uncopied and completes as "zerocopy". Handshake first.
+    a.exec_ok(&[
+        crate::common::python(),
+        "-c",
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('198.18.11.2', 9))",
+    ]);
+    let mut handshake = false;
+    for _ in 0..100 {
+        let out = a.exec_ok(&["wg", "show", "wg0", "latest-handshakes"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.split_whitespace().nth(1).is_some_and(|t| t != "0") {
+            handshake = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(handshake, "no WireGuard handshake between the namespaces");
     let (_, doc) = live(&a, "wg0", "198.18.11.2");
     let f = finding(&doc, "tunnel-encrypts").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(f["severity"], "blocker", "{f:#}");
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
     let (copied, completions) = crate::common::path::copied_and_completions(&doc);
+    // Every packet WireGuard encrypts is copied; the few it drops under the probe's load (its
+    // queues are bounded) are freed uncopied and complete as zerocopy, or ENOBUFS stops sends.
     let enobufs = finding(&doc, "zerocopy-enobufs").is_some();
     assert!(
-        (completions > 0 && copied == completions) || enobufs,
+        (completions > 0 && copied * 10 >= completions * 9) || enobufs,
         "{copied} of {completions} copied, findings {:?}",
         codes(&doc)
     );
