@@ -158,6 +158,21 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
                 }
             ),
         ),
+        // A cause that may copy some of the traffic (a tap on one of a hashing bond's slaves,
+        // a port of a bridge with no destination given, a tunnel MTU): not a "yes".
+        (false, false) if !possible(findings).is_empty() => (
+            Zerocopy::Unknown,
+            format!(
+                "nothing on {} is certain to force a copy, but {} may copy some sends; {}",
+                paths(ev),
+                possible(findings).join(", "),
+                if unproven.is_some() {
+                    "a live probe that proves something decides"
+                } else {
+                    "a live probe with --target ADDR decides"
+                }
+            ),
+        ),
         (false, false) => match unproven {
             None => (
                 Zerocopy::Yes,
@@ -176,6 +191,19 @@ fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Ze
         None => (zerocopy, summary),
         Some(why) => (zerocopy, format!("{why}; {summary}")),
     }
+}
+
+/// Warnings that predict copies for part of the traffic, as `code on DEVICE`.
+fn possible(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning && f.code.predicts_copies())
+        .filter(|f| f.code != crate::check::Code::UdpFragmentation)
+        .map(|f| match f.evidence.get("device").and_then(Value::as_str) {
+            Some(d) => format!("{} on {d}", f.code),
+            None => f.code.to_string(),
+        })
+        .collect()
 }
 
 fn has_routes(ev: &Evidence) -> bool {
@@ -225,6 +253,27 @@ mod tests {
         );
         assert_eq!(verdict(&ev, &out.findings).zerocopy, Zerocopy::Unknown);
         assert_eq!(verdict(&ev, &[]).zerocopy, Zerocopy::Yes);
+    }
+
+    /// A cause that may copy part of the traffic (a warning that predicts copies) is not a yes.
+    #[test]
+    fn a_possible_cause_makes_an_unknown_not_a_yes() {
+        let ev = fixture("clean-nic");
+        let mut out = Findings::new();
+        out.raise_as(
+            Code::TapForcesCopy,
+            Severity::Warning,
+            "s".into(),
+            serde_json::json!({"device": "d1"}),
+            vec![],
+        );
+        let v = verdict(&ev, &out.findings);
+        assert_eq!(v.zerocopy, Zerocopy::Unknown);
+        assert!(
+            v.summary.contains("tap-forces-copy on d1 may copy"),
+            "{}",
+            v.summary
+        );
     }
 
     #[test]

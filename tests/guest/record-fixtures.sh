@@ -18,7 +18,7 @@ if [ "${1:-}" = "--inside" ]; then
     release=$(uname -r)
     snap() { # namespace name args...
         local ns=$1 name=$2; shift 2
-        ip netns exec "$ns" "$z" snapshot "$@" --duration 300ms --output "$dest/$name.evidence.json" || true
+        ip netns exec "$ns" "$z" snapshot "$@" --output "$dest/$name.evidence.json" || true
     }
     wait_tap() { for _ in $(seq 100); do grep -q " 0003 " "/proc/$1/net/packet" 2>/dev/null && ls -l /proc/$1/fd | grep -q socket && return; sleep 0.1; done; }
     bond() { # ns mode
@@ -33,7 +33,7 @@ if [ "${1:-}" = "--inside" ]; then
     6.12*)
         bond zcdrab active-backup
         ip netns exec zcdrab tcpdump -n -w /dev/null -i d1 2>/dev/null & t=$!; wait_tap $t
-        snap zcdrab guest-bond-backup-slave-tap bond0 --target 198.18.0.2
+        snap zcdrab guest-bond-backup-slave-tap bond0 --target 198.18.0.2 --duration 300ms
         kill $t; ip netns del zcdrab
         ip netns add zcdrvrf; ip -n zcdrvrf link set lo up
         ip -n zcdrvrf link add vrf0 type vrf table 10; ip -n zcdrvrf link set vrf0 up
@@ -41,7 +41,7 @@ if [ "${1:-}" = "--inside" ]; then
         ip -n zcdrvrf addr add 198.18.0.1/24 dev d0; ip -n zcdrvrf link set d0 up
         ip -n zcdrvrf neigh replace 198.18.0.2 lladdr 02:00:00:00:00:02 dev d0 nud permanent
         ip netns exec zcdrvrf tcpdump -n -w /dev/null -i vrf0 2>/dev/null & t=$!; wait_tap $t
-        snap zcdrvrf guest-vrf-tap-on-vrf d0 --target 198.18.0.2
+        snap zcdrvrf guest-vrf-tap-on-vrf d0 --target 198.18.0.2 --duration 300ms
         kill $t; ip netns del zcdrvrf
         ;;
     6.1.*)
@@ -58,7 +58,7 @@ if [ "${1:-}" = "--inside" ]; then
         done
         ip -n zcdrpoda addr add 198.18.0.5/24 dev ipv0; ip -n zcdrpoda link set ipv0 up
         ip -n zcdrpodb addr add 198.18.0.6/24 dev ipv0; ip -n zcdrpodb link set ipv0 up
-        snap zcdrpoda guest-ipvlan-pod-to-pod ipv0 --target 198.18.0.6
+        snap zcdrpoda guest-ipvlan-pod-to-pod ipv0 --target 198.18.0.6 --duration 300ms
         ip netns del zcdrpoda; ip netns del zcdrpodb; ip netns del zcdrhost
         ;;
     5.10*)
@@ -70,7 +70,7 @@ if [ "${1:-}" = "--inside" ]; then
         ip -n zcdrvlan addr add 198.18.0.1/24 dev bond0.100; ip -n zcdrvlan link set bond0.100 up
         ip -n zcdrvlan neigh replace 198.18.0.2 lladdr 02:00:00:00:00:02 dev bond0.100 nud permanent
         ip netns exec zcdrvlan tcpdump -n -w /dev/null -i bond0 2>/dev/null & t=$!; wait_tap $t
-        snap zcdrvlan guest-vlan-over-bond-tap bond0.100 --target 198.18.0.2
+        snap zcdrvlan guest-vlan-over-bond-tap bond0.100 --target 198.18.0.2 --duration 300ms
         kill $t; ip netns del zcdrvlan
         ip netns add zcdrbr; ip -n zcdrbr link set lo up
         ip -n zcdrbr link add br0 type bridge vlan_filtering 1
@@ -85,7 +85,7 @@ if [ "${1:-}" = "--inside" ]; then
         ip -n zcdrbr addr add 198.18.0.1/24 dev br0; ip -n zcdrbr link set br0 up
         ip -n zcdrbr neigh replace 198.18.0.2 lladdr 02:00:00:00:00:02 dev br0 nud permanent
         ip netns exec zcdrbr tcpdump -n -w /dev/null -i d1 2>/dev/null & t=$!; wait_tap $t
-        snap zcdrbr guest-bridge-vlan-filtering-tap-outside br0 --target 198.18.0.2
+        snap zcdrbr guest-bridge-vlan-filtering-tap-outside br0 --target 198.18.0.2 --duration 300ms
         kill $t; ip netns del zcdrbr
         ;;
     esac
@@ -97,7 +97,7 @@ while read -r label release suite; do
     echo "recording on $release"
     timeout -k 10 600 vng -r "$cache/boot/vmlinuz-$release" --disable-kvm --memory 2G --cpus 2 \
         --rwdir "$out" --exec "bash $top/tests/guest/record-fixtures.sh --inside $out > $out/log-$label 2>&1" \
-        >/dev/null 2>&1 || true
+        </dev/null >/dev/null 2>&1 || true
 done < tests/guest/kernels.txt
 for f in "$out"/*.evidence.json; do
     [ -e "$f" ] || continue
