@@ -43,6 +43,21 @@ if [ "${1:-}" = "--inside" ]; then
         ip netns exec zcdrvrf tcpdump -n -w /dev/null -i vrf0 2>/dev/null & t=$!; wait_tap $t
         snap zcdrvrf guest-vrf-tap-on-vrf d0 --target 198.18.0.2 --duration 300ms
         kill $t; ip netns del zcdrvrf
+        # The hand-written bond-admin-down, recorded for real: bond1 down, its slaves up.
+        ip netns add zcdrdown; ip -n zcdrdown link set lo up
+        ip -n zcdrdown link add bond1 type bond mode active-backup miimon 100
+        for d in eth0 eth1; do ip -n zcdrdown link add $d type dummy; ip -n zcdrdown link set $d master bond1; ip -n zcdrdown link set $d up; done
+        ip -n zcdrdown addr add 198.18.0.1/24 dev bond1
+        snap zcdrdown bond-admin-down bond1
+        ip netns del zcdrdown
+        # vlan-lowerlayerdown: eth0.100 up over eth0 without carrier.
+        ip netns add zcdrlld; ip -n zcdrlld link set lo up
+        ip -n zcdrlld link add eth0 type dummy; ip -n zcdrlld link set eth0 up
+        ip -n zcdrlld link add link eth0 name eth0.100 type vlan id 100
+        ip -n zcdrlld addr add 198.18.0.1/24 dev eth0.100; ip -n zcdrlld link set eth0.100 up
+        ip -n zcdrlld link set eth0 carrier off
+        snap zcdrlld vlan-lowerlayerdown eth0.100
+        ip netns del zcdrlld
         ;;
     6.1.*)
         bond zcdrxor balance-xor

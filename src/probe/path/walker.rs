@@ -141,47 +141,32 @@ impl Walker {
         let Some(mac) = mac else {
             return Ok(None);
         };
-        let here = match &at.ns {
-            Some(k) => k.handle.inode,
-            None => current()?.handle.inode,
+        let wanted = move || {
+            let mac = mac.clone();
+            netlink::dump_links().ok().and_then(|links| {
+                links
+                    .into_iter()
+                    .find(|l| {
+                        l.address.as_deref() == Some(mac.as_slice())
+                            && l.macvlan_mode == Some(netlink::MACVLAN_MODE_BRIDGE)
+                    })
+                    .map(|l| (l.ifindex, l.name))
+            })
         };
-        let mut candidates = vec![current()?];
-        candidates.extend(self.known.get_or_insert_with(known_namespaces).clone());
-        let mut seen = HashSet::new();
-        for k in candidates.into_iter().take(MAX_SIBLING_NAMESPACES) {
-            if !seen.insert(k.handle.inode) {
-                continue;
-            }
-            let wanted = mac.clone();
-            let Ok(Some(sibling)) = in_ns(Some(&k), move || {
-                netlink::dump_links().ok().and_then(|links| {
-                    links
-                        .into_iter()
-                        .find(|l| {
-                            l.address.as_deref() == Some(wanted.as_slice())
-                                && l.macvlan_mode == Some(netlink::MACVLAN_MODE_BRIDGE)
-                        })
-                        .map(|l| (l.ifindex, l.name))
-                })
-            }) else {
-                continue;
-            };
-            if k.handle.inode == here && sibling.0 == ifindex {
-                continue;
-            }
-            let source = self.source;
-            let view = in_ns(Some(&k), move || {
-                veth_peer_view(sibling.0, Some(target), source)
-            })??;
-            let why = format!(
-                "{} is a macvlan in bridge mode; the next hop's MAC is that of its sibling {} in namespace {}, which it hands the frames to",
-                top.name,
-                sibling.1,
-                label(&k.netns_ref())
-            );
-            return Ok(Some(beyond(k, HopRole::MacvlanSibling, why, view)));
-        }
-        Ok(None)
+        let Some((k, sibling)) = self.sibling(at, ifindex, wanted)? else {
+            return Ok(None);
+        };
+        let source = self.source;
+        let view = in_ns(Some(&k), move || {
+            veth_peer_view(sibling.0, Some(target), source)
+        })??;
+        let why = format!(
+            "{} is a macvlan in bridge mode; the next hop's MAC is that of its sibling {} in namespace {}, which it hands the frames to",
+            top.name,
+            sibling.1,
+            label(&k.netns_ref())
+        );
+        Ok(Some(beyond(k, HopRole::MacvlanSibling, why, view)))
     }
 
     /// An ipvlan whose next hop is an address of a sibling (another ipvlan on the same lower
@@ -198,6 +183,31 @@ impl Walker {
         else {
             return Ok(None);
         };
+        let wanted = move || ipvlan_holding(&mac, next_hop);
+        let Some((k, sibling)) = self.sibling(at, ifindex, wanted)? else {
+            return Ok(None);
+        };
+        let source = self.source;
+        let view = in_ns(Some(&k), move || {
+            veth_peer_view(sibling.0, Some(target), source)
+        })??;
+        let why = format!(
+            "{} is an ipvlan; its next hop {next_hop} is an address of its sibling {} on the same lower device, in namespace {}, which ipvlan hands the packets to",
+            top.name,
+            sibling.1,
+            label(&k.netns_ref())
+        );
+        Ok(Some(beyond(k, HopRole::IpvlanSibling, why, view)))
+    }
+
+    /// The first namespace zcdoctor can enter (at most [`MAX_SIBLING_NAMESPACES`], its own
+    /// first) where `find` names a device (ifindex, name) other than `ifindex` of `at` itself.
+    fn sibling(
+        &mut self,
+        at: &Position,
+        ifindex: u32,
+        find: impl Fn() -> Option<(u32, String)> + Send + Clone,
+    ) -> Result<Option<(Known, (u32, String))>, PathEnd> {
         let here = match &at.ns {
             Some(k) => k.handle.inode,
             None => current()?.handle.inode,
@@ -209,25 +219,13 @@ impl Walker {
             if !seen.insert(k.handle.inode) {
                 continue;
             }
-            let wanted = mac.clone();
-            let Ok(Some(sibling)) = in_ns(Some(&k), move || ipvlan_holding(&wanted, next_hop))
-            else {
+            let Ok(Some(sibling)) = in_ns(Some(&k), find.clone()) else {
                 continue;
             };
             if k.handle.inode == here && sibling.0 == ifindex {
                 continue;
             }
-            let source = self.source;
-            let view = in_ns(Some(&k), move || {
-                veth_peer_view(sibling.0, Some(target), source)
-            })??;
-            let why = format!(
-                "{} is an ipvlan; its next hop {next_hop} is an address of its sibling {} on the same lower device, in namespace {}, which ipvlan hands the packets to",
-                top.name,
-                sibling.1,
-                label(&k.netns_ref())
-            );
-            return Ok(Some(beyond(k, HopRole::IpvlanSibling, why, view)));
+            return Ok(Some((k, sibling)));
         }
         Ok(None)
     }

@@ -55,6 +55,21 @@ pub fn live(ns: &Netns, iface: &str, target: &str) -> (i32, Value) {
     (code, doc)
 }
 
+/// The finding `code`, which must explain the copies the kernel reported (no
+/// `copies-unexplained`); recorded as proven on this kernel.
+pub fn explains(doc: &Value, code: &str) -> Value {
+    let f = crate::common::finding(doc, code)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {code}: {:?}", codes(doc)));
+    assert!(
+        crate::common::finding(doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(doc)
+    );
+    crate::harness::prove(code);
+    f
+}
+
 /// The findings of `doc` with severity blocker.
 pub fn blockers(doc: &Value) -> Vec<String> {
     doc["findings"]
