@@ -26,6 +26,9 @@ pub(super) fn bridged_to_veth(stack: &[Device]) -> Option<&Device> {
         .find(|d| &d.name == port && d.kind == DeviceKind::Veth)
 }
 
+/// A sibling device found by [`Walker::sibling`]: its ifindex and name there.
+type Sibling = (u32, String);
+
 /// At most this many namespaces are searched for a macvlan sibling.
 const MAX_SIBLING_NAMESPACES: usize = 1024;
 
@@ -206,8 +209,8 @@ impl Walker {
         &mut self,
         at: &Position,
         ifindex: u32,
-        find: impl Fn() -> Option<(u32, String)> + Send + Clone,
-    ) -> Result<Option<(Known, (u32, String))>, PathEnd> {
+        find: impl Fn() -> Option<Sibling> + Send + Clone,
+    ) -> Result<Option<(Known, Sibling)>, PathEnd> {
         let here = match &at.ns {
             Some(k) => k.handle.inode,
             None => current()?.handle.inode,
