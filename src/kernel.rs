@@ -83,17 +83,30 @@ pub struct KernelFeatureState {
     pub since: String,
     /// `None` when the kernel version could not be parsed.
     pub present: Option<bool>,
+    /// `present` is the kernel's own answer (a probe tried the feature), not read from the
+    /// version: stable kernels carry features from later releases (Debian's 6.1 has the 6.2
+    /// io_uring copy report).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probed: bool,
 }
 
-/// Every feature with whether `version` has it.
-pub fn feature_table(version: Option<KernelVersion>) -> Vec<KernelFeatureState> {
+/// Every feature with whether `version` has it, or what a probe found (`probed`: feature id
+/// and whether the kernel accepted it).
+pub fn feature_table(
+    version: Option<KernelVersion>,
+    probed: &[(&str, bool)],
+) -> Vec<KernelFeatureState> {
     FEATURES
         .iter()
-        .map(|f| KernelFeatureState {
-            id: f.id.to_string(),
-            description: f.description.to_string(),
-            since: f.since.to_string(),
-            present: version.map(|v| v.at_least(f.since)),
+        .map(|f| {
+            let answer = probed.iter().find(|(id, _)| *id == f.id).map(|(_, p)| *p);
+            KernelFeatureState {
+                id: f.id.to_string(),
+                description: f.description.to_string(),
+                since: f.since.to_string(),
+                present: answer.or(version.map(|v| v.at_least(f.since))),
+                probed: answer.is_some(),
+            }
         })
         .collect()
 }
@@ -107,16 +120,32 @@ pub fn has(version: Option<KernelVersion>, since: KernelVersion) -> bool {
 mod tests {
     use super::*;
 
+    /// A probe's answer outranks the version: Debian's 6.1 carries the 6.2 copy report.
+    #[test]
+    fn a_probed_feature_is_the_kernels_answer() {
+        let t = feature_table(
+            Some(KernelVersion::new(6, 1)),
+            &[("io-uring-zc-copied-report", true)],
+        );
+        let report = t
+            .iter()
+            .find(|f| f.id == "io-uring-zc-copied-report")
+            .unwrap();
+        assert_eq!((report.present, report.probed), (Some(true), true));
+        let zc = t.iter().find(|f| f.id == "io-uring-send-zc").unwrap();
+        assert_eq!((zc.present, zc.probed), (Some(true), false));
+    }
+
     #[test]
     fn table_follows_version() {
-        let t = feature_table(Some(KernelVersion::new(4, 18)));
+        let t = feature_table(Some(KernelVersion::new(4, 18)), &[]);
         let get = |id: &str| t.iter().find(|f| f.id == id).and_then(|f| f.present);
         assert_eq!(get("tcp-zerocopy"), Some(true));
         assert_eq!(get("udp-gso"), Some(true));
         assert_eq!(get("udp-zerocopy"), Some(false));
         assert_eq!(get("packet-ignore-outgoing"), Some(false));
         assert_eq!(get("per-netns-taps"), Some(false));
-        let unknown = feature_table(None);
+        let unknown = feature_table(None, &[]);
         assert!(unknown.iter().all(|f| f.present.is_none()));
     }
 }

@@ -153,6 +153,21 @@ pub struct Report {
     pub processes: Vec<ProcessEvidence>,
 }
 
+/// Kernel features the live probe tried (io_uring's opcode probe and its copy report): the
+/// kernel's answer outranks its version.
+fn probed_features(evidence: &Evidence) -> Vec<(&'static str, bool)> {
+    let Some(u) = evidence.live.as_ref().and_then(|l| l.io_uring.as_ref()) else {
+        return Vec::new();
+    };
+    [
+        ("io-uring-send-zc", u.op_send_zc),
+        ("io-uring-zc-copied-report", u.report_usage),
+    ]
+    .into_iter()
+    .filter_map(|(id, answer)| Some((id, answer?)))
+    .collect()
+}
+
 impl Report {
     pub fn new(
         evidence: &Evidence,
@@ -175,7 +190,10 @@ impl Report {
             interface: evidence.interface.clone(),
             protocol,
             stack: evidence.stack.clone(),
-            kernel_features: crate::kernel::feature_table(evidence.kernel.version),
+            kernel_features: crate::kernel::feature_table(
+                evidence.kernel.version,
+                &probed_features(evidence),
+            ),
             verdict,
             findings,
             passed,

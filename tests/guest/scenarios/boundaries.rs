@@ -133,6 +133,14 @@ fn io_uring_send_zc_with_a_tap(k: &Kernel) -> Outcome {
             codes(&doc)
         );
         explains(&doc, "tap-forces-copy");
+        // Upstream 6.2's copy report, carried by Debian's 6.1: asked of the kernel.
+        let report = doc["kernel_features"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["id"] == "io-uring-zc-copied-report"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(report["present"], true, "{report:#}");
+        assert_eq!(report["probed"], true, "{report:#}");
         Outcome::Ran(format!(
             "io_uring SEND_ZC with usage reports: copied {copied} of {completions}; findings {:?}",
             codes(&doc)
