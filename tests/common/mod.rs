@@ -227,8 +227,23 @@ impl Netns {
         cmd.extend_from_slice(args);
         let mut culprit = self.spawn(&cmd);
         let pid = culprit.pid();
-        culprit.wait_until("tcpdump opens its socket", Duration::from_secs(10), || {
-            pid_holds_packet_socket(pid)
+        // libpcap opens its ETH_P_ALL socket, then binds it and sets up its ring (which takes
+        // the socket off the device for a moment): only "listening on" says it is done. The
+        // reader keeps draining stderr so tcpdump never blocks on it.
+        let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(stderr) = culprit.child.stderr.take() {
+            let flag = listening.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        culprit.wait_until("tcpdump is listening", Duration::from_secs(20), || {
+            listening.load(Ordering::SeqCst) && pid_holds_packet_socket(pid)
         });
         culprit
     }

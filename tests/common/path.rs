@@ -41,11 +41,13 @@ pub fn copied_and_completions(doc: &Value) -> (u64, u64) {
     (sum("copied"), sum("completions"))
 }
 
-/// The kernel's answer: completions came back, and every one carried COPIED.
+/// The kernel's answer: completions came back, and every one carried COPIED, but for at most
+/// one in a thousand: a packet the kernel drops on the way (a full backlog under load, before
+/// any copy) is freed with its pages untouched and completes as if sent zerocopy.
 pub fn every_send_copied(doc: &Value) -> (u64, u64) {
     let (copied, completions) = copied_and_completions(doc);
     assert!(
-        completions > 0 && copied == completions,
+        completions > 0 && copied * 1000 >= completions * 999,
         "{copied} of {completions} copied"
     );
     (copied, completions)
