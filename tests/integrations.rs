@@ -5,8 +5,8 @@
 //! page; `ansible-playbook` over an inventory of local hosts, each in its own namespace.
 //!
 //! Outside tools (Debian packages prometheus, prometheus-node-exporter, ansible-core, man-db,
-//! systemd) are installed by .ci/run; where one is missing a case prints a note and passes,
-//! except under ZCDOCTOR_REQUIRE_PRIV=1 (CI), where it fails. Traffic goes only to
+//! systemd; cargo-deb) are installed by `bash tests/run`; where one is missing its case is
+//! reported ignored with the reason, and fails under ZCDOCTOR_REQUIRE_PRIV=1 (CI). Traffic goes only to
 //! 198.18.0.0/15 inside namespaces the tests create, and node_exporter listens on 127.0.0.1.
 
 mod common;
@@ -20,21 +20,9 @@ use std::time::{Duration, Instant};
 use common::{KillOnDrop, Netns, ZCDOCTOR};
 use serde_json::Value;
 
-/// An outside tool, or `None` with a note (a failure in CI).
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let msg = format!("{name} is not installed (see .ci/run)");
-        if std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1") {
-            panic!("{msg}");
-        }
-        eprintln!("note: skipped: {msg}");
-    }
-    found
+/// An outside tool: the harness has checked it is installed (`Case::Needs`).
+fn tool(name: &str) -> PathBuf {
+    common::on_path(name).unwrap_or_else(|| panic!("{name} is not installed"))
 }
 
 fn root() -> &'static Path {
@@ -108,9 +96,7 @@ fn promtool_ok(promtool: &Path, metrics: &str, what: &str) {
 // ---- plain ----
 
 fn prometheus_output_of_every_fixture_passes_promtool() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     for ev in fixture_evidence() {
         let path = ev.to_string_lossy().into_owned();
         let out = zcdoctor(&["check", "--from", &path, "--format", "prometheus"]);
@@ -124,9 +110,7 @@ fn prometheus_output_of_every_fixture_passes_promtool() {
 }
 
 fn alert_rules_pass_promtool() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     let rules = root().join("contrib/prometheus/zcdoctor.rules.yml");
     let out = Command::new(promtool)
         .args(["check", "rules"])
@@ -141,9 +125,7 @@ fn alert_rules_pass_promtool() {
 }
 
 fn systemd_units_verify() {
-    let Some(analyze) = tool("systemd-analyze") else {
-        return;
-    };
+    let analyze = tool("systemd-analyze");
     // The units name /usr/bin/zcdoctor, which verify requires to exist: check copies that name
     // the binary under test instead.
     let dir = TmpDir::new("units");
@@ -181,9 +163,7 @@ fn systemd_units_verify() {
 }
 
 fn man_page_renders() {
-    let Some(man) = tool("man") else {
-        return;
-    };
+    let man = tool("man");
     let dir = TmpDir::new("man");
     let page = dir.0.join("zcdoctor.1");
     let out = zcdoctor(&["man"]);
@@ -298,18 +278,6 @@ fn nagios_usage_errors_are_unknown() {
 }
 
 fn deb_builds_when_cargo_deb_is_present() {
-    let has = Command::new("cargo")
-        .args(["deb", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has {
-        let msg = "cargo-deb is not installed (`cargo install cargo-deb --locked`; .ci/run does)";
-        if std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1") {
-            panic!("{msg}");
-        }
-        eprintln!("note: skipped: {msg}");
-        return;
-    }
     let out = Command::new("bash")
         .arg(root().join("contrib/deb/build.sh"))
         .current_dir(root())
@@ -395,10 +363,7 @@ fn live_report_validates_against_the_schema() {
 }
 
 fn live_prometheus_passes_promtool_and_node_exporter_serves_it() {
-    let (Some(promtool), Some(exporter)) = (tool("promtool"), tool("prometheus-node-exporter"))
-    else {
-        return;
-    };
+    let (promtool, exporter) = (tool("promtool"), tool("prometheus-node-exporter"));
     let ns = Netns::new("prom");
     let dir = TmpDir::new("textfile");
     let ev = live_snapshot(&ns, &dir.0);
@@ -693,9 +658,7 @@ fn nagios_states_on_real_runs() {
 }
 
 fn ansible_playbook_over_local_hosts() {
-    let Some(playbook) = tool("ansible-playbook") else {
-        return;
-    };
+    let playbook = tool("ansible-playbook");
     let started = Instant::now();
     let dir = TmpDir::new("ansible");
     let clean = Netns::new("ansa");
@@ -760,22 +723,71 @@ fn ansible_playbook_over_local_hosts() {
     );
 }
 
-harness_main!(
-    privileged: [
-        live_report_validates_against_the_schema,
-        live_prometheus_passes_promtool_and_node_exporter_serves_it,
-        nagios_states_on_real_runs,
-        ansible_playbook_over_local_hosts,
-    ],
-    plain: [
-        prometheus_output_of_every_fixture_passes_promtool,
-        alert_rules_pass_promtool,
-        systemd_units_verify,
-        man_page_renders,
-        completions_generate,
-        schema_command_prints_the_committed_schema,
-        fleet_over_the_fixture_reports,
-        nagios_usage_errors_are_unknown,
-        deb_builds_when_cargo_deb_is_present,
-    ]
-);
+/// Each case with the outside programs it needs (checked before it runs: a missing one makes
+/// the case ignored with the reason, or failed under `ZCDOCTOR_REQUIRE_PRIV=1`).
+fn main() {
+    use common::Case;
+    let needs = |name, tools, privileged, f| Case::Needs {
+        name,
+        tools,
+        privileged,
+        f,
+    };
+    common::run_cases(vec![
+        Case::Privileged(
+            "live_report_validates_against_the_schema",
+            live_report_validates_against_the_schema,
+        ),
+        needs(
+            "live_prometheus_passes_promtool_and_node_exporter_serves_it",
+            &["promtool", "prometheus-node-exporter"],
+            true,
+            live_prometheus_passes_promtool_and_node_exporter_serves_it,
+        ),
+        Case::Privileged("nagios_states_on_real_runs", nagios_states_on_real_runs),
+        needs(
+            "ansible_playbook_over_local_hosts",
+            &["ansible-playbook"],
+            true,
+            ansible_playbook_over_local_hosts,
+        ),
+        needs(
+            "prometheus_output_of_every_fixture_passes_promtool",
+            &["promtool"],
+            false,
+            prometheus_output_of_every_fixture_passes_promtool,
+        ),
+        needs(
+            "alert_rules_pass_promtool",
+            &["promtool"],
+            false,
+            alert_rules_pass_promtool,
+        ),
+        needs(
+            "systemd_units_verify",
+            &["systemd-analyze"],
+            false,
+            systemd_units_verify,
+        ),
+        needs("man_page_renders", &["man"], false, man_page_renders),
+        Case::Plain("completions_generate", completions_generate),
+        Case::Plain(
+            "schema_command_prints_the_committed_schema",
+            schema_command_prints_the_committed_schema,
+        ),
+        Case::Plain(
+            "fleet_over_the_fixture_reports",
+            fleet_over_the_fixture_reports,
+        ),
+        Case::Plain(
+            "nagios_usage_errors_are_unknown",
+            nagios_usage_errors_are_unknown,
+        ),
+        needs(
+            "deb_builds_when_cargo_deb_is_present",
+            &["cargo-deb"],
+            false,
+            deb_builds_when_cargo_deb_is_present,
+        ),
+    ])
+}

@@ -46,6 +46,26 @@ pub enum Case {
     Plain(&'static str, fn()),
     /// Run only on request (`-- --ignored NAME`): benchmark helpers.
     OnRequest(&'static str, fn()),
+    /// Needs outside programs on PATH (`bash tests/run` installs them): ignored, with the
+    /// reason, where one is missing; failed instead under `ZCDOCTOR_REQUIRE_PRIV=1`.
+    /// `privileged`: needs root and network namespaces too.
+    Needs {
+        name: &'static str,
+        tools: &'static [&'static str],
+        privileged: bool,
+        f: fn(),
+    },
+    /// A `Needs` case whose tools are missing (internal: the harness's resolution).
+    Missing(&'static str, String),
+}
+
+/// The program `name` on PATH, if any.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 /// The `main` of a privileged test file (`harness = false` in Cargo.toml): libtest's command
@@ -74,7 +94,41 @@ pub fn run_cases(cases: Vec<Case>) -> ! {
     };
     let trials = cases
         .into_iter()
+        .map(|case| {
+            let Case::Needs {
+                name,
+                tools,
+                privileged,
+                f,
+            } = case
+            else {
+                return case;
+            };
+            let missing: Vec<&str> = tools
+                .iter()
+                .copied()
+                .filter(|t| on_path(t).is_none())
+                .collect();
+            if missing.is_empty() {
+                return if privileged {
+                    Case::Privileged(name, f)
+                } else {
+                    Case::Plain(name, f)
+                };
+            }
+            let why = format!(
+                "{} not installed (bash tests/run installs it)",
+                missing.join(", ")
+            );
+            eprintln!("{name}: {why}{}", if required { "" } else { ": ignored" });
+            Case::Missing(name, why)
+        })
         .map(|case| match case {
+            Case::Needs { .. } => unreachable!("resolved above"),
+            Case::Missing(name, why) if required => libtest_mimic::Trial::test(name, move || {
+                Err(format!("{why}, and ZCDOCTOR_REQUIRE_PRIV=1").into())
+            }),
+            Case::Missing(name, _) => trial(name, || {}).with_ignored_flag(true),
             Case::Plain(name, f) => trial(name, f),
             Case::OnRequest(name, f) => trial(name, f).with_ignored_flag(true),
             Case::Privileged(name, f) => match (&problem, required) {
@@ -235,7 +289,10 @@ impl Netns {
             let flag = listening.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead;
-                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     if line.contains("listening on") {
                         flag.store(true, Ordering::SeqCst);
                     }
