@@ -1,9 +1,12 @@
 //! Renderers: the Report as text for a person (80 columns, optional color) or as one JSON
 //! document. They decide nothing: every judgement is already in the Report.
 
+mod codes;
 pub mod escape;
 pub mod nagios;
 pub mod prometheus;
+
+pub use codes::{explain, list};
 
 use std::io::{self, BufWriter, Write};
 
@@ -13,7 +16,6 @@ use crate::evidence::{
     Device, DeviceKind, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
     SocketRouting,
 };
-use crate::knowledge::Entry;
 use crate::report::{Basis, Report, Severity, Zerocopy};
 
 use escape::{MAX_TEXT, field};
@@ -546,69 +548,6 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
                 .map(|g| format!("{g:.2}"))
                 .unwrap_or_else(|| "-".into()),
             format!("{}/{}", cpu(&r.copy_phase), cpu(&r.zerocopy_phase)),
-        )?;
-    }
-    Ok(())
-}
-
-/// `zcdoctor explain CODE`.
-pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let p = Palette { on: color };
-    writeln!(
-        out,
-        "{} {}  {}",
-        p.severity(entry.severity),
-        p.bold(entry.code.as_str()),
-        field(&entry.title)
-    )?;
-    for (label, text) in [
-        ("What it means", &entry.meaning),
-        ("Why it copies or fails", &entry.why),
-        ("Fix", &entry.fix),
-    ] {
-        writeln!(out)?;
-        writeln!(out, "{}", p.bold(label))?;
-        wrap(out, "  ", 2, 2, text)?;
-    }
-    if !entry.proven_on.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "{}", p.bold("Proven on"))?;
-        let kernels: Vec<String> = entry
-            .proven_on
-            .iter()
-            .map(|k| format!("Linux {k}"))
-            .collect();
-        wrap(
-            out,
-            "  ",
-            2,
-            2,
-            &format!(
-                "{} (Debian's kernels in the guest tier, tests/guest.rs: the kernel's own COPIED counts against this finding)",
-                kernels.join(", ")
-            ),
-        )?;
-    }
-    if !entry.references.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "{}", p.bold("References"))?;
-        for r in &entry.references {
-            wrap(out, "  - ", 4, 4, r)?;
-        }
-    }
-    Ok(())
-}
-
-/// `zcdoctor checks`: one line per code.
-pub fn list(entries: &[Entry], color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let p = Palette { on: color };
-    for e in entries {
-        writeln!(
-            out,
-            "{} {:<28} {}",
-            p.severity(e.severity),
-            e.code,
-            field(&e.title)
         )?;
     }
     Ok(())
