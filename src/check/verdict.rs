@@ -100,53 +100,57 @@ fn live_verdict(zerocopy: Zerocopy, summary: String) -> Verdict {
     }
 }
 
+/// What every blocker predicts: the summary naming each cause once (with the way it is on),
+/// and, when all of them are on other ways, that the diagnosed way is clear.
+fn blocked(ev: &Evidence, findings: &[Finding]) -> String {
+    let mut causes: Vec<String> = Vec::new();
+    for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
+        let mut label = match f.evidence.get("device").and_then(Value::as_str) {
+            Some(d) => format!("{} on {d}", f.code),
+            None => f.code.to_string(),
+        };
+        if let Some(t) = f.evidence.get("toward").and_then(Value::as_str) {
+            let routing = f
+                .evidence
+                .get("toward_routing")
+                .and_then(|r| serde_json::from_value::<SocketRouting>(r.clone()).ok())
+                .map(|r| r.label())
+                .unwrap_or_default();
+            label.push_str(&format!(" (to {t}{routing})"));
+        }
+        if !causes.contains(&label) {
+            causes.push(label);
+        }
+    }
+    let mut summary = format!(
+        "MSG_ZEROCOPY sends {} will be copied or fail: {}",
+        sends(ev),
+        causes.join(", ")
+    );
+    // Every cause on another way: the diagnosed way is clear, and saying so tells the
+    // operator which sockets keep their zerocopy.
+    let all_elsewhere = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .all(|f| f.evidence.get("toward").is_some());
+    if let (Some(s), true) = (ev.serving.as_ref(), all_elsewhere && has_routes(ev)) {
+        summary.push_str(&format!(
+            "; nothing forces a copy on the way through {} to {}{}",
+            ev.interface,
+            s.peer,
+            s.routing.as_ref().map(|r| r.label()).unwrap_or_default()
+        ));
+    }
+    summary
+}
+
 /// The verdict the findings predict; `unproven` is why a requested live probe proved nothing
 /// (then the summary says so instead of asking for a probe).
 fn predicted(ev: &Evidence, findings: &[Finding], unproven: Option<&str>) -> (Zerocopy, String) {
     let blocker = findings.iter().any(|f| f.severity == Severity::Blocker);
     let uncertain = findings.iter().any(|f| f.code.leaves_path_uncertain());
     let (zerocopy, summary) = match (blocker, uncertain) {
-        (true, _) => {
-            let mut causes: Vec<String> = Vec::new();
-            for f in findings.iter().filter(|f| f.severity == Severity::Blocker) {
-                let mut label = match f.evidence.get("device").and_then(Value::as_str) {
-                    Some(d) => format!("{} on {d}", f.code),
-                    None => f.code.to_string(),
-                };
-                if let Some(t) = f.evidence.get("toward").and_then(Value::as_str) {
-                    let routing = f
-                        .evidence
-                        .get("toward_routing")
-                        .and_then(|r| serde_json::from_value::<SocketRouting>(r.clone()).ok())
-                        .map(|r| r.label())
-                        .unwrap_or_default();
-                    label.push_str(&format!(" (to {t}{routing})"));
-                }
-                if !causes.contains(&label) {
-                    causes.push(label);
-                }
-            }
-            let mut summary = format!(
-                "MSG_ZEROCOPY sends {} will be copied or fail: {}",
-                sends(ev),
-                causes.join(", ")
-            );
-            // Every cause on another way: the diagnosed way is clear, and saying so tells the
-            // operator which sockets keep their zerocopy.
-            let all_elsewhere = findings
-                .iter()
-                .filter(|f| f.severity == Severity::Blocker)
-                .all(|f| f.evidence.get("toward").is_some());
-            if let (Some(s), true) = (ev.serving.as_ref(), all_elsewhere && has_routes(ev)) {
-                summary.push_str(&format!(
-                    "; nothing forces a copy on the way through {} to {}{}",
-                    ev.interface,
-                    s.peer,
-                    s.routing.as_ref().map(|r| r.label()).unwrap_or_default()
-                ));
-            }
-            (Zerocopy::No, summary)
-        }
+        (true, _) => (Zerocopy::No, blocked(ev, findings)),
         (false, true) => (
             Zerocopy::Unknown,
             format!(
