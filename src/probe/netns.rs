@@ -1,9 +1,10 @@
 //! Network namespaces as handles, and running code inside one.
 //!
-//! Every netlink call in [`super::netlink`] answers for the network namespace of the *calling
-//! thread*. [`in_netns`] runs a closure on a short-lived thread that entered another namespace
-//! first, so the caller's thread never changes namespace. [`named_netns`] lists the namespaces
-//! of `/run/netns` (`ip netns add`), [`netns_of_pid`] names the one of a process.
+//! Every netlink call (the `netlink` probe module, which points here) answers for the network
+//! namespace of the *calling thread*. [`in_netns`] runs a closure on a short-lived thread that
+//! entered another namespace first, so the caller's thread never changes namespace.
+//! [`named_netns`] lists the namespaces of `/run/netns` (`ip netns add`), [`netns_of_pid`]
+//! names the one of a process.
 //!
 //! (The tap probe, `taps/netns.rs`, discovers namespaces its own way for its hot loop over
 //! every process; this module is for the few namespaces a path model visits.)

@@ -34,6 +34,7 @@
 
 mod contention;
 mod errqueue;
+mod phase;
 mod refusal;
 
 use refusal::{NotRunFact, refusal};
@@ -51,7 +52,9 @@ use nix::errno::Errno;
 
 pub use crate::evidence::Protocol;
 pub use crate::evidence::{ApiRequest, SendApi};
-use crate::evidence::{LiveProbe, NotRun, OsError, PhaseEnd, RunPattern, UringUnavailable};
+use crate::evidence::{
+    LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, UringUnavailable,
+};
 use crate::probe::netlink;
 
 /// UDP discard port, the default target port.
@@ -242,43 +245,9 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
         api: opts.api,
         io_uring: None,
     };
-    let ip = opts.target.ip();
-    // The socket is bound to the interface: inside a VRF that selects the VRF's table.
-    let links = netlink::dump_links().unwrap_or_default();
-    match netlink::route_lookup(&netlink::RouteQuery::bound_to(ip, &opts.iface, &links)) {
-        Ok(route) => {
-            if let Some(refused) = refusal(&route, ip, &opts.iface, &links) {
-                refused.record(&mut probe);
-            }
-            probe.route = Some(route);
-        }
-        Err(e) => NotRunFact {
-            sentence: format!("the route to {ip} could not be looked up: {e}"),
-            cause: NotRun::RouteLookup {
-                error: e.to_os_error().unwrap_or_else(|| {
-                    OsError::new(format!("route get {ip}"), Errno::UnknownErrno)
-                }),
-            },
-        }
-        .record(&mut probe),
-    }
+    look_up_route(opts, &mut probe);
     if probe.not_run.is_none() && opts.api.includes_io_uring() {
-        let support = uring::support();
-        if let Some(why) = &support.unavailable {
-            let sentence = uring_unavailable_sentence(why, &support);
-            if opts.api == ApiRequest::IoUring {
-                NotRunFact {
-                    sentence,
-                    cause: NotRun::IoUringUnavailable,
-                }
-                .record(&mut probe);
-            } else {
-                probe
-                    .notes
-                    .push(format!("io_uring runs skipped: {sentence}"));
-            }
-        }
-        probe.io_uring = Some(support);
+        probe_uring(opts, &mut probe);
     }
     if probe.not_run.is_none() {
         let mut ctx = Ctx {
@@ -294,44 +263,116 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
             api: SendApi::Sendmsg,
             uring_errors: Vec::new(),
         };
-        let uring_ok = probe
-            .io_uring
-            .as_ref()
-            .is_some_and(|s| s.unavailable.is_none());
-        for &api in opts.api.apis() {
-            if probe.not_run.is_some() || ctx.stopped() {
-                break;
-            }
-            if api == SendApi::IoUring && !uring_ok {
-                continue;
-            }
-            ctx.api = api;
-            match opts.protocol {
-                Protocol::Udp => udp::run(&mut ctx, &mut probe),
-                Protocol::Tcp => tcp::run(&mut ctx, &mut probe),
-            }
-        }
-        for e in std::mem::take(&mut ctx.uring_errors) {
-            match probe.io_uring.as_mut() {
-                Some(s) if e.op.contains("BUFFERS") && s.register_buffers_error.is_none() => {
-                    probe.notes.push(format!(
-                        "registering the io_uring send buffer failed ({e}): the zerocopy phase sent from an unregistered buffer"
-                    ));
-                    s.register_buffers_error = Some(e);
-                }
-                Some(s) => {
-                    probe.notes.push(format!("io_uring: {e}"));
-                    s.ring_errors.push(e);
-                }
-                None => probe.notes.push(format!("io_uring: {e}")),
-            }
-        }
+        send_with_each_api(&mut ctx, &mut probe);
+        record_uring_errors(std::mem::take(&mut ctx.uring_errors), &mut probe);
     }
     probe.interrupted = stop.load(Ordering::Relaxed);
     if probe.not_run.is_none() {
         probe.contention = Some(busy.finish());
     }
     probe
+}
+
+/// The route to the target, looked up as the probe's socket (bound to the interface: inside a
+/// VRF that selects the VRF's table) will be routed; a route the probe must not send on, or
+/// none, is why it does not run.
+fn look_up_route(opts: &LiveOptions, probe: &mut LiveProbe) {
+    let ip = opts.target.ip();
+    let links = netlink::dump_links().unwrap_or_default();
+    match netlink::route_lookup(&netlink::RouteQuery::bound_to(ip, &opts.iface, &links)) {
+        Ok(route) => {
+            if let Some(refused) = refusal(&route, ip, &opts.iface, &links) {
+                refused.record(probe);
+            }
+            probe.route = Some(route);
+        }
+        Err(e) => NotRunFact {
+            sentence: format!("the route to {ip} could not be looked up: {e}"),
+            cause: NotRun::RouteLookup {
+                error: e.to_os_error().unwrap_or_else(|| {
+                    OsError::new(format!("route get {ip}"), Errno::UnknownErrno)
+                }),
+            },
+        }
+        .record(probe),
+    }
+}
+
+/// What the kernel offers for io_uring zerocopy sends. When it lacks something, the probe does
+/// not run (`--api io_uring`) or runs without io_uring (`--api both`).
+fn probe_uring(opts: &LiveOptions, probe: &mut LiveProbe) {
+    let support = uring::support();
+    if let Some(why) = &support.unavailable {
+        let sentence = uring_unavailable_sentence(why, &support);
+        if opts.api == ApiRequest::IoUring {
+            NotRunFact {
+                sentence,
+                cause: NotRun::IoUringUnavailable,
+            }
+            .record(probe);
+        } else {
+            probe
+                .notes
+                .push(format!("io_uring runs skipped: {sentence}"));
+        }
+    }
+    probe.io_uring = Some(support);
+}
+
+/// Every pattern of the protocol with each send API asked for (io_uring only where the kernel
+/// offers it), until one cannot run or the run is stopped.
+fn send_with_each_api(ctx: &mut Ctx, probe: &mut LiveProbe) {
+    let uring_ok = probe
+        .io_uring
+        .as_ref()
+        .is_some_and(|s| s.unavailable.is_none());
+    for &api in ctx.opts.api.apis() {
+        if probe.not_run.is_some() || ctx.stopped() {
+            break;
+        }
+        if api == SendApi::IoUring && !uring_ok {
+            continue;
+        }
+        ctx.api = api;
+        match ctx.opts.protocol {
+            Protocol::Udp => udp::run(ctx, probe),
+            Protocol::Tcp => tcp::run(ctx, probe),
+        }
+    }
+}
+
+/// io_uring set-up failures met while sending, recorded with the kernel's io_uring support.
+fn record_uring_errors(errors: Vec<OsError>, probe: &mut LiveProbe) {
+    for e in errors {
+        match probe.io_uring.as_mut() {
+            Some(s) if e.op.contains("BUFFERS") && s.register_buffers_error.is_none() => {
+                probe.notes.push(format!(
+                    "registering the io_uring send buffer failed ({e}): the zerocopy phase sent from an unregistered buffer"
+                ));
+                s.register_buffers_error = Some(e);
+            }
+            Some(s) => {
+                probe.notes.push(format!("io_uring: {e}"));
+                s.ring_errors.push(e);
+            }
+            None => probe.notes.push(format!("io_uring: {e}")),
+        }
+    }
+}
+
+/// One pattern's copy phase, then its zerocopy phase with its completions, sent with the API
+/// of the moment (`sendmsg`, or io_uring).
+fn measure(
+    ctx: &mut Ctx,
+    fd: &std::os::fd::OwnedFd,
+    pattern: &phase::Pattern,
+    data: &[u8],
+    transport: &phase::Transport,
+) -> LiveRun {
+    if ctx.api == SendApi::IoUring {
+        return uring::measure(ctx, fd, pattern, data.len(), transport);
+    }
+    send::measure(ctx, fd, pattern, data, transport)
 }
 
 /// What is missing for io_uring zerocopy sends, in a sentence of fact.

@@ -1,21 +1,17 @@
-//! The send loop: a copy phase, then a zerocopy phase with its completions, each bounded by
-//! the duration, the byte cap, the stop flag and persistent errors; errno counts and the CPU
-//! time of the sending thread.
+//! The `sendmsg` send loop: a copy phase, then a zerocopy phase with its completions, each
+//! bounded by the duration, the byte cap, the stop flag and persistent errors; errno counts and
+//! the CPU time of the sending thread.
 
-use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::resource::{UsageWho, getrusage};
-use nix::sys::time::TimeValLike;
 
 use super::errqueue::{self, Completions};
-use super::{Ctx, PhaseKind, Tick};
-use crate::evidence::{
-    DeviceCounters, LinkCounters, LiveRun, Phase, PhaseEnd, RunPattern, SendApi,
+use super::phase::{
+    self, ERRNO_SLOTS, ErrnoCounts, Pattern, PhaseClock, Transport, count_errno, egress_counters,
 };
-use crate::probe::netlink;
+use super::{Ctx, PhaseKind};
+use crate::evidence::{LiveRun, Phase, PhaseEnd, RunPattern, SendApi};
 
 /// The clock, the stop flag and the progress callback are looked at every this many sends.
 const CHECK_EVERY: u32 = 16;
@@ -25,24 +21,6 @@ const DRAIN_EVERY: u32 = 32;
 const MAX_CONSECUTIVE_FAILURES: u32 = 1000;
 /// ENOBUFS with no completion queued: wait this long (ms) for one before retrying.
 const ENOBUFS_BACKOFF_MS: u16 = 10;
-const PAGE: usize = 4096;
-/// errno values counted individually; larger ones share the last slot.
-pub(super) const ERRNO_SLOTS: usize = 160;
-
-/// One traffic shape: what each send carries.
-pub(super) struct Pattern {
-    pub name: RunPattern,
-    pub send_size: usize,
-    pub gso_size: Option<u16>,
-}
-
-/// What a transport does around the phases.
-pub(super) struct Transport {
-    /// How long completions may take to arrive after the zerocopy phase.
-    pub grace: Duration,
-    /// Between the copy and the zerocopy phase (TCP: let the send queue empty).
-    pub between_phases: fn(&OwnedFd),
-}
 
 /// Copy phase, then zerocopy phase with its completions.
 pub(super) fn measure(
@@ -52,27 +30,9 @@ pub(super) fn measure(
     data: &[u8],
     transport: &Transport,
 ) -> LiveRun {
-    if ctx.api == SendApi::IoUring {
-        return super::uring::measure(ctx, fd, pattern, data.len(), transport);
-    }
     let copy = send_phase(ctx, fd, data, pattern.name, None);
-    let mut run = LiveRun {
-        api: SendApi::Sendmsg,
-        pattern: pattern.name,
-        send_size: data.len(),
-        gso_size: pattern.gso_size,
-        sends: 0,
-        completions: 0,
-        copied: 0,
-        missing: 0,
-        enobufs: 0,
-        notifications: 0,
-        errors: BTreeMap::new(),
-        copy_phase: Some(copy.phase),
-        zerocopy_phase: None,
-        device_counters: None,
-        fixed_buffers: false,
-    };
+    let mut run = phase::empty_run(SendApi::Sendmsg, pattern, data.len());
+    run.copy_phase = Some(copy.phase);
     if ctx.stopped() {
         return run;
     }
@@ -81,52 +41,71 @@ pub(super) fn measure(
     let before = egress_counters(ctx);
     let zerocopy = send_phase(ctx, fd, data, pattern.name, Some(&mut zc));
     zc.settle(fd.as_fd(), zerocopy.phase.sends, transport.grace);
-    if let (Some((device, kind, before)), Some((_, _, after))) = (before, egress_counters(ctx)) {
-        run.device_counters = Some(DeviceCounters {
-            device,
-            kind,
-            before,
-            after,
-        });
-    }
+    run.device_counters = phase::device_counters(before, egress_counters(ctx));
     run.sends = zerocopy.phase.sends;
     run.completions = zc.completions;
     run.copied = zc.copied;
     run.missing = run.sends.saturating_sub(zc.completions);
     run.enobufs = zerocopy.enobufs;
     run.notifications = zc.records;
-    run.errors = zerocopy
-        .phase
-        .errors
-        .iter()
-        .filter(|(name, _)| name.as_str() != "ENOBUFS")
-        .map(|(name, n)| (name.clone(), *n))
-        .collect();
+    run.errors = phase::errors_but_enobufs(&zerocopy.phase.errors);
     run.zerocopy_phase = Some(zerocopy.phase);
     run
-}
-
-/// The egress device's name, kind and counters, read outside the send loop (`None` when the
-/// route named no device or the kernel did not answer).
-pub(super) fn egress_counters(ctx: &Ctx) -> Option<(String, Option<String>, LinkCounters)> {
-    let (ifindex, device) = ctx.egress.as_ref()?;
-    let s = netlink::link_stats(*ifindex).ok()?;
-    Some((
-        device.clone(),
-        s.kind,
-        LinkCounters {
-            tx_packets: s.tx_packets,
-            tx_bytes: s.tx_bytes,
-            tx_dropped: s.tx_dropped,
-            rx_packets: s.rx_packets,
-            rx_bytes: s.rx_bytes,
-        },
-    ))
 }
 
 struct PhaseOutcome {
     phase: Phase,
     enobufs: u64,
+}
+
+/// What a `sendmsg` phase has counted so far.
+struct SendCounts {
+    errs: ErrnoCounts,
+    bytes: u64,
+    sends: u64,
+    enobufs: u64,
+    /// Failures in a row that retrying cannot cure.
+    failures: u32,
+}
+
+impl SendCounts {
+    fn new() -> SendCounts {
+        SendCounts {
+            errs: [0; ERRNO_SLOTS],
+            bytes: 0,
+            sends: 0,
+            enobufs: 0,
+            failures: 0,
+        }
+    }
+
+    fn sent(&mut self, n: u64) {
+        self.bytes += n;
+        self.sends += 1;
+        self.failures = 0;
+    }
+
+    /// Counts a send that failed with errno `e`. ENOBUFS in the zerocopy phase (option memory
+    /// full of notifications) reads them, or waits for one. True when persistent errors end
+    /// the phase.
+    fn failed(&mut self, e: i32, fd: &OwnedFd, zc: Option<&mut Completions>) -> bool {
+        count_errno(&mut self.errs, e);
+        match (e, zc) {
+            (libc::ENOBUFS, Some(zc)) => {
+                self.enobufs += 1;
+                if !zc.drain(fd.as_fd(), self.sends) {
+                    errqueue::wait(fd.as_fd(), ENOBUFS_BACKOFF_MS);
+                    zc.drain(fd.as_fd(), self.sends);
+                }
+                false
+            }
+            (libc::EAGAIN | libc::EINTR | libc::ENOBUFS, _) => false,
+            _ => {
+                self.failures += 1;
+                self.failures >= MAX_CONSECUTIVE_FAILURES
+            }
+        }
+    }
 }
 
 /// One phase: `sendmsg` in a loop until the duration, the byte cap, a stop request or
@@ -161,49 +140,22 @@ fn send_phase(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
 
-    let mut errs = [0u64; ERRNO_SLOTS];
-    let mut bytes: u64 = 0;
-    let mut sends: u64 = 0;
-    let mut enobufs: u64 = 0;
-    let mut failures: u32 = 0;
+    let mut c = SendCounts::new();
     let mut tick: u32 = 0;
     let mut drain_tick: u32 = 0;
-    let ended_by;
-    let cpu0 = thread_cpu();
-    let start = Instant::now();
-    let deadline = (start + ctx.opts.duration).min(ctx.run_deadline);
-    loop {
-        if bytes.saturating_add(len) > cap {
-            ended_by = PhaseEnd::ByteCap;
-            break;
+    let clock = PhaseClock::start(ctx, pattern, kind);
+    let ended_by = loop {
+        if c.bytes.saturating_add(len) > cap {
+            break PhaseEnd::ByteCap;
         }
         // SAFETY: msg points at iov, which points at `data`; both outlive the call, and the
         // kernel only reads them.
         let n = unsafe { libc::sendmsg(raw, &msg, flags) };
         if n >= 0 {
-            bytes += n as u64;
-            sends += 1;
-            failures = 0;
+            c.sent(n as u64);
         } else {
-            let e = Errno::last_raw();
-            errs[(e.max(0) as usize).min(ERRNO_SLOTS - 1)] += 1;
-            match (e, zc.as_deref_mut()) {
-                (libc::ENOBUFS, Some(zc)) => {
-                    // Option memory is full of notifications: read them, or wait for one.
-                    enobufs += 1;
-                    if !zc.drain(fd.as_fd(), sends) {
-                        errqueue::wait(fd.as_fd(), ENOBUFS_BACKOFF_MS);
-                        zc.drain(fd.as_fd(), sends);
-                    }
-                }
-                (libc::EAGAIN | libc::EINTR | libc::ENOBUFS, _) => {}
-                _ => {
-                    failures += 1;
-                    if failures >= MAX_CONSECUTIVE_FAILURES {
-                        ended_by = PhaseEnd::Errors;
-                        break;
-                    }
-                }
+            if c.failed(Errno::last_raw(), fd, zc.as_deref_mut()) {
+                break PhaseEnd::Errors;
             }
             // A failed send may have blocked for SEND_TIMEOUT: look at the clock now.
             tick = CHECK_EVERY;
@@ -212,134 +164,31 @@ fn send_phase(
             drain_tick += 1;
             if drain_tick >= DRAIN_EVERY {
                 drain_tick = 0;
-                zc.drain(fd.as_fd(), sends);
+                zc.drain(fd.as_fd(), c.sends);
             }
         }
         tick += 1;
         if tick >= CHECK_EVERY {
             tick = 0;
-            let now = match ctx.phase_end(deadline) {
-                Ok(now) => now,
-                Err(end) => {
-                    ended_by = end;
-                    break;
-                }
-            };
-            ctx.tick(now, || Tick {
-                pattern,
-                phase: kind,
-                elapsed: now - start,
-                bytes,
-                sends,
-            });
+            if let Err(end) = clock.check(ctx, c.bytes, c.sends) {
+                break end;
+            }
         }
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let cpu1 = thread_cpu();
-    let mut errors = BTreeMap::new();
-    for (e, &count) in errs.iter().enumerate() {
-        if count > 0 {
-            errors.insert(errno_name(e as i32), count);
-        }
-    }
+    };
     PhaseOutcome {
-        phase: Phase {
-            bytes,
-            sends,
-            seconds,
-            cpu_system_seconds: (cpu1.0 - cpu0.0).max(0.0),
-            cpu_user_seconds: (cpu1.1 - cpu0.1).max(0.0),
-            errors,
-            ended_by: Some(ended_by),
-        },
-        enobufs,
-    }
-}
-
-pub(super) fn errno_name(e: i32) -> String {
-    if e as usize >= ERRNO_SLOTS - 1 {
-        return format!("errno {}+", ERRNO_SLOTS - 1);
-    }
-    let name = format!("{:?}", Errno::from_raw(e));
-    if name == "UnknownErrno" {
-        format!("errno {e}")
-    } else {
-        name
-    }
-}
-
-/// System and user CPU seconds of the calling thread (zero when they cannot be read).
-pub(super) fn thread_cpu() -> (f64, f64) {
-    match getrusage(UsageWho::RUSAGE_THREAD) {
-        Ok(ru) => {
-            let secs = |tv: nix::sys::time::TimeVal| tv.num_microseconds() as f64 / 1e6;
-            (secs(ru.system_time()), secs(ru.user_time()))
-        }
-        Err(_) => (0.0, 0.0),
-    }
-}
-
-/// A page-aligned buffer filled with a non-zero byte (so its pages are real, not the shared
-/// zero page, which would flatter the copy phase).
-pub(super) struct AlignedBuf {
-    storage: Vec<u8>,
-    offset: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    pub(super) fn new(len: usize) -> AlignedBuf {
-        let storage = vec![0x5a_u8; len + PAGE];
-        let offset = storage.as_ptr().align_offset(PAGE);
-        let offset = if offset < PAGE { offset } else { 0 };
-        AlignedBuf {
-            storage,
-            offset,
-            len,
-        }
-    }
-
-    pub(super) fn as_slice(&self) -> &[u8] {
-        &self.storage[self.offset..self.offset + self.len]
+        phase: clock.stop().phase(c.bytes, c.sends, &c.errs, ended_by),
+        enobufs: c.enobufs,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::LiveOptions;
+    use super::super::phase::AlignedBuf;
+    use super::super::{LiveOptions, Tick};
     use super::*;
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     use std::sync::atomic::AtomicBool;
-
-    #[test]
-    fn names_errnos() {
-        assert_eq!(errno_name(libc::ENOBUFS), "ENOBUFS");
-        assert_eq!(errno_name(libc::EAGAIN), "EAGAIN");
-        assert_eq!(errno_name(ERRNO_SLOTS as i32 + 5), "errno 159+");
-    }
-
-    #[test]
-    fn buffer_is_page_aligned() {
-        let buf = AlignedBuf::new(1472);
-        assert_eq!(buf.as_slice().len(), 1472);
-        assert_eq!(buf.as_slice().as_ptr() as usize % PAGE, 0);
-        assert!(buf.as_slice().iter().all(|&b| b == 0x5a));
-    }
-
-    #[test]
-    fn reads_thread_cpu_time() {
-        // A fresh test thread may not have run long enough to show: spin for a while first.
-        let start = Instant::now();
-        let mut spins = 0u64;
-        while start.elapsed() < Duration::from_millis(50) {
-            spins = std::hint::black_box(spins + 1);
-        }
-        let (sys, user) = thread_cpu();
-        assert!(
-            sys >= 0.0 && user >= 0.0 && sys + user > 0.0,
-            "{sys} {user}"
-        );
-    }
+    use std::time::{Duration, Instant};
 
     /// A copy phase into a non-blocking local datagram socket pair: nothing leaves the host.
     fn copy_phase(opts: &LiveOptions, on_tick: &mut dyn FnMut(&Tick)) -> Phase {

@@ -12,7 +12,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self, Shutdown, sockopt};
 
-use super::send::{self, AlignedBuf, Pattern, Transport};
+use super::phase::{AlignedBuf, Pattern, Transport};
 use super::{Ctx, NotRunFact, socket as probe_socket};
 use crate::evidence::{LiveProbe, NotRun, OsError, RunPattern};
 
@@ -60,7 +60,7 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
         gso_size: None,
     };
     let buf = AlignedBuf::new(pattern.send_size);
-    let run = send::measure(ctx, &fd, &pattern, buf.as_slice(), &TRANSPORT);
+    let run = super::measure(ctx, &fd, &pattern, buf.as_slice(), &TRANSPORT);
     probe.runs.push(run);
     // Failure only means the peer is gone; the descriptor is closed on drop anyway.
     let _ = socket::shutdown(fd.as_raw_fd(), Shutdown::Write);

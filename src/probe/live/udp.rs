@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{self, sockopt};
 
-use super::send::{self, AlignedBuf, Pattern, Transport};
+use super::phase::{AlignedBuf, Pattern, Transport};
 use super::{Ctx, LiveOptions, NotRunFact, socket as probe_socket};
 use crate::evidence::{LiveProbe, NotRun, OsError, RunPattern};
 
@@ -81,7 +81,7 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
             }
         }
         let data = &buf.as_slice()[..pattern.send_size];
-        let run = send::measure(ctx, &fd, pattern, data, &TRANSPORT);
+        let run = super::measure(ctx, &fd, pattern, data, &TRANSPORT);
         probe.runs.push(run);
     }
     if probe.notes.iter().any(|n| n.starts_with("path MTU ")) {

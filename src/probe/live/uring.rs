@@ -19,19 +19,18 @@
 //! is in: the phase waits for them, cancels what is left after the grace period, and if a send
 //! still has not completed, the buffer is leaked rather than freed.
 
-use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use io_uring::{IoUring, Probe, cqueue, opcode, types};
+use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
 use nix::errno::Errno;
 
-use super::send::{self, AlignedBuf, ERRNO_SLOTS, Pattern, Transport, errno_name, thread_cpu};
-use super::{Ctx, PhaseKind, Tick};
-use crate::evidence::{
-    DeviceCounters, LiveRun, OsError, Phase, PhaseEnd, SendApi, UringSupport, UringUnavailable,
+use super::phase::{
+    self, AlignedBuf, ERRNO_SLOTS, Pattern, PhaseClock, Transport, count_errno, egress_counters,
 };
+use super::{Ctx, PhaseKind};
+use crate::evidence::{LiveRun, OsError, Phase, PhaseEnd, SendApi, UringSupport, UringUnavailable};
 
 /// Sends in flight at most (the submission queue's size).
 pub(super) const DEPTH: u32 = 64;
@@ -292,7 +291,7 @@ impl Sender {
                 c.failures = 0;
             } else {
                 let e = -res;
-                c.errs[(e.max(0) as usize).min(ERRNO_SLOTS - 1)] += 1;
+                count_errno(&mut c.errs, e);
                 if cqueue::more(flags) {
                     c.failed[slot] = true;
                 }
@@ -364,23 +363,7 @@ pub(super) fn measure(
     len: usize,
     transport: &Transport,
 ) -> LiveRun {
-    let mut run = LiveRun {
-        api: SendApi::IoUring,
-        pattern: pattern.name,
-        send_size: len,
-        gso_size: pattern.gso_size,
-        sends: 0,
-        completions: 0,
-        copied: 0,
-        missing: 0,
-        enobufs: 0,
-        notifications: 0,
-        errors: BTreeMap::new(),
-        copy_phase: None,
-        zerocopy_phase: None,
-        device_counters: None,
-        fixed_buffers: false,
-    };
+    let mut run = phase::empty_run(SendApi::IoUring, pattern, len);
     let mut copy = match Sender::new(len) {
         Ok(s) => s,
         Err(e) => {
@@ -388,9 +371,9 @@ pub(super) fn measure(
             return run;
         }
     };
-    let (phase, _) = run_phase(ctx, &mut copy, fd, pattern, PhaseKind::Copy, transport);
+    let (copy_phase, _) = run_phase(ctx, &mut copy, fd, pattern, PhaseKind::Copy, transport);
     drop(copy);
-    run.copy_phase = Some(phase);
+    run.copy_phase = Some(copy_phase);
     if ctx.stopped() {
         return run;
     }
@@ -408,33 +391,19 @@ pub(super) fn measure(
         }
     }
     run.fixed_buffers = zc.fixed;
-    let before = send::egress_counters(ctx);
-    let (phase, c) = run_phase(ctx, &mut zc, fd, pattern, PhaseKind::Zerocopy, transport);
+    let before = egress_counters(ctx);
+    let (zc_phase, c) = run_phase(ctx, &mut zc, fd, pattern, PhaseKind::Zerocopy, transport);
     drop(zc);
-    if let (Some((device, kind, before)), Some((_, _, after))) =
-        (before, send::egress_counters(ctx))
-    {
-        run.device_counters = Some(DeviceCounters {
-            device,
-            kind,
-            before,
-            after,
-        });
-    }
+    run.device_counters = phase::device_counters(before, egress_counters(ctx));
     run.sends = c.sends;
     // Notifications of failed sends carry nothing sent.
     run.completions = c.notifs.saturating_sub(c.notif_of_failed);
     run.copied = c.copied;
     run.missing = c.pending_notifs();
     run.notifications = c.notifs;
-    run.enobufs = phase.errors.get("ENOBUFS").copied().unwrap_or(0);
-    run.errors = phase
-        .errors
-        .iter()
-        .filter(|(name, _)| name.as_str() != "ENOBUFS")
-        .map(|(name, n)| (name.clone(), *n))
-        .collect();
-    run.zerocopy_phase = Some(phase);
+    run.enobufs = zc_phase.errors.get("ENOBUFS").copied().unwrap_or(0);
+    run.errors = phase::errors_but_enobufs(&zc_phase.errors);
+    run.zerocopy_phase = Some(zc_phase);
     run
 }
 
@@ -448,111 +417,117 @@ fn run_phase(
     kind: PhaseKind,
     transport: &Transport,
 ) -> (Phase, Counts) {
-    let raw = types::Fd(fd.as_fd().as_raw_fd());
-    let ptr = s.buf.as_slice().as_ptr();
-    let len = s.len as u32;
-    let entry = match kind {
-        PhaseKind::Copy => opcode::Send::new(raw, ptr, len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build(),
-        PhaseKind::Zerocopy => {
-            let op = opcode::SendZc::new(raw, ptr, len)
-                .flags(libc::MSG_NOSIGNAL)
-                .zc_flags(IORING_SEND_ZC_REPORT_USAGE);
-            let op = if s.fixed { op.buf_index(Some(0)) } else { op };
-            op.build()
-        }
-    };
-    let mut id: u64 = 0;
     let zerocopy = kind == PhaseKind::Zerocopy;
-    let cap = ctx.opts.byte_cap;
-    let step = s.len as u64;
+    let mut queue = SendQueue::new(s, fd, kind, ctx.opts.byte_cap);
     let mut c = Counts::new();
-    let mut queued_bytes: u64 = 0;
-    let ended_by;
-    let cpu0 = thread_cpu();
-    let start = Instant::now();
-    let deadline = (start + ctx.opts.duration).min(ctx.run_deadline);
+    let clock = PhaseClock::start(ctx, pattern.name, kind);
+    let ended_by = send_until_end(ctx, s, &mut queue, &mut c, &clock, zerocopy);
+    // The sends still in flight belong to the phase: wait for them before the clock stops.
+    s.settle(&mut c, FINISH, false);
+    let elapsed = clock.stop();
+    if zerocopy {
+        s.settle(&mut c, transport.grace, true);
+    }
+    (elapsed.phase(c.bytes, c.sends, &c.errs, ended_by), c)
+}
+
+/// Batches of sends, each batch submitted and its CQEs reaped, until the duration, the byte
+/// cap, a stop request or persistent errors end the phase: why it ended.
+fn send_until_end(
+    ctx: &mut Ctx,
+    s: &mut Sender,
+    queue: &mut SendQueue,
+    c: &mut Counts,
+    clock: &PhaseClock,
+    zerocopy: bool,
+) -> PhaseEnd {
     loop {
         let pending = s.inflight + if zerocopy { c.pending_notifs() } else { 0 };
         let room =
             (u64::from(DEPTH).saturating_sub(s.inflight)).min(MAX_PENDING.saturating_sub(pending));
+        queue.push(s, room);
+        if s.inflight == 0 && pending == 0 {
+            return PhaseEnd::ByteCap;
+        }
+        if let Err(e) = s.enter(WAIT) {
+            count_errno(&mut c.errs, e as i32);
+            return PhaseEnd::Errors;
+        }
+        s.reap(c);
+        // Sends that failed sent nothing: give their bytes back to the cap.
+        queue.queued_bytes = c.bytes + s.inflight * queue.step;
+        if c.failures >= MAX_CONSECUTIVE_FAILURES {
+            return PhaseEnd::Errors;
+        }
+        if let Err(end) = clock.check(ctx, c.bytes, c.sends) {
+            return end;
+        }
+    }
+}
+
+/// The sends of a phase: the request each one repeats, the next send's id, and the bytes
+/// queued so far against the byte cap.
+struct SendQueue {
+    entry: squeue::Entry,
+    next_id: u64,
+    queued_bytes: u64,
+    /// Bytes of one send.
+    step: u64,
+    cap: u64,
+}
+
+impl SendQueue {
+    /// `IORING_OP_SEND` of `s`'s buffer on `fd` for the copy phase, `IORING_OP_SEND_ZC` with
+    /// `IORING_SEND_ZC_REPORT_USAGE` (from the registered buffer when it is) for zerocopy.
+    fn new(s: &Sender, fd: &OwnedFd, kind: PhaseKind, cap: u64) -> SendQueue {
+        let raw = types::Fd(fd.as_fd().as_raw_fd());
+        let ptr = s.buf.as_slice().as_ptr();
+        let len = s.len as u32;
+        let entry = match kind {
+            PhaseKind::Copy => opcode::Send::new(raw, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build(),
+            PhaseKind::Zerocopy => {
+                let op = opcode::SendZc::new(raw, ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .zc_flags(IORING_SEND_ZC_REPORT_USAGE);
+                let op = if s.fixed { op.buf_index(Some(0)) } else { op };
+                op.build()
+            }
+        };
+        SendQueue {
+            entry,
+            next_id: 0,
+            queued_bytes: 0,
+            step: s.len as u64,
+            cap,
+        }
+    }
+
+    /// Queues up to `room` sends on `s`'s ring, as many as the byte cap leaves; they count as
+    /// in flight from here.
+    fn push(&mut self, s: &mut Sender, room: u64) {
         let mut pushed = 0u64;
         {
             let mut sq = s.ring.submission();
-            while pushed < room && queued_bytes.saturating_add(step) <= cap {
+            while pushed < room && self.queued_bytes.saturating_add(self.step) <= self.cap {
                 // SAFETY: the entry points at `s.buf`, which outlives every request (see the
                 // module's comment), and at the socket `fd`, which the caller keeps open until
                 // after this phase's settle returned.
-                let e = entry
+                let e = self
+                    .entry
                     .clone()
-                    .user_data(UD_SEND | (id & !(UD_SEND | UD_CANCEL)));
+                    .user_data(UD_SEND | (self.next_id & !(UD_SEND | UD_CANCEL)));
                 if unsafe { sq.push(&e) }.is_err() {
                     break;
                 }
-                id += 1;
+                self.next_id += 1;
                 pushed += 1;
-                queued_bytes += step;
+                self.queued_bytes += self.step;
             }
         }
         s.inflight += pushed;
-        if s.inflight == 0 && pending == 0 {
-            ended_by = PhaseEnd::ByteCap;
-            break;
-        }
-        if let Err(e) = s.enter(WAIT) {
-            c.errs[(e as i32 as usize).min(ERRNO_SLOTS - 1)] += 1;
-            ended_by = PhaseEnd::Errors;
-            break;
-        }
-        s.reap(&mut c);
-        // Sends that failed sent nothing: give their bytes back to the cap.
-        queued_bytes = c.bytes + s.inflight * step;
-        if c.failures >= MAX_CONSECUTIVE_FAILURES {
-            ended_by = PhaseEnd::Errors;
-            break;
-        }
-        let now = match ctx.phase_end(deadline) {
-            Ok(now) => now,
-            Err(end) => {
-                ended_by = end;
-                break;
-            }
-        };
-        let (bytes, sends) = (c.bytes, c.sends);
-        ctx.tick(now, || Tick {
-            pattern: pattern.name,
-            phase: kind,
-            elapsed: now - start,
-            bytes,
-            sends,
-        });
     }
-    // The sends still in flight belong to the phase: wait for them before the clock stops.
-    s.settle(&mut c, FINISH, false);
-    let seconds = start.elapsed().as_secs_f64();
-    let cpu1 = thread_cpu();
-    if zerocopy {
-        s.settle(&mut c, transport.grace, true);
-    }
-    let mut errors = BTreeMap::new();
-    for (e, &count) in c.errs.iter().enumerate() {
-        if count > 0 {
-            errors.insert(errno_name(e as i32), count);
-        }
-    }
-    (
-        Phase {
-            bytes: c.bytes,
-            sends: c.sends,
-            seconds,
-            cpu_system_seconds: (cpu1.0 - cpu0.0).max(0.0),
-            cpu_user_seconds: (cpu1.1 - cpu0.1).max(0.0),
-            errors,
-            ended_by: Some(ended_by),
-        },
-        c,
-    )
 }
 
 #[cfg(test)]
