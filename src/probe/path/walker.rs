@@ -235,37 +235,8 @@ impl Walker {
 
     /// Under a tunnel: the route to its remote, in its link namespace.
     fn under_tunnel(&mut self, at: &Position, dev: &Device) -> Result<Step, PathEnd> {
-        let ifindex = dev.ifindex;
-        let tunnel = in_ns(at.ns.as_ref(), move || netlink::tunnel(ifindex))?.map_err(|e| {
-            incomplete(
-                format!("cannot read {}'s tunnel: {e}", dev.name),
-                e.to_os_error(),
-            )
-        })?;
-        let Some(tunnel) = tunnel else {
-            return Err(incomplete(
-                format!("{} reports no tunnel parameters", dev.name),
-                None,
-            ));
-        };
-        // WireGuard has no single remote: its peers' endpoints (the first one decides here).
-        let endpoint = if tunnel.kind == "wireguard" {
-            let name = dev.name.clone();
-            in_ns(at.ns.as_ref(), move || netlink::wireguard_endpoints(&name))?
-                .ok()
-                .and_then(|e| e.first().map(|a| a.ip()))
-        } else {
-            None
-        };
-        let Some(remote) = tunnel.remote.or(tunnel.group).or(endpoint) else {
-            return Err(incomplete(
-                format!(
-                    "{} has no fixed remote (external or learning): its underlay depends on each destination",
-                    dev.name
-                ),
-                None,
-            ));
-        };
+        let tunnel = tunnel_of(at, dev)?;
+        let remote = tunnel_remote(at, dev, &tunnel)?;
         let ns = match (tunnel.link_netnsid, &at.ns) {
             (Some(id), _) => Some(self.namespace_of(at, id)?),
             (None, ns) => ns.clone(),
@@ -277,41 +248,9 @@ impl Walker {
             .local
             .filter(|l| !l.is_unspecified() && l.is_ipv4() == remote.is_ipv4());
         let name = dev.name.clone();
-        let egress = in_ns(
-            ns.as_ref(),
-            move || -> Result<(Vec<Device>, String), PathEnd> {
-                let route = netlink::route_lookup(&RouteQuery {
-                    oif,
-                    src,
-                    ..RouteQuery::to(remote)
-                })
-                .map_err(|e| {
-                    incomplete(
-                        format!("no route to {name}'s remote {remote}: {e}"),
-                        e.to_os_error(),
-                    )
-                })?;
-                let Some(out) = route
-                    .ifindex
-                    .filter(|_| route.route_type == RouteType::Unicast)
-                else {
-                    return Err(incomplete(
-                        format!(
-                            "the route to {name}'s remote {remote} is {}",
-                            route.route_type
-                        ),
-                        None,
-                    ));
-                };
-                let stack = stack_by_index(out)?;
-                let egress = stack.first().map_or(String::new(), |d| d.name.clone());
-                Ok((
-                    stack,
-                    format!("{name} encapsulates to {remote}, routed out of {egress}"),
-                ))
-            },
-        )??;
-        let (stack, why) = egress;
+        let (stack, why) = in_ns(ns.as_ref(), move || {
+            underlay_egress(&name, remote, oif, src)
+        })??;
         let here = match &ns {
             Some(k) => k.clone(),
             None => current()?,
@@ -486,6 +425,79 @@ fn known_namespaces() -> Vec<Known> {
         }
     }
     out
+}
+
+/// The tunnel parameters of `dev` (read in `at`'s namespace).
+fn tunnel_of(at: &Position, dev: &Device) -> Result<netlink::Tunnel, PathEnd> {
+    let ifindex = dev.ifindex;
+    let tunnel = in_ns(at.ns.as_ref(), move || netlink::tunnel(ifindex))?.map_err(|e| {
+        incomplete(
+            format!("cannot read {}'s tunnel: {e}", dev.name),
+            e.to_os_error(),
+        )
+    })?;
+    tunnel.ok_or_else(|| incomplete(format!("{} reports no tunnel parameters", dev.name), None))
+}
+
+/// Where tunnel `dev` sends its packets: its remote, else its multicast group, else (WireGuard,
+/// which has no single remote) its peers' first endpoint.
+fn tunnel_remote(at: &Position, dev: &Device, tunnel: &netlink::Tunnel) -> Result<IpAddr, PathEnd> {
+    let endpoint = if tunnel.kind == "wireguard" {
+        let name = dev.name.clone();
+        in_ns(at.ns.as_ref(), move || netlink::wireguard_endpoints(&name))?
+            .ok()
+            .and_then(|e| e.first().map(|a| a.ip()))
+    } else {
+        None
+    };
+    tunnel.remote.or(tunnel.group).or(endpoint).ok_or_else(|| {
+        incomplete(
+            format!(
+                "{} has no fixed remote (external or learning): its underlay depends on each destination",
+                dev.name
+            ),
+            None,
+        )
+    })
+}
+
+/// In the tunnel's link namespace: the stack the encapsulated packets of tunnel `name` leave
+/// through toward `remote` (bound to underlay device `oif`, from `src`), and why.
+fn underlay_egress(
+    name: &str,
+    remote: IpAddr,
+    oif: Option<u32>,
+    src: Option<IpAddr>,
+) -> Result<(Vec<Device>, String), PathEnd> {
+    let route = netlink::route_lookup(&RouteQuery {
+        oif,
+        src,
+        ..RouteQuery::to(remote)
+    })
+    .map_err(|e| {
+        incomplete(
+            format!("no route to {name}'s remote {remote}: {e}"),
+            e.to_os_error(),
+        )
+    })?;
+    let Some(out) = route
+        .ifindex
+        .filter(|_| route.route_type == RouteType::Unicast)
+    else {
+        return Err(incomplete(
+            format!(
+                "the route to {name}'s remote {remote} is {}",
+                route.route_type
+            ),
+            None,
+        ));
+    };
+    let stack = stack_by_index(out)?;
+    let egress = stack.first().map_or(String::new(), |d| d.name.clone());
+    Ok((
+        stack,
+        format!("{name} encapsulates to {remote}, routed out of {egress}"),
+    ))
 }
 
 /// Runs `f` in `ns` (on a short-lived thread), or here when `ns` is `None`.
