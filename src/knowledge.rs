@@ -5,15 +5,22 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::check::Code;
-use crate::report::Severity;
+use crate::vocab::{Code, Severity};
 
-const FINDINGS_TOML: &str = include_str!("../checks/findings.toml");
+/// Every file of `checks/findings/`, each under `[[finding]]` with its code (build.rs).
+const FINDINGS_TOML: &str = include_str!(concat!(env!("OUT_DIR"), "/findings.toml"));
 const TAP_DAEMONS_TOML: &str = include_str!("../checks/tap-daemons.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Entry {
     pub code: Code,
+    /// Where the check looks (`kernel`, `path`, `offloads`, `memory`, `taps`, `live`,
+    /// `process`): `zcdoctor checks` lists the codes by area.
+    pub area: String,
+    /// What the finding means for the verdict (`predicts-copies`, `explains-copies`,
+    /// `path-uncertain`); build.rs derives the predicates of `Code` from it.
+    #[serde(default)]
+    pub roles: Vec<String>,
     pub severity: Severity,
     pub title: String,
     pub meaning: String,
@@ -61,9 +68,10 @@ pub struct Knowledge {
 }
 
 impl Knowledge {
-    /// The compiled-in knowledge base. Its files are tested to parse, so this cannot fail at run
-    /// time unless the build skipped the tests.
-    pub fn get() -> &'static Knowledge {
+    /// The compiled-in knowledge base, parsed once; callers pass it on (`check::diagnose`
+    /// takes it), so a test can diagnose with another. Its files are tested to parse, so this
+    /// cannot fail at run time unless the build skipped the tests.
+    pub fn builtin() -> &'static Knowledge {
         static KB: OnceLock<Knowledge> = OnceLock::new();
         KB.get_or_init(|| Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML))
     }
@@ -71,7 +79,7 @@ impl Knowledge {
     fn parse(findings: &str, daemons: &str) -> Knowledge {
         let entries = match toml::from_str::<FindingsFile>(findings) {
             Ok(f) => f.finding,
-            Err(e) => panic!("checks/findings.toml is malformed: {e}"),
+            Err(e) => panic!("checks/findings/*.toml is malformed: {e}"),
         };
         let daemons = match toml::from_str::<DaemonsFile>(daemons) {
             Ok(f) => f.daemon,
@@ -135,13 +143,9 @@ mod tests {
     /// Exactly one entry per code, in the order of `Code::ALL`, each complete.
     #[test]
     fn one_entry_per_code() {
-        let kb = Knowledge::get();
+        let kb = Knowledge::builtin();
         let codes: Vec<Code> = kb.entries.iter().map(|e| e.code).collect();
-        assert_eq!(
-            codes,
-            Code::ALL,
-            "checks/findings.toml and Code::ALL differ"
-        );
+        assert_eq!(codes, Code::ALL, "build.rs lists the entries as Code::ALL");
         for e in &kb.entries {
             assert!(
                 !e.fix.is_empty() && !e.title.is_empty() && !e.meaning.is_empty(),
@@ -153,7 +157,7 @@ mod tests {
 
     #[test]
     fn daemons_have_fixes() {
-        for d in &Knowledge::get().daemons {
+        for d in &Knowledge::builtin().daemons {
             assert!(
                 !d.names.is_empty() && !d.fix.is_empty(),
                 "{} incomplete",

@@ -12,3 +12,4 @@ pub mod probe;
 pub mod render;
 pub mod report;
 pub mod sink;
+pub mod vocab;

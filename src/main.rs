@@ -24,7 +24,8 @@ use zcdoctor::evidence::{Evidence, validate};
 use zcdoctor::knowledge::Knowledge;
 use zcdoctor::probe::{self, GatherOptions, LiveRequest};
 use zcdoctor::render::{self, escape, nagios};
-use zcdoctor::report::{Basis, Severity};
+use zcdoctor::report::Basis;
+use zcdoctor::vocab::Severity;
 
 /// `--target` was given and the live probe proved nothing (monitoring-plugins UNKNOWN).
 const EXIT_UNPROVEN: u8 = 3;
@@ -227,7 +228,7 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
         Command::Explain { code, color } => {
-            let kb = Knowledge::get();
+            let kb = Knowledge::builtin();
             match code.parse::<Code>().ok().and_then(|c| kb.entry(c)) {
                 Some(entry) => {
                     render::explain(entry, use_color(color), stdout)?;
@@ -243,7 +244,7 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
             }
         }
         Command::Checks { color } => {
-            render::list(&Knowledge::get().entries, use_color(color), stdout)?;
+            render::list(&Knowledge::builtin().entries, use_color(color), stdout)?;
             Ok(0)
         }
         Command::Probes => {
@@ -326,7 +327,11 @@ fn check_inner(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
         }
         None => gather(&args.probe)?,
     };
-    let report = check::diagnose(&evidence, args.probe.protocol.protocol());
+    let report = check::diagnose(
+        &evidence,
+        args.probe.protocol.protocol(),
+        Knowledge::builtin(),
+    );
     let format = if args.json { Format::Json } else { args.format };
     // Color only for a terminal: never into --output unless asked with --color always.
     let color = match args.output {

@@ -16,7 +16,8 @@ use crate::evidence::{
     Device, DeviceKind, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
     SocketRouting,
 };
-use crate::report::{Basis, Report, Severity, Zerocopy};
+use crate::report::{Basis, Report, Zerocopy};
+use crate::vocab::Severity;
 
 use escape::{MAX_TEXT, field};
 

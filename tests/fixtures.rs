@@ -15,7 +15,8 @@ use serde_json::Value;
 use zcdoctor::check::{Protocol, diagnose};
 use zcdoctor::evidence::Evidence;
 use zcdoctor::render;
-use zcdoctor::report::{Finding, Report, Zerocopy};
+use zcdoctor::report::{Report, Zerocopy};
+use zcdoctor::vocab::Finding;
 
 #[derive(Deserialize)]
 struct Expect {
@@ -92,7 +93,11 @@ fn diagnose_fixture(expect_path: &Path) -> Result<(String, Expect, Report), Stri
         "tcp" => Protocol::Tcp,
         _ => Protocol::Udp,
     };
-    let report = diagnose(&evidence, protocol);
+    let report = diagnose(
+        &evidence,
+        protocol,
+        zcdoctor::knowledge::Knowledge::builtin(),
+    );
     Ok((name, expect, report))
 }
 
@@ -230,7 +235,11 @@ fn remediation_names_the_actual_device_and_pid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/seed-bond1-lldpd-dhclient.evidence.json");
     let evidence: Evidence = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let report = diagnose(&evidence, Protocol::Tcp);
+    let report = diagnose(
+        &evidence,
+        Protocol::Tcp,
+        zcdoctor::knowledge::Knowledge::builtin(),
+    );
     let dhclient = report
         .findings
         .iter()
@@ -263,18 +272,10 @@ fn recordings_round_trip_through_json() {
 /// produces a code the knowledge base does not know: each code's behaviour is documented by a
 /// recorded host.
 fn every_finding_code_fires_in_a_fixture() {
-    #[derive(Deserialize)]
-    struct KnowledgeBase {
-        finding: Vec<Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        code: String,
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/findings.toml");
-    let kb: KnowledgeBase = toml::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let known: BTreeSet<String> = kb.finding.into_iter().map(|e| e.code).collect();
+    let known: BTreeSet<String> = zcdoctor::vocab::Code::ALL
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
 
     let mut fired: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in fixtures() {
@@ -298,7 +299,7 @@ fn every_finding_code_fires_in_a_fixture() {
         .collect();
     assert!(
         missing.is_empty() && unknown.is_empty(),
-        "the codes fired across fixtures/ differ from checks/findings.toml:\n  fired by no fixture: {}\n  fired but not in findings.toml: {}",
+        "the codes fired across fixtures/ differ from checks/findings/:\n  fired by no fixture: {}\n  fired but not in checks/findings/: {}",
         if missing.is_empty() {
             "-".to_string()
         } else {

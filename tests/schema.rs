@@ -81,7 +81,7 @@ fn every_fixture_report_validates() {
             let ev: Evidence =
                 serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect(&name);
             for proto in [Protocol::Udp, Protocol::Tcp] {
-                let report = diagnose(&ev, proto);
+                let report = diagnose(&ev, proto, zcdoctor::knowledge::Knowledge::builtin());
                 let doc = serde_json::to_value(&report).expect("report serializes");
                 let e = errors(&v, &doc);
                 assert!(e.is_empty(), "{stem} ({proto}): {e:?}");

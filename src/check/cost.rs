@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::findings::{Code, Findings};
 use super::live::primary_runs;
 use crate::evidence::{Contention, LiveProbe, LiveRun};
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 /// Hypervisor steal above this share of CPU time during the probe makes its timings unreliable:
 /// a stolen slice of a few percent lands on one phase or the other, not on both alike.
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn copied_and_slower_is_a_blocker() {
         let ev = fixture("live-tap-copied");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(ev.live.as_ref().expect("live"), &mut out);
         let f = out.findings.first().expect("zerocopy-slower");
         assert_eq!(f.code, Code::ZerocopySlower);
@@ -193,7 +193,7 @@ mod tests {
             let mut ev = fixture("live-tap-copied");
             let live = ev.live.as_mut().expect("live");
             live.contention = Some(contention.clone());
-            let mut out = Findings::new();
+            let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
             check(live, &mut out);
             let codes: Vec<Code> = out.findings.iter().map(|f| f.code).collect();
             assert_eq!(codes, [Code::LiveTimingUnreliable], "{contention:?}");
@@ -210,7 +210,7 @@ mod tests {
             steal_fraction: Some(0.01),
             ..Contention::default()
         });
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(live, &mut out);
         assert_eq!(out.findings[0].code, Code::ZerocopySlower);
     }
@@ -224,7 +224,7 @@ mod tests {
                 p.seconds = 0.00005;
             }
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(live, &mut out);
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert!(live.runs.iter().all(|r| r.gain().is_none()));
@@ -242,7 +242,7 @@ mod tests {
                 zc.cpu_user_seconds = copy.cpu_user_seconds / 2.0;
             }
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(live, &mut out);
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert!(!out.passed.is_empty());

@@ -1,211 +1,35 @@
-//! Finding codes and the collector the checks push into.
+//! The collector the checks push findings into.
 //!
-//! [`Code`] is the public contract: dashboards and CI gates key on the kebab-case names, which
-//! never change (a test pins them). Each code has one entry in `checks/findings.toml` (title,
-//! usual severity, meaning, why, fix); [`Findings`] takes the title and the usual severity from
-//! there, so a check only says what it saw and what to do about it here.
+//! Each code has one file in `checks/findings/` (title, usual severity, meaning, why, fix);
+//! [`Findings`] takes the title and the usual severity from the knowledge base it is given, so a
+//! check only says what it saw and what to do about it here.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::knowledge::Knowledge;
-use crate::report::{Finding, Passed, Severity};
-
-/// Every finding zcdoctor can raise.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Code {
-    KernelTooOld,
-    NoScatterGather,
-    NoTxChecksum,
-    LocalDelivery,
-    VethPath,
-    OptmemLow,
-    MemlockLimit,
-    DeviceDown,
-    FeaturesUnreadable,
-    LowerDeviceElsewhere,
-    TapForcesCopy,
-    TapIgnoresOutgoing,
-    TapUnknownSetting,
-    TapsNotChecked,
-    UdpFragmentation,
-    LiveCopied,
-    CopiesUnexplained,
-    LiveContradictsPrediction,
-    ZerocopyEnobufs,
-    ZerocopySlower,
-    CompletionsMissing,
-    LiveProbeNotRun,
-    PathIncomplete,
-    LiveSampleTooSmall,
-    LiveNothingTransmitted,
-    LiveTimingUnreliable,
-    ZerocopyNotRequested,
-    ErrqueueNotDrained,
-    ProcessMemlockLimit,
-    IoUringInUse,
-    IoUringUnavailable,
-    ZerocopyEnomem,
-    TunnelEncrypts,
-    TunnelMtuFragments,
-}
-
-impl Code {
-    /// Every code, in the order `zcdoctor checks` lists them.
-    pub const ALL: [Code; 34] = [
-        Code::KernelTooOld,
-        Code::NoScatterGather,
-        Code::NoTxChecksum,
-        Code::LocalDelivery,
-        Code::VethPath,
-        Code::OptmemLow,
-        Code::MemlockLimit,
-        Code::DeviceDown,
-        Code::FeaturesUnreadable,
-        Code::LowerDeviceElsewhere,
-        Code::TapForcesCopy,
-        Code::TapIgnoresOutgoing,
-        Code::TapUnknownSetting,
-        Code::TapsNotChecked,
-        Code::UdpFragmentation,
-        Code::LiveCopied,
-        Code::CopiesUnexplained,
-        Code::LiveContradictsPrediction,
-        Code::ZerocopyEnobufs,
-        Code::ZerocopySlower,
-        Code::CompletionsMissing,
-        Code::LiveProbeNotRun,
-        Code::PathIncomplete,
-        Code::LiveSampleTooSmall,
-        Code::LiveNothingTransmitted,
-        Code::LiveTimingUnreliable,
-        Code::ZerocopyNotRequested,
-        Code::ErrqueueNotDrained,
-        Code::ProcessMemlockLimit,
-        Code::IoUringInUse,
-        Code::IoUringUnavailable,
-        Code::ZerocopyEnomem,
-        Code::TunnelEncrypts,
-        Code::TunnelMtuFragments,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::KernelTooOld => "kernel-too-old",
-            Code::NoScatterGather => "no-scatter-gather",
-            Code::NoTxChecksum => "no-tx-checksum",
-            Code::LocalDelivery => "local-delivery",
-            Code::VethPath => "veth-path",
-            Code::OptmemLow => "optmem-low",
-            Code::MemlockLimit => "memlock-limit",
-            Code::DeviceDown => "device-down",
-            Code::FeaturesUnreadable => "features-unreadable",
-            Code::LowerDeviceElsewhere => "lower-device-elsewhere",
-            Code::TapForcesCopy => "tap-forces-copy",
-            Code::TapIgnoresOutgoing => "tap-ignores-outgoing",
-            Code::TapUnknownSetting => "tap-unknown-setting",
-            Code::TapsNotChecked => "taps-not-checked",
-            Code::UdpFragmentation => "udp-fragmentation",
-            Code::LiveCopied => "live-copied",
-            Code::CopiesUnexplained => "copies-unexplained",
-            Code::LiveContradictsPrediction => "live-contradicts-prediction",
-            Code::ZerocopyEnobufs => "zerocopy-enobufs",
-            Code::ZerocopySlower => "zerocopy-slower",
-            Code::CompletionsMissing => "completions-missing",
-            Code::LiveProbeNotRun => "live-probe-not-run",
-            Code::PathIncomplete => "path-incomplete",
-            Code::LiveSampleTooSmall => "live-sample-too-small",
-            Code::LiveNothingTransmitted => "live-nothing-transmitted",
-            Code::LiveTimingUnreliable => "live-timing-unreliable",
-            Code::ZerocopyNotRequested => "zerocopy-not-requested",
-            Code::ErrqueueNotDrained => "errqueue-not-drained",
-            Code::ProcessMemlockLimit => "process-memlock-limit",
-            Code::IoUringInUse => "io-uring-in-use",
-            Code::IoUringUnavailable => "io-uring-unavailable",
-            Code::ZerocopyEnomem => "zerocopy-enomem",
-            Code::TunnelEncrypts => "tunnel-encrypts",
-            Code::TunnelMtuFragments => "tunnel-mtu-fragments",
-        }
-    }
-
-    /// Codes whose finding predicts that sends are copied.
-    pub fn predicts_copies(self) -> bool {
-        matches!(
-            self,
-            Code::NoScatterGather
-                | Code::NoTxChecksum
-                | Code::LocalDelivery
-                | Code::TapForcesCopy
-                | Code::UdpFragmentation
-                | Code::KernelTooOld
-                | Code::TunnelEncrypts
-                | Code::TunnelMtuFragments
-        )
-    }
-
-    /// Codes that can explain copies seen live: the predictors, `veth-path` (some traffic
-    /// through a veth is copied), and `tap-unknown-setting` (a tap on the path whose setting
-    /// could not be read is the first suspect, before any tracing).
-    pub fn explains_copies(self) -> bool {
-        self.predicts_copies() || matches!(self, Code::VethPath | Code::TapUnknownSetting)
-    }
-
-    /// Codes that say part of the path could not be inspected.
-    pub fn leaves_path_uncertain(self) -> bool {
-        matches!(
-            self,
-            Code::TapsNotChecked
-                | Code::TapUnknownSetting
-                | Code::FeaturesUnreadable
-                | Code::PathIncomplete
-        )
-    }
-}
-
-impl std::fmt::Display for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Code {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Code, String> {
-        Code::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown finding code {s:?}"))
-    }
-}
+pub use crate::vocab::Code;
+use crate::vocab::{Finding, Passed, Severity};
 
 /// Collects findings and passed checks; titles and usual severities come from the knowledge
 /// base.
-pub struct Findings {
-    kb: &'static Knowledge,
+pub struct Findings<'k> {
+    kb: &'k Knowledge,
     pub(super) findings: Vec<Finding>,
     pub(super) passed: Vec<Passed>,
 }
 
-impl Findings {
-    pub fn new() -> Findings {
+impl<'k> Findings<'k> {
+    pub fn new(kb: &'k Knowledge) -> Findings<'k> {
         Findings {
-            kb: Knowledge::get(),
+            kb,
             findings: Vec::new(),
             passed: Vec::new(),
         }
+    }
+
+    /// The knowledge base the findings are written with.
+    pub fn kb(&self) -> &'k Knowledge {
+        self.kb
     }
 
     /// Raises `code` with its usual severity.
@@ -300,75 +124,13 @@ impl Findings {
     }
 }
 
-impl Default for Findings {
-    fn default() -> Self {
-        Findings::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The public contract: dashboards key on these names. Changing one is a breaking change.
-    #[test]
-    fn public_codes_are_pinned() {
-        let mut names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "completions-missing",
-                "copies-unexplained",
-                "device-down",
-                "errqueue-not-drained",
-                "features-unreadable",
-                "io-uring-in-use",
-                "io-uring-unavailable",
-                "kernel-too-old",
-                "live-contradicts-prediction",
-                "live-copied",
-                "live-nothing-transmitted",
-                "live-probe-not-run",
-                "live-sample-too-small",
-                "live-timing-unreliable",
-                "local-delivery",
-                "lower-device-elsewhere",
-                "memlock-limit",
-                "no-scatter-gather",
-                "no-tx-checksum",
-                "optmem-low",
-                "path-incomplete",
-                "process-memlock-limit",
-                "tap-forces-copy",
-                "tap-ignores-outgoing",
-                "tap-unknown-setting",
-                "taps-not-checked",
-                "tunnel-encrypts",
-                "tunnel-mtu-fragments",
-                "udp-fragmentation",
-                "veth-path",
-                "zerocopy-enobufs",
-                "zerocopy-enomem",
-                "zerocopy-not-requested",
-                "zerocopy-slower",
-            ]
-        );
-    }
-
-    #[test]
-    fn serde_names_are_the_public_names() {
-        for code in Code::ALL {
-            let json = serde_json::to_string(&code).expect("serialize");
-            assert_eq!(json, format!("\"{}\"", code.as_str()));
-            assert_eq!(code.as_str().parse::<Code>(), Ok(code));
-        }
-        assert!("tap-forces-copies".parse::<Code>().is_err());
-    }
-
     #[test]
     fn collector_takes_title_and_severity_from_the_knowledge_base() {
-        let mut f = Findings::new();
+        let mut f = Findings::new(Knowledge::builtin());
         f.raise(Code::OptmemLow, "s".into(), serde_json::json!({}), vec![]);
         f.raise_as(
             Code::TapForcesCopy,

@@ -45,10 +45,10 @@ mod tests {
     #[test]
     fn udp_needs_5_0_and_tcp_4_14() {
         let ev = evidence_with_kernel("4.18.0-553.el8_10.x86_64");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, Protocol::Udp, &mut out);
         assert!(out.has(Code::KernelTooOld));
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, Protocol::Tcp, &mut out);
         assert!(!out.has(Code::KernelTooOld));
         assert_eq!(
@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn unparsed_release_is_not_a_finding() {
         let ev = evidence_with_kernel("custom");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, Protocol::Udp, &mut out);
         assert!(out.findings.is_empty());
         assert!(out.passed[0].detail.contains("not parsed"));

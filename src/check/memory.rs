@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::findings::{Code, Findings};
 use crate::evidence::Evidence;
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 /// One notification skb (SKB_TRUESIZE(0) on x86-64) is charged to optmem until its completion
 /// is read; this many sends in flight per socket is a modest burst.
@@ -180,12 +180,12 @@ mod tests {
     fn optmem_20480_is_low_and_131072_is_not() {
         let mut ev = fixture("clean-nic");
         ev.sysctls.optmem_max = Some(20480);
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_optmem(&ev, &mut out);
         assert!(out.has(Code::OptmemLow));
         assert!(out.findings[0].summary.contains("about 35 zerocopy sends"));
         ev.sysctls.optmem_max = Some(131072);
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_optmem(&ev, &mut out);
         assert!(out.findings.is_empty());
         assert_eq!(out.passed.len(), 1);
@@ -195,14 +195,14 @@ mod tests {
     fn enobufs_blames_memlock_only_when_it_applies() {
         let mut ev = fixture("live-enobufs-memlock");
         assert_eq!(enobufs_limit(&ev), Limit::Memlock);
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_memlock(&ev, 3, 0, &mut out);
         assert_eq!(out.findings[0].severity, Severity::Blocker);
         if let Some(p) = ev.process.as_mut() {
             p.cap_ipc_lock = true;
         }
         assert_eq!(enobufs_limit(&ev), Limit::OptmemMax);
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_memlock(&ev, 3, 0, &mut out);
         assert!(out.findings.is_empty());
     }
@@ -214,7 +214,7 @@ mod tests {
         if let Some(p) = ev.process.as_mut() {
             p.memlock_soft = None;
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_enobufs(&ev, 1, &mut out);
         assert!(out.findings[0].remediation[0].contains(&u64::MAX.to_string()));
     }
@@ -222,21 +222,21 @@ mod tests {
     #[test]
     fn enomem_blames_memlock_only_when_it_applies() {
         let mut ev = fixture("live-enobufs-memlock");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_enomem(&ev, 5, 0, &mut out);
         assert_eq!(out.findings[0].code, Code::ZerocopyEnomem);
         assert!(out.findings[0].summary.contains("RLIMIT_MEMLOCK (8192 KiB"));
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_memlock(&ev, 0, 5, &mut out);
         assert_eq!(out.findings[0].severity, Severity::Blocker);
         assert!(out.findings[0].summary.contains("ENOMEM"));
         if let Some(p) = ev.process.as_mut() {
             p.cap_ipc_lock = true;
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_enomem(&ev, 5, 0, &mut out);
         assert!(out.findings[0].summary.contains("not RLIMIT_MEMLOCK"));
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check_enomem(&ev, 0, 0, &mut out);
         assert!(out.findings.is_empty());
     }

@@ -4,7 +4,7 @@
 //! One module per area, run in the order traffic meets them: [`kernel`], [`path`] (local
 //! delivery, veth, devices), [`offloads`], [`memory`] (optmem), [`taps`], [`live`] (with
 //! [`cost`] and the ENOBUFS attribution of [`memory`]); then [`verdict`]. Each raises
-//! [`Code`]s into [`Findings`]; the knowledge base (`checks/findings.toml`) supplies titles and
+//! [`Code`]s into [`Findings`]; the knowledge base (`checks/findings/`) supplies titles and
 //! usual severities, [`tap_fix`] the owner-specific remediation of taps.
 
 pub mod cost;
@@ -27,11 +27,13 @@ pub use crate::evidence::Protocol;
 pub use findings::{Code, Findings};
 
 use crate::evidence::Evidence;
-use crate::report::Report;
+use crate::knowledge::Knowledge;
+use crate::report::{Diagnosis, Report};
 
-/// Diagnoses `ev` for `protocol` traffic: findings ranked by severity, passes, and the verdict.
-pub fn diagnose(ev: &Evidence, protocol: Protocol) -> Report {
-    let mut out = Findings::new();
+/// Diagnoses `ev` for `protocol` traffic with the knowledge base `kb`: findings ranked by
+/// severity, passes, and the verdict.
+pub fn diagnose(ev: &Evidence, protocol: Protocol, kb: &Knowledge) -> Report {
+    let mut out = Findings::new(kb);
     kernel::check(ev, protocol, &mut out);
     path::check(ev, &mut out);
     tunnel_mtu::check(ev, &mut out);
@@ -49,5 +51,11 @@ pub fn diagnose(ev: &Evidence, protocol: Protocol) -> Report {
     } = out;
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let verdict = verdict::verdict(ev, &findings);
-    Report::new(ev, protocol, findings, passed, verdict)
+    let diagnosis = Diagnosis {
+        findings,
+        passed,
+        verdict,
+        live_summary: ev.live.as_ref().map(live::summary::summary),
+    };
+    Report::new(ev, protocol, diagnosis)
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::hops::{Hop, Toward, every_hop, hops, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, HopRole, ProbeName, ProbeState, Protocol};
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 fn features_unreadable(ev: &Evidence, out: &mut Findings) {
     let unreadable: Vec<&str> = hops(ev)
@@ -409,7 +409,7 @@ mod tests {
     fn a_device_two_families_cross_needs_both_checksums() {
         let mut ev = fixture("process-pid-many-ways");
         ipv4_checksum_only(&mut ev.stack[0]);
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, Protocol::Udp, &mut out);
         let warned = out.findings.iter().find(|f| f.code == Code::NoTxChecksum);
         assert_eq!(
@@ -420,7 +420,7 @@ mod tests {
 
         let serving = ev.serving.as_mut().expect("serving");
         serving.routes[1].peer = "2001:db8::2".parse().expect("address");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, Protocol::Udp, &mut out);
         let f = out
             .findings

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::hops::{Toward, Way, hops, netns_label, ways, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, HopRole, LiveProbe, NetnsRef, PathEnd};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 pub fn check(ev: &Evidence, out: &mut Findings) {
     // A device two ways start at is one finding (the first way's); so is a lower device in
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn loopback_is_local_delivery() {
         let ev = fixture("loopback");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         assert!(out.has(Code::LocalDelivery));
         assert!(
@@ -393,7 +393,7 @@ mod tests {
         ] {
             let mut ev = evidence_with_kernel(release);
             ev.stack[0].kind = DeviceKind::Veth;
-            let mut out = Findings::new();
+            let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
             check(&ev, &mut out);
             assert_eq!(out.findings[0].code, Code::VethPath);
             assert_eq!(out.findings[0].severity, severity, "{release}");
@@ -409,7 +409,7 @@ mod tests {
         for (release, raised) in [("6.16.3", true), ("6.18.44", false)] {
             ev.kernel.release = release.to_string();
             ev.kernel.version = crate::evidence::KernelVersion::parse(release);
-            let mut out = Findings::new();
+            let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
             check(&ev, &mut out);
             let veth = out.findings.iter().find(|f| f.code == Code::VethPath);
             assert_eq!(veth.is_some(), raised, "{release}");
@@ -426,7 +426,7 @@ mod tests {
         let mut ev = fixture("clean-nic");
         ev.stack[0].admin_up = false;
         ev.stack[0].oper_state = "down".into();
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         let f = &out.findings[0];
         assert_eq!(f.code, Code::DeviceDown);
@@ -435,7 +435,7 @@ mod tests {
 
         ev.stack[0].admin_up = true;
         ev.stack[0].oper_state = "lowerlayerdown".into();
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         assert!(out.findings[0].summary.contains("up but not running"));
     }
@@ -444,7 +444,7 @@ mod tests {
     fn lower_in_another_namespace_is_named() {
         let mut ev = fixture("clean-nic");
         ev.stack[0].lowers_elsewhere = vec![5, 7];
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         let f = &out.findings[0];
         assert_eq!(f.code, Code::LowerDeviceElsewhere);

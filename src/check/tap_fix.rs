@@ -40,8 +40,7 @@ fn fill_daemon_line(line: &str, o: &Owner, device: &str, netns: &str) -> String 
 /// What the owner is (notes) and the remediation specific to it, from the known tap daemons;
 /// generic for unknown owners. `receive`: the traffic is received where the tap is, so what the
 /// setting would change is left out.
-pub fn for_socket(s: &PacketSocket, receive: bool) -> (Vec<String>, Vec<String>) {
-    let kb = Knowledge::get();
+pub fn for_socket(kb: &Knowledge, s: &PacketSocket, receive: bool) -> (Vec<String>, Vec<String>) {
     let device = s
         .device
         .clone()

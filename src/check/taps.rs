@@ -10,7 +10,7 @@ use crate::evidence::{
     Evidence, HopRole, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState,
 };
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 /// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
 /// unbound in a hop's namespace, or unbound anywhere before Linux 6.15 (the first hop that
@@ -207,7 +207,7 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         let mut fix: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         for (s, _) in &g.sockets {
-            let (n, f) = tap_fix::for_socket(s, g.receive);
+            let (n, f) = tap_fix::for_socket(out.kb(), s, g.receive);
             notes.extend(n);
             fix.extend(f);
         }

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::live::{Totals, shortfall};
 use crate::evidence::{Evidence, SocketRouting};
-use crate::report::{Basis, Finding, Severity, Verdict, Zerocopy};
+use crate::report::{Basis, Verdict, Zerocopy};
+use crate::vocab::{Finding, Severity};
 
 pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
     let blocker = findings.iter().any(|f| f.severity == Severity::Blocker);
@@ -202,7 +203,7 @@ fn possible(findings: &[Finding]) -> Vec<String> {
     findings
         .iter()
         .filter(|f| f.severity == Severity::Warning && f.code.predicts_copies())
-        .filter(|f| f.code != crate::check::Code::UdpFragmentation)
+        .filter(|f| f.code != crate::vocab::Code::UdpFragmentation)
         .map(|f| match f.evidence.get("device").and_then(Value::as_str) {
             Some(d) => format!("{} on {d}", f.code),
             None => f.code.to_string(),
@@ -248,7 +249,7 @@ mod tests {
     #[test]
     fn unread_parts_make_an_unknown_not_a_yes() {
         let ev = fixture("clean-nic");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         out.raise(
             Code::TapsNotChecked,
             "s".into(),
@@ -263,7 +264,7 @@ mod tests {
     #[test]
     fn a_possible_cause_makes_an_unknown_not_a_yes() {
         let ev = fixture("clean-nic");
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         out.raise_as(
             Code::TapForcesCopy,
             Severity::Warning,

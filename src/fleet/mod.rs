@@ -11,8 +11,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::Code;
-use crate::report::{Basis, SCHEMA_VERSION, Severity, Zerocopy};
+use crate::report::{Basis, SCHEMA_VERSION, Zerocopy};
+use crate::vocab::Code;
+use crate::vocab::Severity;
 
 /// The largest report read (real ones are tens of KiB): a file or one line of stdin.
 pub const MAX_REPORT: usize = 8 << 20;

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::render::escape;
-use crate::report::{Basis, Report, Severity, Zerocopy};
+use crate::report::{Basis, Report, Zerocopy};
+use crate::vocab::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -164,7 +165,7 @@ mod tests {
         );
         let text = std::fs::read_to_string(path).expect("fixture");
         let ev: Evidence = serde_json::from_str(&text).expect("evidence");
-        diagnose(&ev, Protocol::Udp)
+        diagnose(&ev, Protocol::Udp, crate::knowledge::Knowledge::builtin())
     }
 
     /// One perfdata item, per the monitoring-plugins guidelines (strict: no spaces inside).

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::report::{Basis, Report, Severity, Zerocopy};
+use crate::report::{Basis, Report, Zerocopy};
+use crate::vocab::Severity;
 
 /// A label value as the format requires: `\` as `\\`, `"` as `\"`, a line feed as `\n`.
 pub fn label_value(s: &str) -> String {
@@ -296,7 +297,7 @@ mod tests {
         );
         let text = std::fs::read_to_string(path).expect("fixture");
         let ev: Evidence = serde_json::from_str(&text).expect("evidence");
-        diagnose(&ev, Protocol::Udp)
+        diagnose(&ev, Protocol::Udp, crate::knowledge::Knowledge::builtin())
     }
 
     const T: Duration = Duration::from_millis(1_700_000_000_250);

@@ -258,7 +258,7 @@ pub fn on_host(all: &[Scenario]) -> ! {
     conclusion.exit()
 }
 
-/// `knowledge::proven_on_matches_the_tier`: each entry of checks/findings.toml names exactly
+/// `knowledge::proven_on_matches_the_tier`: each file of checks/findings/ names exactly
 /// the tier's kernels on which a passing scenario proved it (ignored unless the whole tier ran).
 fn proven_on_trial(
     whole_tier: bool,
@@ -270,18 +270,18 @@ fn proven_on_trial(
     }
     libtest_mimic::Trial::test(name, move || {
         let mut wrong = Vec::new();
-        for entry in &zcdoctor::knowledge::Knowledge::get().entries {
+        for entry in &zcdoctor::knowledge::Knowledge::builtin().entries {
             let code = entry.code.as_str();
             let declared: BTreeSet<String> = entry.proven_on.iter().cloned().collect();
             let got = proved.get(code).cloned().unwrap_or_default();
             if declared != got {
                 wrong.push(format!(
-                    "{code}: proven_on = {declared:?} in checks/findings.toml, proven by the tier on {got:?}"
+                    "{code}: proven_on = {declared:?} in checks/findings/{code}.toml, proven by the tier on {got:?}"
                 ));
             }
         }
         for code in proved.keys() {
-            if !zcdoctor::knowledge::Knowledge::get()
+            if !zcdoctor::knowledge::Knowledge::builtin()
                 .entries
                 .iter()
                 .any(|e| e.code.as_str() == code)

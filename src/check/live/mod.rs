@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 mod not_run;
 mod proof;
+pub mod summary;
 mod uring;
 
 pub use proof::{
@@ -246,18 +247,22 @@ mod tests {
         live.runs = vec![run.clone(), run];
         let totals = Totals::of(live);
         assert_eq!(totals.completions, u64::MAX);
-        let report = crate::check::diagnose(&ev, crate::evidence::Protocol::Udp);
+        let report = crate::check::diagnose(
+            &ev,
+            crate::evidence::Protocol::Udp,
+            crate::knowledge::Knowledge::builtin(),
+        );
         assert_eq!(report.verdict.zerocopy, crate::report::Zerocopy::Yes);
         assert!(!report.verdict.summary.contains("no completions"));
     }
 
-    fn not_run_finding(cause: Option<NotRun>) -> crate::report::Finding {
+    fn not_run_finding(cause: Option<NotRun>) -> crate::vocab::Finding {
         let mut ev = fixture("live-clean");
         let live = ev.live.as_mut().expect("live");
         live.not_run = Some("fact".to_string());
         live.not_run_cause = cause;
         live.runs.clear();
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         out.findings.pop().expect("a finding")
     }
@@ -316,7 +321,7 @@ mod tests {
                 },
             });
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         let f = out
             .findings
@@ -338,7 +343,7 @@ mod tests {
                 },
             });
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         assert!(!out.has(Code::LiveNothingTransmitted));
     }
@@ -355,13 +360,13 @@ mod tests {
         assert_eq!(t.copied, u64::MAX);
     }
 
-    fn unavailable(why: UringUnavailable) -> crate::report::Finding {
+    fn unavailable(why: UringUnavailable) -> crate::vocab::Finding {
         let mut ev = fixture("live-uring-disabled-sysctl");
         let live = ev.live.as_mut().expect("live");
         if let Some(s) = live.io_uring.as_mut() {
             s.unavailable = Some(why);
         }
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         assert!(!out.has(Code::LiveProbeNotRun));
         out.findings
@@ -410,7 +415,7 @@ mod tests {
             (before.copied, before.completions)
         );
         assert_eq!(after.enomem, 2 * live.runs.len() as u64);
-        let mut out = Findings::new();
+        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
         check(&ev, &mut out);
         let f = out
             .findings

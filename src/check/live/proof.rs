@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{Totals, primary_runs};
 use crate::check::findings::{Code, Findings};
 use crate::evidence::{Evidence, LiveProbe, LiveRun, MIN_TIMED_SECONDS, PhaseEnd, RunPattern};
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 /// A live "yes" needs at least this many zerocopy completions in each primary run: with 100,
 /// a path that copies 3% of its sends shows at least one COPIED completion with 95%

@@ -70,7 +70,7 @@ mod tests {
     use super::*;
     use crate::check::process::testing::{process, run, socket};
     use crate::evidence::IoUring;
-    use crate::report::Severity;
+    use crate::vocab::Severity;
 
     #[test]
     fn io_uring_is_reported_with_its_fdinfo() {

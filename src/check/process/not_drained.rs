@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::check::findings::{Code, Findings};
 use crate::evidence::{InetSocket, ProcessEvidence};
-use crate::report::Severity;
+use crate::vocab::Severity;
 
 /// One zerocopy notification skb (`SKB_TRUESIZE(0)`) as measured on Linux 6.18 x86-64: 157
 /// unread notifications held 130624 bytes. The next send needs this much headroom under

@@ -72,10 +72,10 @@ pub(super) fn process(comm: &str, sockets: Vec<InetSocket>) -> ProcessEvidence {
     }
 }
 
-pub(super) fn run(p: ProcessEvidence) -> Findings {
+pub(super) fn run(p: ProcessEvidence) -> Findings<'static> {
     let mut ev = fixture("clean-nic");
     ev.processes = vec![p];
-    let mut out = Findings::new();
+    let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
     check(&ev, &mut out);
     out
 }

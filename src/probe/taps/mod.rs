@@ -196,7 +196,7 @@ impl super::Probe for TapsProbe {
         use crate::evidence::ProbeState;
         let caps = super::host::process_limits();
         let scan = scan(&ScanOptions {
-            known_daemons: crate::knowledge::Knowledge::get()
+            known_daemons: crate::knowledge::Knowledge::builtin()
                 .daemons
                 .iter()
                 .flat_map(|d| d.names.iter().cloned())
