@@ -16,7 +16,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 
 use crate::evidence::{
-    Evidence, Fact, NamespaceSysctls, NetnsRef, ProbeName, ProbeState, ProcessEvidence,
+    Evidence, Fact, IoUring, NamespaceSysctls, NetnsRef, ProbeName, ProbeState, ProcessEvidence,
 };
 
 use super::taps::cgroup;
@@ -93,13 +93,7 @@ pub fn exists(pid: u32) -> bool {
 /// Everything about process `pid`; what cannot be read is recorded as such.
 pub fn read_process(pid: u32) -> ProcessEvidence {
     let mut problems = Vec::new();
-    let comm = match limits::read_bounded(&format!("/proc/{pid}/comm"), 64) {
-        Ok((b, _)) => String::from_utf8_lossy(&b).trim_end().to_string(),
-        Err(e) => {
-            problems.push(e.to_string());
-            String::new()
-        }
-    };
+    let comm = read_comm(pid, &mut problems);
     let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
         Ok(p) => Fact::Read(p.to_string_lossy().into_owned()),
         Err(e) => Fact::Failed(limits::io_error(&format!("readlink /proc/{pid}/exe"), &e)),
@@ -113,69 +107,13 @@ pub fn read_process(pid: u32) -> ProcessEvidence {
     };
     let status = limits::status(pid);
     let (netns, ns_handle) = process_netns(pid);
-    let cg = match limits::read_bounded(&format!("/proc/{pid}/cgroup"), 16384) {
-        Ok((b, _)) => match <procfs::ProcessCGroups as procfs::FromRead>::from_read(&b[..]) {
-            Ok(c) => cgroup::of_process(&c),
-            Err(e) => {
-                problems.push(format!("/proc/{pid}/cgroup: {e}"));
-                cgroup::CgroupSummary::default()
-            }
-        },
-        Err(e) => {
-            problems.push(e.to_string());
-            cgroup::CgroupSummary::default()
-        }
-    };
+    let cg = read_cgroup(pid, &mut problems);
 
     let fds = list_fds(pid, &mut problems);
     let scan = sockets::read_all(pid, &fds.sockets);
-    if scan.vanished > 0 {
-        problems.push(format!(
-            "{} socket descriptor(s) were closed or reused while being read",
-            scan.vanished
-        ));
-    }
-    if scan.unreadable_count as usize > scan.unreadable.len() {
-        problems.push(format!(
-            "{} socket descriptor(s) could not be read; the first {} are listed",
-            scan.unreadable_count,
-            scan.unreadable.len()
-        ));
-    }
-
-    // optmem_max of the process's namespace, then of every other namespace its sockets are in.
-    let mut namespaces = Vec::new();
-    if let (Fact::Read(n), Some(h)) = (&netns, &ns_handle) {
-        namespaces.push(NamespaceSysctls {
-            netns: n.clone(),
-            optmem_max: limits::optmem_max_in(h, n.inode),
-        });
-    }
-    for (ino, handle) in &scan.namespaces {
-        if namespaces.iter().any(|n| n.netns.inode == *ino) {
-            continue;
-        }
-        namespaces.push(NamespaceSysctls {
-            netns: NetnsRef {
-                inode: *ino,
-                name: netns_name(*ino),
-            },
-            optmem_max: limits::optmem_max_in(handle, *ino),
-        });
-    }
-
-    let io_urings = fds
-        .urings
-        .iter()
-        .take(URINGS_MAX)
-        .map(|fd| uring::read(pid, *fd))
-        .collect();
-    if fds.urings.len() > URINGS_MAX {
-        problems.push(format!(
-            "{} io_uring instances; the first {URINGS_MAX} are recorded",
-            fds.urings.len()
-        ));
-    }
+    note_unread_sockets(&scan, &mut problems);
+    let namespaces = namespace_sysctls(&netns, ns_handle.as_ref(), &scan);
+    let io_urings = read_urings(pid, &fds.urings, &mut problems);
 
     ProcessEvidence {
         pid,
@@ -201,6 +139,95 @@ pub fn read_process(pid: u32) -> ProcessEvidence {
         io_urings,
         problems,
     }
+}
+
+/// `/proc/PID/comm` (empty when it cannot be read).
+fn read_comm(pid: u32, problems: &mut Vec<String>) -> String {
+    match limits::read_bounded(&format!("/proc/{pid}/comm"), 64) {
+        Ok((b, _)) => String::from_utf8_lossy(&b).trim_end().to_string(),
+        Err(e) => {
+            problems.push(e.to_string());
+            String::new()
+        }
+    }
+}
+
+/// The cgroup, systemd unit and container of `pid` from `/proc/PID/cgroup`.
+fn read_cgroup(pid: u32, problems: &mut Vec<String>) -> cgroup::CgroupSummary {
+    match limits::read_bounded(&format!("/proc/{pid}/cgroup"), 16384) {
+        Ok((b, _)) => match <procfs::ProcessCGroups as procfs::FromRead>::from_read(&b[..]) {
+            Ok(c) => cgroup::of_process(&c),
+            Err(e) => {
+                problems.push(format!("/proc/{pid}/cgroup: {e}"));
+                cgroup::CgroupSummary::default()
+            }
+        },
+        Err(e) => {
+            problems.push(e.to_string());
+            cgroup::CgroupSummary::default()
+        }
+    }
+}
+
+/// The socket descriptors the scan could not read, or found closed or reused.
+fn note_unread_sockets(scan: &sockets::SocketScan, problems: &mut Vec<String>) {
+    if scan.vanished > 0 {
+        problems.push(format!(
+            "{} socket descriptor(s) were closed or reused while being read",
+            scan.vanished
+        ));
+    }
+    if scan.unreadable_count as usize > scan.unreadable.len() {
+        problems.push(format!(
+            "{} socket descriptor(s) could not be read; the first {} are listed",
+            scan.unreadable_count,
+            scan.unreadable.len()
+        ));
+    }
+}
+
+/// optmem_max of the process's namespace, then of every other namespace its sockets are in.
+fn namespace_sysctls(
+    netns: &Fact<NetnsRef>,
+    ns_handle: Option<&File>,
+    scan: &sockets::SocketScan,
+) -> Vec<NamespaceSysctls> {
+    let mut namespaces = Vec::new();
+    if let (Fact::Read(n), Some(h)) = (netns, ns_handle) {
+        namespaces.push(NamespaceSysctls {
+            netns: n.clone(),
+            optmem_max: limits::optmem_max_in(h, n.inode),
+        });
+    }
+    for (ino, handle) in &scan.namespaces {
+        if namespaces.iter().any(|n| n.netns.inode == *ino) {
+            continue;
+        }
+        namespaces.push(NamespaceSysctls {
+            netns: NetnsRef {
+                inode: *ino,
+                name: netns_name(*ino),
+            },
+            optmem_max: limits::optmem_max_in(handle, *ino),
+        });
+    }
+    namespaces
+}
+
+/// The io_uring instances of `pid` (the first [`URINGS_MAX`] of `fds`).
+fn read_urings(pid: u32, fds: &[i32], problems: &mut Vec<String>) -> Vec<IoUring> {
+    let io_urings = fds
+        .iter()
+        .take(URINGS_MAX)
+        .map(|fd| uring::read(pid, *fd))
+        .collect();
+    if fds.len() > URINGS_MAX {
+        problems.push(format!(
+            "{} io_uring instances; the first {URINGS_MAX} are recorded",
+            fds.len()
+        ));
+    }
+    io_urings
 }
 
 struct Fds {

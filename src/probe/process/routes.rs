@@ -260,22 +260,24 @@ pub fn serving(
     stop: &AtomicBool,
     main: &Evidence,
 ) -> Option<Serving> {
-    plan.destinations.first()?;
+    let first = plan.destinations.first()?;
     if !plan.is_here() {
         return None;
     }
-    let mut serving = Serving {
-        also_peers: Vec::new(),
-        pid: *plan.pids.first()?,
-        also_pids: plan.pids[1..].to_vec(),
-        peer: plan.destinations[0].peer,
-        sockets: plan.destinations[0].sockets.clone(),
-        routing: Some(plan.destinations[0].routing.clone()),
+    let mut ways = WaysOut {
+        serving: Serving {
+            also_peers: Vec::new(),
+            pid: *plan.pids.first()?,
+            also_pids: plan.pids[1..].to_vec(),
+            peer: first.peer,
+            sockets: first.sockets.clone(),
+            routing: Some(first.routing.clone()),
+            routes: Vec::new(),
+            others: Vec::new(),
+        },
+        main: way_out(first.peer, &main.stack, main.path.as_ref()),
         routes: Vec::new(),
-        others: Vec::new(),
     };
-    let main_way = way_out(plan.destinations[0].peer, &main.stack, main.path.as_ref());
-    let mut ways: Vec<WayOut> = Vec::new();
     let (read, unread) = plan.destinations[1..].split_at(
         plan.destinations
             .len()
@@ -284,62 +286,86 @@ pub fn serving(
     );
     if !unread.is_empty() {
         let sockets: usize = unread.iter().map(|d| d.sockets.len()).sum();
-        serving.others.push(format!(
+        ways.serving.others.push(format!(
             "{} more destination(s) with {sockets} socket(s), not read: a report reads the ways of the {} largest groups (diagnose one with --target)",
             unread.len(),
             MAX_DESTINATIONS_READ + 1
         ));
     }
     for d in read {
-        let listed = || format!("{}: {}", d.peer, short_list(&d.sockets));
-        if d.netns != plan.destinations[0].netns {
-            serving.others.push(format!(
-                "{} (in another network namespace, net:[{}]: diagnose it with --netns and --target)",
-                listed(),
-                d.netns
-            ));
-            continue;
+        match read_way_out(d, first.netns, opts, stop) {
+            Ok(ev) => ways.add(d, ev),
+            Err(why) => ways.serving.others.push(why),
         }
-        if stop.load(Ordering::Relaxed) {
-            serving
-                .others
-                .push(format!("{} (not read: interrupted)", listed()));
-            continue;
-        }
-        let route_opts = GatherOptions {
-            path_target: Some(d.peer),
-            path_routing: d.routing.clone(),
-            iface: None,
-            selection: opts.selection.clone(),
-            live: None,
-            pids: Vec::new(),
-            prefetched: Vec::new(),
-        };
-        if let Err(e) = route_opts.route(d.peer) {
-            serving
-                .others
-                .push(format!("{} (no route to it here: {e})", listed()));
-            continue;
-        }
-        let ev = match gather_route(&route_opts, stop) {
-            Ok(ev) => ev,
-            Err(e) => {
-                serving
-                    .others
-                    .push(format!("{} (its way out could not be read: {e})", listed()));
-                continue;
-            }
-        };
+    }
+    Some(ways.serving)
+}
+
+/// `peer: fd …, fd …`: a destination as the report lists it.
+fn listed(d: &SocketDestination) -> String {
+    format!("{}: {}", d.peer, short_list(&d.sockets))
+}
+
+/// The evidence gathered toward destination `d` (its stack and path), or why it is not read:
+/// it is in another namespace than `netns` (the diagnosed one), the run was stopped, or its
+/// route or way out could not be read.
+fn read_way_out(
+    d: &SocketDestination,
+    netns: u64,
+    opts: &GatherOptions,
+    stop: &AtomicBool,
+) -> Result<Evidence, String> {
+    if d.netns != netns {
+        return Err(format!(
+            "{} (in another network namespace, net:[{}]: diagnose it with --netns and --target)",
+            listed(d),
+            d.netns
+        ));
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err(format!("{} (not read: interrupted)", listed(d)));
+    }
+    let route_opts = GatherOptions {
+        path_target: Some(d.peer),
+        path_routing: d.routing.clone(),
+        iface: None,
+        selection: opts.selection.clone(),
+        live: None,
+        pids: Vec::new(),
+        prefetched: Vec::new(),
+    };
+    if let Err(e) = route_opts.route(d.peer) {
+        return Err(format!("{} (no route to it here: {e})", listed(d)));
+    }
+    gather_route(&route_opts, stop)
+        .map_err(|e| format!("{} (its way out could not be read: {e})", listed(d)))
+}
+
+/// The destinations sorted by their way out: those that leave like the diagnosed path join it,
+/// each other way out is one route of the report (at most [`MAX_ROUTES`]).
+struct WaysOut {
+    serving: Serving,
+    /// The diagnosed path's way out.
+    main: WayOut,
+    /// The way out of each of `serving.routes`, in the same order.
+    routes: Vec<WayOut>,
+}
+
+impl WaysOut {
+    /// Destination `d`, whose way out `ev` was gathered: onto the diagnosed path, onto a route
+    /// with the same way out, as a new route, or (past [`MAX_ROUTES`]) among the others.
+    fn add(&mut self, d: &SocketDestination, ev: Evidence) {
+        let serving = &mut self.serving;
         let way = way_out(d.peer, &ev.stack, ev.path.as_ref());
-        if way == main_way {
+        if way == self.main {
             serving.sockets.extend(d.sockets.iter().cloned());
             add_peer(&mut serving.also_peers, serving.peer, d.peer);
-        } else if let Some(i) = ways.iter().position(|w| *w == way) {
+        } else if let Some(i) = self.routes.iter().position(|w| *w == way) {
             let r = &mut serving.routes[i];
             r.sockets.extend(d.sockets.iter().cloned());
             add_peer(&mut r.also_peers, r.peer, d.peer);
         } else if serving.routes.len() < MAX_ROUTES {
-            ways.push(way);
+            self.routes.push(way);
             serving.routes.push(Route {
                 also_peers: Vec::new(),
                 peer: d.peer,
@@ -352,12 +378,11 @@ pub fn serving(
         } else {
             serving.others.push(format!(
                 "{} (not diagnosed: a report follows at most {} ways out; diagnose it with --target)",
-                listed(),
+                listed(d),
                 MAX_ROUTES + 1
             ));
         }
     }
-    Some(serving)
 }
 
 #[cfg(test)]

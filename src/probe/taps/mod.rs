@@ -71,52 +71,15 @@ pub struct ScanOptions {
 pub fn scan(opts: &ScanOptions) -> TapScan {
     let mut scan = TapScan::default();
 
-    let own = match netns::own_namespace() {
-        Ok(own) => Some(own),
-        Err(e) => {
-            scan.problems.push(format!(
-                "cannot stat /proc/thread-self/ns/net ({e}): the diagnosed namespace is unknown"
-            ));
-            None
-        }
-    };
+    let own = own_namespace(&mut scan);
     scan.diagnosed_netns = own.map_or(0, |(ino, _)| ino);
 
     let mut procs = netns::list_processes(&mut scan);
     let namespaces = netns::collect_namespaces(&procs, own, &mut scan);
     let tables = table::read_tables(&namespaces, scan.diagnosed_netns, &mut scan);
+    let holders = tap_holders(&tables, &mut procs, opts, &mut scan);
+    let owners = TapOwners::read(&procs, holders);
 
-    // The ETH_P_ALL sockets need owners.
-    let mut taps: HashSet<u64> = HashSet::new();
-    let mut tap_namespaces: HashSet<u64> = HashSet::new();
-    for (ns_ino, table) in &tables {
-        for s in table.sockets.iter().filter(|s| s.protocol == ETH_P_ALL) {
-            taps.insert(s.inode);
-            tap_namespaces.insert(*ns_ino);
-        }
-    }
-    let holders = if taps.is_empty() {
-        owners::Holders::new()
-    } else {
-        let known = owners::known_comms(&opts.known_daemons);
-        owners::order_for_walk(&mut procs, &tap_namespaces, &known);
-        owners::walk_owners(&procs, &taps, &mut scan)
-    };
-
-    // Owner details, once per pid.
-    let comm_of: HashMap<u32, &str> = procs.iter().map(|p| (p.pid, p.comm.as_str())).collect();
-    let mut owner_of: HashMap<u32, Owner> = HashMap::new();
-    for (pid, _) in holders.values().flatten() {
-        owner_of
-            .entry(*pid)
-            .or_insert_with(|| owners::owner_details(*pid, comm_of.get(pid).copied()));
-    }
-
-    let ptrace = if holders.is_empty() {
-        PtraceContext::default()
-    } else {
-        PtraceContext::read()
-    };
     for (ns_ino, table) in tables {
         let ns = namespaces.get(&ns_ino);
         let netns = NetnsRef {
@@ -124,55 +87,146 @@ pub fn scan(opts: &ScanOptions) -> TapScan {
             name: ns.and_then(|n| n.name.clone()),
         };
         for raw in table.sockets {
-            let device = (raw.ifindex != 0)
-                .then(|| table.names.get(&raw.ifindex).cloned())
-                .flatten();
-            let mut owners: Vec<Owner> = Vec::new();
-            let reading = if raw.protocol != ETH_P_ALL {
-                Reading {
-                    ignore_outgoing: setting::not_read(raw.protocol),
-                    fanout: None,
-                    problems: Vec::new(),
-                }
-            } else {
-                let held = holders.get(&raw.inode).map(Vec::as_slice).unwrap_or(&[]);
-                for (pid, _) in held {
-                    if !owners.iter().any(|o| o.pid == *pid)
-                        && let Some(o) = owner_of.get(pid)
-                    {
-                        owners.push(o.clone());
-                    }
-                }
-                if held.is_empty() {
-                    Reading {
-                        ignore_outgoing: setting::no_owner(&scan),
-                        fanout: None,
-                        problems: Vec::new(),
-                    }
-                } else {
-                    setting::read_setting_any(held, raw.inode, &ptrace)
-                }
-            };
-            scan.problems.extend(reading.problems);
-            scan.sockets.push(PacketSocket {
-                inode: raw.inode,
-                netns: netns.clone(),
-                sock_type: table::sock_type_name(raw.sock_type),
-                protocol: raw.protocol,
-                ifindex: (raw.ifindex != 0).then_some(raw.ifindex),
-                device,
-                running: raw.running,
-                uid: Some(raw.uid),
-                owners,
-                ignore_outgoing: reading.ignore_outgoing,
-                fanout: reading.fanout,
-            });
+            let socket = owners.packet_socket(raw, &table.names, netns.clone(), &mut scan);
+            scan.sockets.push(socket);
         }
     }
     let diagnosed = scan.diagnosed_netns;
     scan.sockets
         .sort_by_key(|s| (s.netns.inode != diagnosed, s.netns.inode, s.inode));
     scan
+}
+
+/// The calling thread's namespace (inode, device), the one diagnosed; `None` (and a problem)
+/// when it cannot be stat'ed.
+fn own_namespace(scan: &mut TapScan) -> Option<(u64, u64)> {
+    match netns::own_namespace() {
+        Ok(own) => Some(own),
+        Err(e) => {
+            scan.problems.push(format!(
+                "cannot stat /proc/thread-self/ns/net ({e}): the diagnosed namespace is unknown"
+            ));
+            None
+        }
+    }
+}
+
+/// The processes holding each ETH_P_ALL socket of `tables` (the only ones that need owners):
+/// known tap daemons are walked first, then processes in a namespace that holds a tap.
+fn tap_holders(
+    tables: &[(u64, table::NsTable)],
+    procs: &mut [netns::Proc],
+    opts: &ScanOptions,
+    scan: &mut TapScan,
+) -> owners::Holders {
+    let mut taps: HashSet<u64> = HashSet::new();
+    let mut tap_namespaces: HashSet<u64> = HashSet::new();
+    for (ns_ino, table) in tables {
+        for s in table.sockets.iter().filter(|s| s.protocol == ETH_P_ALL) {
+            taps.insert(s.inode);
+            tap_namespaces.insert(*ns_ino);
+        }
+    }
+    if taps.is_empty() {
+        return owners::Holders::new();
+    }
+    let known = owners::known_comms(&opts.known_daemons);
+    owners::order_for_walk(procs, &tap_namespaces, &known);
+    owners::walk_owners(procs, &taps, scan)
+}
+
+/// Who holds each tap, each holder's details (read once per pid), and what is needed to read
+/// a tap's settings through its holders.
+struct TapOwners {
+    holders: owners::Holders,
+    owner_of: HashMap<u32, Owner>,
+    ptrace: PtraceContext,
+}
+
+impl TapOwners {
+    fn read(procs: &[netns::Proc], holders: owners::Holders) -> TapOwners {
+        let comm_of: HashMap<u32, &str> = procs.iter().map(|p| (p.pid, p.comm.as_str())).collect();
+        let mut owner_of: HashMap<u32, Owner> = HashMap::new();
+        for (pid, _) in holders.values().flatten() {
+            owner_of
+                .entry(*pid)
+                .or_insert_with(|| owners::owner_details(*pid, comm_of.get(pid).copied()));
+        }
+        let ptrace = if holders.is_empty() {
+            PtraceContext::default()
+        } else {
+            PtraceContext::read()
+        };
+        TapOwners {
+            holders,
+            owner_of,
+            ptrace,
+        }
+    }
+
+    /// Packet socket `raw` of namespace `netns` (whose bound devices are `names`) as recorded,
+    /// with its owners and settings; what its reading ran into goes to `scan`'s problems.
+    fn packet_socket(
+        &self,
+        raw: table::RawSocket,
+        names: &HashMap<u32, String>,
+        netns: NetnsRef,
+        scan: &mut TapScan,
+    ) -> PacketSocket {
+        let device = (raw.ifindex != 0)
+            .then(|| names.get(&raw.ifindex).cloned())
+            .flatten();
+        let (owners, reading) = self.settings(&raw, scan);
+        scan.problems.extend(reading.problems);
+        PacketSocket {
+            inode: raw.inode,
+            netns,
+            sock_type: table::sock_type_name(raw.sock_type),
+            protocol: raw.protocol,
+            ifindex: (raw.ifindex != 0).then_some(raw.ifindex),
+            device,
+            running: raw.running,
+            uid: Some(raw.uid),
+            owners,
+            ignore_outgoing: reading.ignore_outgoing,
+            fanout: reading.fanout,
+        }
+    }
+
+    /// A tap's owners and its settings read through them; other packet sockets have neither.
+    fn settings(&self, raw: &table::RawSocket, scan: &TapScan) -> (Vec<Owner>, Reading) {
+        let mut owners: Vec<Owner> = Vec::new();
+        if raw.protocol != ETH_P_ALL {
+            let reading = Reading {
+                ignore_outgoing: setting::not_read(raw.protocol),
+                fanout: None,
+                problems: Vec::new(),
+            };
+            return (owners, reading);
+        }
+        let held = self
+            .holders
+            .get(&raw.inode)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for (pid, _) in held {
+            if !owners.iter().any(|o| o.pid == *pid)
+                && let Some(o) = self.owner_of.get(pid)
+            {
+                owners.push(o.clone());
+            }
+        }
+        let reading = if held.is_empty() {
+            Reading {
+                ignore_outgoing: setting::no_owner(scan),
+                fanout: None,
+                problems: Vec::new(),
+            }
+        } else {
+            setting::read_setting_any(held, raw.inode, &self.ptrace)
+        };
+        (owners, reading)
+    }
 }
 
 /// The `taps` probe.
