@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::vocab::{Code, Severity};
 
@@ -11,7 +11,8 @@ use crate::vocab::{Code, Severity};
 const FINDINGS_TOML: &str = include_str!(concat!(env!("OUT_DIR"), "/findings.toml"));
 const TAP_DAEMONS_TOML: &str = include_str!("../checks/tap-daemons.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+/// One finding code's entry (`zcdoctor explain`; `zcdoctor checks --json` prints them all).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Entry {
     pub code: Code,
     /// Where the check looks (`kernel`, `path`, `offloads`, `memory`, `taps`, `live`,

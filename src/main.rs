@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 
 use cli::args::{
-    CheckArgs, Cli, ColorChoice, Command, FailOn, FleetArgs, FleetFormat, Format, ParseError,
-    ProbeArgs,
+    CheckArgs, Cli, ColorChoice, Command, FailOn, FleetArgs, Format, OutputArgs, ParseError,
+    ProbeArgs, SinkArgs, SnapshotArgs,
 };
 use zcdoctor::check::{self, Code};
 use zcdoctor::evidence::{Evidence, validate};
@@ -209,57 +209,10 @@ fn run(cli: Cli) -> Result<u8> {
 fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Check(args) => check(&args, stdout),
-        Command::Snapshot(args) => {
-            let evidence = gather(&args.probe)?;
-            let text = serde_json::to_string_pretty(&evidence)?;
-            if args.output.as_os_str() == "-" {
-                writeln!(stdout, "{text}")?;
-            } else {
-                std::fs::write(&args.output, text + "\n")
-                    .with_context(|| format!("cannot write {}", args.output.display()))?;
-                let path = args.output.display().to_string();
-                eprintln!(
-                    "zcdoctor: recorded {} to {} (diagnose it with `zcdoctor check --from {}`)",
-                    escape::field(&evidence.interface),
-                    escape::field(&path),
-                    escape::field(&path)
-                );
-            }
-            Ok(0)
-        }
-        Command::Explain { code, color } => {
-            let kb = Knowledge::builtin();
-            match code.parse::<Code>().ok().and_then(|c| kb.entry(c)) {
-                Some(entry) => {
-                    render::explain(entry, use_color(color), stdout)?;
-                    Ok(0)
-                }
-                None => {
-                    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-                    bail!(
-                        "unknown finding code {code:?}; known codes: {}",
-                        codes.join(", ")
-                    )
-                }
-            }
-        }
-        Command::Checks { color } => {
-            render::list(&Knowledge::builtin().entries, use_color(color), stdout)?;
-            Ok(0)
-        }
-        Command::Probes => {
-            for p in probe::REGISTRY {
-                writeln!(
-                    stdout,
-                    "{:<9} {}{}\n          privileges: {}",
-                    p.name(),
-                    p.reads(),
-                    if p.required() { " (required)" } else { "" },
-                    p.privileges()
-                )?;
-            }
-            Ok(0)
-        }
+        Command::Snapshot(args) => snapshot(&args, stdout),
+        Command::Explain { code, color } => explain(&code, color, stdout),
+        Command::Checks { out, color } => checks(&out, color, stdout),
+        Command::Probes => probes(stdout),
         Command::Fleet(args) => fleet(&args, stdout),
         Command::Schema => {
             serde_json::to_writer_pretty(&mut *stdout, &zcdoctor::report::json_schema())?;
@@ -274,35 +227,113 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
             clap_mangen::Man::new(Cli::command()).render(stdout)?;
             Ok(0)
         }
-        Command::Sink(args) => {
-            zcdoctor::sink::run(
-                args.listen,
-                zcdoctor::sink::SinkOptions {
-                    max_conns: args.max_conns,
-                    idle_timeout: args.idle_timeout,
-                    duration: args.duration,
-                    min_rate: args.min_rate,
-                    max_conn_time: args.max_conn_time,
-                },
-                &cli::signals::stop_flag(),
-            )?;
+        Command::Sink(args) => sink(&args),
+    }
+}
+
+/// Writes a command's whole output where `--output` says (atomically), or to standard output.
+fn emit(out: &OutputArgs, text: &[u8], stdout: &mut dyn Write) -> Result<()> {
+    match &out.output {
+        Some(path) => cli::output::write_atomic(path, text)?,
+        None => stdout.write_all(text)?,
+    }
+    Ok(())
+}
+
+/// Color only for a terminal: never into --output unless asked with --color always.
+fn color_for(out: &OutputArgs, color: ColorChoice) -> bool {
+    match out.output {
+        Some(_) => matches!(color, ColorChoice::Always),
+        None => use_color(color),
+    }
+}
+
+fn snapshot(args: &SnapshotArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let evidence = gather(&args.probe)?;
+    let text = serde_json::to_string_pretty(&evidence)?;
+    if args.output.as_os_str() == "-" {
+        writeln!(stdout, "{text}")?;
+    } else {
+        std::fs::write(&args.output, text + "\n")
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        let path = args.output.display().to_string();
+        eprintln!(
+            "zcdoctor: recorded {} to {} (diagnose it with `zcdoctor check --from {}`)",
+            escape::field(&evidence.interface),
+            escape::field(&path),
+            escape::field(&path)
+        );
+    }
+    Ok(0)
+}
+
+fn explain(code: &str, color: ColorChoice, stdout: &mut dyn Write) -> Result<u8> {
+    let kb = Knowledge::builtin();
+    match code.parse::<Code>().ok().and_then(|c| kb.entry(c)) {
+        Some(entry) => {
+            render::explain(entry, use_color(color), stdout)?;
             Ok(0)
         }
+        None => {
+            let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+            bail!(
+                "unknown finding code {code:?}; known codes: {}",
+                codes.join(", ")
+            )
+        }
     }
+}
+
+fn checks(out: &OutputArgs, color: ColorChoice, stdout: &mut dyn Write) -> Result<u8> {
+    let entries = &Knowledge::builtin().entries;
+    let mut text = Vec::with_capacity(8 << 10);
+    match out.format() {
+        Format::Json => render::list_json(entries, &mut text)?,
+        Format::Markdown => render::list_markdown(entries, &mut text)?,
+        _ => render::list(entries, color_for(out, color), &mut text)?,
+    }
+    emit(out, &text, stdout)?;
+    Ok(0)
+}
+
+fn probes(stdout: &mut dyn Write) -> Result<u8> {
+    for p in probe::REGISTRY {
+        writeln!(
+            stdout,
+            "{:<9} {}{}\n          privileges: {}",
+            p.name(),
+            p.reads(),
+            if p.required() { " (required)" } else { "" },
+            p.privileges()
+        )?;
+    }
+    Ok(0)
+}
+
+fn sink(args: &SinkArgs) -> Result<u8> {
+    zcdoctor::sink::run(
+        args.listen,
+        zcdoctor::sink::SinkOptions {
+            max_conns: args.max_conns,
+            idle_timeout: args.idle_timeout,
+            duration: args.duration,
+            min_rate: args.min_rate,
+            max_conn_time: args.max_conn_time,
+        },
+        &cli::signals::stop_flag(),
+    )?;
+    Ok(0)
 }
 
 /// `zcdoctor check`. With `--format nagios` an error is a status line too (UNKNOWN, exit 3):
 /// a monitoring engine reads exit 2 as CRITICAL.
 fn check(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
     let result = check_inner(args, stdout);
-    match (result, args.format) {
-        (Err(e), Format::Nagios) if !args.json && !is_broken_pipe(&e) => {
+    match (result, args.out.format()) {
+        (Err(e), Format::Nagios) if !is_broken_pipe(&e) => {
             error_line(&format!("{e:#}"));
             let line = nagios::error_line(&format!("{e:#}"));
-            match &args.output {
-                Some(path) => cli::output::write_atomic(path, line.as_bytes())?,
-                None => stdout.write_all(line.as_bytes())?,
-            }
+            emit(&args.out, line.as_bytes(), stdout)?;
             Ok(nagios::Status::Unknown.exit_code())
         }
         (result, _) => result,
@@ -332,25 +363,20 @@ fn check_inner(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
         args.probe.protocol.protocol(),
         Knowledge::builtin(),
     );
-    let format = if args.json { Format::Json } else { args.format };
-    // Color only for a terminal: never into --output unless asked with --color always.
-    let color = match args.output {
-        Some(_) => matches!(args.color, ColorChoice::Always),
-        None => use_color(args.color),
-    };
+    let format = args.out.format();
     let mut text: Vec<u8> = Vec::with_capacity(16 << 10);
     match format {
         Format::Json => render::json(&report, &mut text)?,
-        Format::Human => render::human(&report, color, &mut text)?,
         Format::Prometheus => {
             render::prometheus::write(&report, std::time::SystemTime::now(), &mut text)?
         }
         Format::Nagios => nagios::write(&report, &mut text)?,
+        // Markdown is refused while parsing (`OutputArgs::refusal`).
+        Format::Human | Format::Markdown => {
+            render::human(&report, color_for(&args.out, args.color), &mut text)?
+        }
     }
-    match &args.output {
-        Some(path) => cli::output::write_atomic(path, &text)?,
-        None => stdout.write_all(&text)?,
-    }
+    emit(&args.out, &text, stdout)?;
     if matches!(format, Format::Nagios) {
         return Ok(nagios::status(&report).exit_code());
     }
@@ -383,23 +409,24 @@ fn fleet(args: &FleetArgs, stdout: &mut dyn Write) -> Result<u8> {
         }
     }
     let summary = f.summary();
-    match args.format {
-        FleetFormat::Human => {
-            stdout.write_all(zcdoctor::fleet::render::human(&summary).as_bytes())?
-        }
-        FleetFormat::Markdown => {
-            stdout.write_all(zcdoctor::fleet::render::markdown(&summary).as_bytes())?
-        }
-        FleetFormat::Json => zcdoctor::fleet::render::json(&summary, stdout)?,
+    let mut text = Vec::with_capacity(16 << 10);
+    match args.out.format() {
+        Format::Json => zcdoctor::fleet::render::json(&summary, &mut text)?,
+        Format::Markdown => text.extend(zcdoctor::fleet::render::markdown(&summary).bytes()),
+        // Prometheus and nagios are refused while parsing (`OutputArgs::refusal`).
+        _ => text.extend(zcdoctor::fleet::render::human(&summary).bytes()),
     }
+    emit(&args.out, &text, stdout)?;
     Ok(0)
 }
 
-/// `--format nagios` (or `--format=nagios`) on a command line clap refused.
+/// `check --format nagios` (or `--format=nagios`) on a command line clap refused.
 fn asks_nagios(args: &[std::ffi::OsString]) -> bool {
-    args.windows(2)
-        .any(|w| w[0] == "--format" && w[1] == "nagios")
-        || args.iter().any(|a| a == "--format=nagios")
+    args.get(1).is_some_and(|a| a == "check")
+        && (args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "nagios")
+            || args.iter().any(|a| a == "--format=nagios"))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -6,7 +6,7 @@ pub mod escape;
 pub mod nagios;
 pub mod prometheus;
 
-pub use codes::{explain, list};
+pub use codes::{explain, list, list_json, list_markdown};
 
 use std::io::{self, BufWriter, Write};
 
@@ -14,7 +14,7 @@ use owo_colors::{OwoColorize, Style};
 
 use crate::evidence::{
     Device, DeviceKind, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
-    SocketRouting,
+    Serving, SocketRouting,
 };
 use crate::report::{Basis, Report, Zerocopy};
 use crate::vocab::Severity;
@@ -283,6 +283,29 @@ fn path_chain(out: &mut dyn Write, p: &Palette, path: &PathEvidence) -> io::Resu
 
 pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
+    heading(out, &p, report)?;
+    write_tree(out, &report.stack, &report.interface, "", true, true)?;
+    l3_masters(out, &report.stack, &report.interface)?;
+    if let Some(path) = &report.path {
+        path_chain(out, &p, path)?;
+    }
+    if let Some(serving) = &report.serving {
+        other_routes(out, &p, serving)?;
+    }
+    for proc in &report.processes {
+        process_table(out, &p, proc)?;
+    }
+    writeln!(out)?;
+    verdict(out, &p, report)?;
+    if let Some(live) = &report.live_probe {
+        live_table(out, &p, live)?;
+    }
+    findings(out, &p, report)?;
+    passed_and_not_run(out, &p, report)
+}
+
+/// The tool, the host, the interface, and whose sockets' path it is.
+fn heading(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()> {
     writeln!(
         out,
         "{} {} · host {} · Linux {}",
@@ -320,47 +343,46 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         };
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
     }
-    write_tree(out, &report.stack, &report.interface, "", true, true)?;
-    l3_masters(out, &report.stack, &report.interface)?;
-    if let Some(path) = &report.path {
-        path_chain(out, &p, path)?;
-    }
-    if let Some(serving) = &report.serving {
-        for route in &serving.routes {
-            writeln!(
-                out,
-                "Also to {} by {}, stack:",
-                escape::text(&peers(
-                    route.peer,
-                    route.routing.as_ref(),
-                    &route.also_peers
-                )),
-                p.bold(&field(&route.interface).to_string())
-            )?;
-            let text = format!(
-                "{}'s socket(s): {}",
-                serving.whose(),
-                socket_list(&route.sockets)
-            );
-            wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
-            write_tree(out, &route.stack, &route.interface, "", true, true)?;
-            if let Some(path) = &route.path {
-                path_chain(out, &p, path)?;
-            }
-        }
-        if !serving.others.is_empty() {
-            let text = format!(
-                "not diagnosed here (diagnose each with --target): {}",
-                serving.others.join("; ")
-            );
-            wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
-        }
-    }
-    for proc in &report.processes {
-        process_table(out, &p, proc)?;
-    }
-    writeln!(out)?;
+    Ok(())
+}
 
+/// The process's other ways out, each with its stack and path, then the destinations not
+/// diagnosed here.
+fn other_routes(out: &mut dyn Write, p: &Palette, serving: &Serving) -> io::Result<()> {
+    for route in &serving.routes {
+        writeln!(
+            out,
+            "Also to {} by {}, stack:",
+            escape::text(&peers(
+                route.peer,
+                route.routing.as_ref(),
+                &route.also_peers
+            )),
+            p.bold(&field(&route.interface).to_string())
+        )?;
+        let text = format!(
+            "{}'s socket(s): {}",
+            serving.whose(),
+            socket_list(&route.sockets)
+        );
+        wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
+        write_tree(out, &route.stack, &route.interface, "", true, true)?;
+        if let Some(path) = &route.path {
+            path_chain(out, p, path)?;
+        }
+    }
+    if !serving.others.is_empty() {
+        let text = format!(
+            "not diagnosed here (diagnose each with --target): {}",
+            serving.others.join("; ")
+        );
+        wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
+    }
+    Ok(())
+}
+
+/// `✗ zerocopy: no (predicted): …`: the verdict, its basis and its summary.
+fn verdict(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()> {
     let (mark, word, style) = match report.verdict.zerocopy {
         Zerocopy::Yes => ("✓", "zerocopy: yes", Style::new().green().bold()),
         Zerocopy::No => ("✗", "zerocopy: no", Style::new().red().bold()),
@@ -379,28 +401,29 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         head.chars().count() + 1,
         2,
         &report.verdict.summary,
-    )?;
+    )
+}
 
-    if let Some(live) = &report.live_probe {
-        live_table(out, &p, live)?;
-    }
-
-    if !report.findings.is_empty() {
-        for f in &report.findings {
-            writeln!(out)?;
-            let head = format!("{} {}", p.severity(f.severity), p.bold(f.code.as_str()));
-            writeln!(out, "{head}  {}", field(&f.title))?;
-            wrap(out, "  ", 2, 2, &f.summary)?;
-            for note in &f.notes {
-                wrap(out, &p.dim("  why: "), 7, 7, note)?;
-            }
-            for (i, step) in f.remediation.iter().enumerate() {
-                let lead = if i == 0 { "  fix: " } else { "       " };
-                wrap(out, &p.good(lead), lead.len(), 7, step)?;
-            }
+/// Each finding: severity, code and title, its summary, why, and how to fix it.
+fn findings(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()> {
+    for f in &report.findings {
+        writeln!(out)?;
+        let head = format!("{} {}", p.severity(f.severity), p.bold(f.code.as_str()));
+        writeln!(out, "{head}  {}", field(&f.title))?;
+        wrap(out, "  ", 2, 2, &f.summary)?;
+        for note in &f.notes {
+            wrap(out, &p.dim("  why: "), 7, 7, note)?;
+        }
+        for (i, step) in f.remediation.iter().enumerate() {
+            let lead = if i == 0 { "  fix: " } else { "       " };
+            wrap(out, &p.good(lead), lead.len(), 7, step)?;
         }
     }
+    Ok(())
+}
 
+/// The checks that passed, then the probes that did not fully run and why.
+fn passed_and_not_run(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()> {
     if !report.passed.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", p.dim("Passed:"))?;

@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(15);
 /// A scan told the known daemon names, as `zcdoctor` runs it.
 fn scan() -> TapScan {
     taps::scan(&ScanOptions {
-        known_daemons: Knowledge::get()
+        known_daemons: Knowledge::builtin()
             .daemons
             .iter()
             .flat_map(|d| d.names.iter().cloned())

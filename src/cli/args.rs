@@ -7,8 +7,7 @@ use std::time::Duration;
 
 pub use super::parse::{parse_duration, parse_target};
 use clap::error::ErrorKind;
-use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use zcdoctor::evidence::{ApiRequest, ProbeName, Protocol};
 use zcdoctor::probe::{Selection, TargetSpec};
@@ -38,8 +37,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
         color: ColorChoice,
     },
-    /// List every finding code with its usual severity.
+    /// List every finding code with its usual severity (human, json or markdown).
     Checks {
+        #[command(flatten)]
+        out: OutputArgs,
         #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
         color: ColorChoice,
     },
@@ -66,18 +67,68 @@ pub struct FleetArgs {
     /// Reports: JSON files, directories (their *.json files), or `-` (JSON lines on stdin).
     #[arg(required = true, value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value_t = FleetFormat::Human)]
-    pub format: FleetFormat,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Most hosts named per verdict and per finding ("and N more" after them).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_hosts: usize,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum FleetFormat {
-    Human,
-    Json,
-    Markdown,
+/// The output options of every command that prints a report or a listing (`check`, `fleet`,
+/// `checks`): one spelling each.
+#[derive(Args, Clone)]
+pub struct OutputArgs {
+    /// Print one JSON document (same as --format json).
+    #[arg(long)]
+    pub json: bool,
+    /// Output: human (the default), json, markdown (fleet, checks), prometheus (check: text
+    /// exposition for node_exporter's textfile collector) or nagios (check: a monitoring-plugin
+    /// status line; the exit status then follows the plugin convention: 0 OK, 1 WARNING, 2
+    /// CRITICAL, 3 UNKNOWN).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the output to FILE atomically (a temporary file in the same directory, synced,
+    /// then renamed over FILE) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// The format asked for: `--json` is `--format json`; human by default.
+    pub fn format(&self) -> Format {
+        match (self.json, self.format) {
+            (true, _) => Format::Json,
+            (false, Some(f)) => f,
+            (false, None) => Format::Human,
+        }
+    }
+
+    /// Why `command` cannot print what was asked: `--json` beside another `--format`, or a
+    /// format the command has no renderer for.
+    fn refusal(&self, command: &str, offers: &[Format]) -> Option<String> {
+        let name = |f: Format| {
+            f.to_possible_value()
+                .map_or(String::new(), |v| v.get_name().to_string())
+        };
+        if let (true, Some(f)) = (self.json, self.format)
+            && !matches!(f, Format::Json)
+        {
+            return Some(format!(
+                "the argument '--json' cannot be used with '--format {}'",
+                name(f)
+            ));
+        }
+        let f = self.format();
+        (!offers.contains(&f)).then(|| {
+            let names: Vec<String> = offers.iter().map(|f| name(*f)).collect();
+            let (last, first) = names.split_last().unwrap_or((&names[0], &[]));
+            format!(
+                "`zcdoctor {command}` prints {} or {last}, not --format {}",
+                first.join(", "),
+                name(f)
+            )
+        })
+    }
 }
 
 #[derive(Args, Clone)]
@@ -156,18 +207,8 @@ impl ProbeArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Print one JSON document (same as --format json).
-    #[arg(long)]
-    pub json: bool,
-    /// Output: human, json, prometheus (text exposition, for node_exporter's textfile
-    /// collector) or nagios (a monitoring-plugin status line; the exit status then follows the
-    /// plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-    /// Write the output to FILE atomically (a temporary file in the same directory, synced,
-    /// then renamed over FILE) instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Color: auto means only on a terminal and when NO_COLOR is unset.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -216,10 +257,11 @@ pub struct SinkArgs {
     pub max_conn_time: Duration,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
+    Markdown,
     Prometheus,
     Nagios,
 }
@@ -280,8 +322,8 @@ pub enum ParseError {
     Usage { message: String, command: String },
 }
 
-/// `Cli::try_parse_from`, plus the refusals clap's attributes cannot say: `--json` with
-/// `--format human`, `--oversize` with `--protocol tcp`.
+/// `Cli::try_parse_from`, plus the refusals clap's attributes cannot say: `--json` beside
+/// another `--format`, a format the command cannot print, `--oversize` with `--protocol tcp`.
 pub fn parse_from<I, T>(args: I) -> Result<Cli, ParseError>
 where
     I: IntoIterator<Item = T>,
@@ -298,8 +340,8 @@ where
         .try_get_matches_from(&args)
         .map_err(from_clap)?;
     let cli = Cli::from_arg_matches(&matches).map_err(from_clap)?;
-    if let Some((name, sub)) = matches.subcommand()
-        && let Some(message) = refused(&cli, sub)
+    if let Some((name, _)) = matches.subcommand()
+        && let Some(message) = refused(&cli)
     {
         return Err(ParseError::Usage {
             message,
@@ -309,23 +351,20 @@ where
     Ok(cli)
 }
 
-fn explicit(m: &ArgMatches, id: &str) -> bool {
-    matches!(m.value_source(id), Some(ValueSource::CommandLine))
-}
-
-fn refused(cli: &Cli, m: &ArgMatches) -> Option<String> {
+fn refused(cli: &Cli) -> Option<String> {
+    use Format::{Human, Json, Markdown, Nagios, Prometheus};
     let probe = match &cli.command {
         Command::Check(args) => {
-            if args.json && explicit(m, "format") && !matches!(args.format, Format::Json) {
-                return Some(format!(
-                    "the argument '--json' cannot be used with '--format {}'",
-                    args.format
-                        .to_possible_value()
-                        .map_or("human".to_string(), |v| v.get_name().to_string())
-                ));
+            if let Some(why) = args
+                .out
+                .refusal("check", &[Human, Json, Prometheus, Nagios])
+            {
+                return Some(why);
             }
             &args.probe
         }
+        Command::Fleet(args) => return args.out.refusal("fleet", &[Human, Json, Markdown]),
+        Command::Checks { out, .. } => return out.refusal("checks", &[Human, Json, Markdown]),
         Command::Snapshot(args) => &args.probe,
         _ => return None,
     };
@@ -460,9 +499,6 @@ mod tests {
             args.extend_from_slice(opt);
             assert!(usage(&args).contains("--target"), "{args:?}");
         }
-        assert!(usage(&["zcdoctor", "check", "--json", "--format", "human"]).contains("--json"));
-        assert!(parse_from(["zcdoctor", "check", "--json", "--format", "json"]).is_ok());
-        assert!(parse_from(["zcdoctor", "check", "--json"]).is_ok());
         let u = usage(&[
             "zcdoctor",
             "snapshot",
@@ -489,7 +525,6 @@ mod tests {
             ])
             .is_ok()
         );
-        assert!(parse_from(["zcdoctor", "check", "--from", "x.json", "--json"]).is_ok());
         let u = usage(&[
             "zcdoctor",
             "check",
@@ -516,6 +551,52 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    /// One spelling per option: `check`, `fleet` and `checks` take the same --format, --json
+    /// and --output; each refuses a format it cannot print, and --json beside another format.
+    #[test]
+    fn output_options_are_shared() {
+        for (cmd, offers, refuses) in [
+            (
+                "check",
+                &["human", "json", "prometheus", "nagios"][..],
+                &["markdown"][..],
+            ),
+            (
+                "fleet",
+                &["human", "json", "markdown"],
+                &["prometheus", "nagios"],
+            ),
+            (
+                "checks",
+                &["human", "json", "markdown"],
+                &["prometheus", "nagios"],
+            ),
+        ] {
+            let line = |extra: &[&'static str]| {
+                let mut args = vec!["zcdoctor", cmd];
+                if cmd == "fleet" {
+                    args.push("r.json");
+                }
+                args.extend_from_slice(extra);
+                args
+            };
+            for f in offers {
+                assert!(
+                    parse_from(line(&["--format", f, "-o", "out"])).is_ok(),
+                    "{cmd} {f}"
+                );
+            }
+            for f in refuses {
+                let u = usage(&line(&["--format", f]));
+                assert!(u.contains(&format!("not --format {f}")), "{u}");
+            }
+            assert!(parse_from(line(&["--json", "--output", "out"])).is_ok());
+            assert!(parse_from(line(&["--json", "--format", "json"])).is_ok());
+            assert!(usage(&line(&["--json", "--format", "human"])).contains("'--json'"));
+        }
+        assert!(parse_from(["zcdoctor", "check", "--from", "x.json", "--json"]).is_ok());
     }
 
     #[test]

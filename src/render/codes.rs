@@ -56,6 +56,22 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
 }
 
 /// `zcdoctor checks`: one line per code.
+/// `zcdoctor checks --format markdown`: a table of every code (the one docs/codes.md opens with).
+pub fn list_markdown(entries: &[Entry], out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "| Code | Severity | Title |\n|---|---|---|")?;
+    for e in entries {
+        let title = field(&e.title).to_string().replace('|', "\\|");
+        writeln!(out, "| `{}` | {} | {title} |", e.code, e.severity.as_str())?;
+    }
+    Ok(())
+}
+
+/// `zcdoctor checks --json`: every entry of the knowledge base, as one JSON array.
+pub fn list_json(entries: &[Entry], out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, entries)?;
+    writeln!(out)
+}
+
 pub fn list(entries: &[Entry], color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
     for e in entries {
