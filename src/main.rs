@@ -22,6 +22,7 @@ use cli::args::{
 use zcdoctor::check::{self, Code};
 use zcdoctor::evidence::{Evidence, validate};
 use zcdoctor::knowledge::Knowledge;
+use zcdoctor::probe::request::{Request, gather_request};
 use zcdoctor::probe::{self, GatherOptions, LiveRequest};
 use zcdoctor::render::{self, escape, nagios};
 use zcdoctor::report::Basis;
@@ -45,7 +46,7 @@ fn use_color(choice: ColorChoice) -> bool {
 }
 
 fn gather(args: &ProbeArgs) -> Result<Evidence> {
-    let mut opts = GatherOptions {
+    let opts = GatherOptions {
         iface: args.iface.clone(),
         selection: args.selection(),
         live: args.target.clone().map(|target| LiveRequest {
@@ -63,59 +64,13 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         path_routing: Default::default(),
         prefetched: Vec::new(),
     };
-    // `--pid` without an interface or target: the path of the process's zerocopy sockets, from
-    // their namespace toward their peers (the largest group's path is the diagnosed one).
-    let mut netns = args.netns.clone();
-    let plan = match (args.pids.is_empty(), &args.iface, &args.target) {
-        (false, None, None) => Some(probe::process::routes::PidPlan::read(&args.pids)),
-        _ => None,
+    let request = Request {
+        opts,
+        netns: args.netns.clone(),
     };
-    if let Some(plan) = &plan {
-        if let (None, Some(pid)) = (&netns, plan.enter_through) {
-            netns = Some(pid.to_string());
-        }
-        // The processes were just read: the process probe reuses that reading.
-        opts.prefetched = plan.processes.clone();
-    }
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
-    let run = |progress: &mut cli::progress::ProgressLine<_>| {
-        let mut opts = opts.clone();
-        // The sockets' peer is followed only from the namespace they live in.
-        if let Some(plan) = &plan
-            && let Some((peer, routing)) = plan.first()
-        {
-            if !plan.is_here() {
-                return Err(probe::GatherError::SocketsElsewhere {
-                    pid: plan.pids.first().copied().unwrap_or_default(),
-                    netns: plan.netns.unwrap_or_default(),
-                });
-            }
-            opts.path_target = Some(peer);
-            opts.path_routing = routing;
-        }
-        let mut ev = probe::gather(&opts, &stop, &mut |tick| progress.tick(tick))?;
-        if let Some(plan) = &plan {
-            ev.serving = probe::process::routes::serving(plan, &opts, &stop, &ev);
-            ev.unpeered = plan.unpeered.clone();
-        }
-        Ok::<_, probe::GatherError>(ev)
-    };
-    let evidence = match &netns {
-        None => run(&mut progress),
-        Some(spec) => {
-            // Every probe runs on one thread that entered the namespace: they all read "the
-            // calling thread's namespace", as under `ip netns exec`.
-            let ns = probe::netns::by_spec(spec)
-                .with_context(|| format!("--netns {spec}: not a network namespace"))?;
-            let file = ns
-                .open()
-                .with_context(|| format!("--netns {spec}: cannot open {}", ns.path.display()))?;
-            let progress = &mut progress;
-            probe::netns::in_netns(&file, || run(progress))
-                .with_context(|| format!("--netns {spec}: cannot enter it"))?
-        }
-    };
+    let evidence = gather_request(&request, &stop, &mut |tick| progress.tick(tick));
     progress.clear();
     Ok(evidence?)
 }

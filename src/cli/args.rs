@@ -455,12 +455,20 @@ mod tests {
         assert_eq!(parse_target("[fe80::1%3]:7"), want(7, 3));
         assert_eq!(parse_target("fe80::1%3"), want(9, 3));
         assert_eq!(parse_target("[fe80::1%3]"), want(9, 3));
-        // `lo` is index 1 in every network namespace.
-        assert_eq!(parse_target("[fe80::1%lo]:9"), want(9, 1));
-        assert_eq!(parse_target("fe80::1%lo"), want(9, 1));
+        // A name is resolved by the live probe, in the namespace it runs in.
+        let named = |port| {
+            Ok(TargetSpec::ScopedByName {
+                ip: "fe80::1".parse().unwrap(),
+                port,
+                iface: "lo".to_string(),
+            })
+        };
+        assert_eq!(parse_target("[fe80::1%lo]:9"), named(9));
+        assert_eq!(parse_target("fe80::1%lo"), named(9));
         assert!(parse_target("[fe80::1%]:9").is_err());
         assert!(parse_target("[fe80::1%0]:9").is_err());
-        assert!(parse_target("[fe80::1%no-such-if0]:9").is_err());
+        assert!(parse_target("[fe80::1%a-name-over-15-bytes]:9").is_err());
+        assert!(parse_target("[fe80::1%a/b]:9").is_err());
         assert!(parse_target("198.18.0.2%lo").is_err());
         assert!(parse_target("[fe80::1%lo]x").is_err());
     }

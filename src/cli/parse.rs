@@ -60,15 +60,25 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
     let scope_id = match scope {
         None => 0,
-        Some(scope) => parse_scope(scope).map_err(|why| format!("{s:?}: {why}"))?,
+        Some(scope) => match parse_scope(scope).map_err(|why| format!("{s:?}: {why}"))? {
+            Scope::Index(index) => index,
+            Scope::Name(iface) => return Ok(TargetSpec::ScopedByName { ip, port, iface }),
+        },
     };
     Ok(TargetSpec::Addr(SocketAddr::V6(SocketAddrV6::new(
         ip, port, 0, scope_id,
     ))))
 }
 
-/// An IPv6 scope: an interface index, or a name resolved to one here.
-fn parse_scope(scope: &str) -> Result<u32, String> {
+enum Scope {
+    Index(u32),
+    /// Resolved by the live probe, in the namespace it runs in.
+    Name(String),
+}
+
+/// An IPv6 scope: an interface index, or the name of one (an interface name is at most 15
+/// bytes, without `/`, whitespace or `%`).
+fn parse_scope(scope: &str) -> Result<Scope, String> {
     if scope.is_empty() {
         return Err("the scope after % is empty".to_string());
     }
@@ -76,11 +86,18 @@ fn parse_scope(scope: &str) -> Result<u32, String> {
         return if index == 0 {
             Err("scope 0 is no interface".to_string())
         } else {
-            Ok(index)
+            Ok(Scope::Index(index))
         };
     }
-    nix::net::if_::if_nametoindex(scope)
-        .map_err(|e| format!("no interface named {scope:?} for the scope ({})", e.desc()))
+    let valid = scope.len() < 16
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'%' | b':'));
+    if valid {
+        Ok(Scope::Name(scope.to_string()))
+    } else {
+        Err(format!("{scope:?} is not an interface name"))
+    }
 }
 
 /// `1s`, `500ms`, `2m`, `1m30s` (humantime), or a bare number of seconds; over 0, at most 1 hour.

@@ -20,8 +20,14 @@ impl Probe for FeaturesProbe {
         let mut errors = Vec::new();
         // Ports a bridge does not send this traffic to are off the path: not read.
         let off = crate::evidence::off_path(&ev.stack);
+        // One socket for every device (a bridge's ports are many).
+        let mut reader = netlink::FeatureReader::open().map_err(|e| e.to_string());
         for dev in ev.stack.iter_mut().filter(|d| !off.contains(&d.name)) {
-            match netlink::features(&dev.name) {
+            let read = match &mut reader {
+                Ok(reader) => reader.read(&dev.name).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            match read {
                 Ok(f) => dev.features = Some(f),
                 Err(e) => errors.push(format!("{}: {e}", dev.name)),
             }

@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod netns;
 pub mod path;
 pub mod process;
+pub mod request;
 mod sockopt;
 pub mod stack;
 pub mod taps;
@@ -25,11 +26,20 @@ use crate::evidence::{
     EVIDENCE_VERSION, Evidence, Kernel, ProbeName, ProbeState, ProbeStatus, Protocol, Sysctls,
 };
 
-/// Where the live probe sends: an address, or IFACE's default gateway.
+/// Where the live probe sends: an address, IFACE's default gateway, or a link-local IPv6
+/// address whose scope is an interface name (resolved by the live probe in the namespace it
+/// runs in: parsing the command line asks the kernel nothing).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
     Addr(SocketAddr),
-    Gateway { port: u16 },
+    Gateway {
+        port: u16,
+    },
+    ScopedByName {
+        ip: std::net::Ipv6Addr,
+        port: u16,
+        iface: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +130,10 @@ pub enum GatherError {
     SocketsElsewhere { pid: u32, netns: u64 },
     #[error("--pid {pid}: no such process")]
     NoSuchProcess { pid: u32 },
+    #[error(
+        "--target: no interface named {iface:?} for the scope of the link-local address ({error})"
+    )]
+    NoScope { iface: String, error: String },
 }
 
 /// What a probe did: its state and one line of fact.
@@ -201,6 +215,7 @@ impl GatherOptions {
     pub fn destination(&self) -> Option<std::net::IpAddr> {
         match self.live.as_ref().map(|l| &l.target) {
             Some(TargetSpec::Addr(a)) => Some(a.ip()),
+            Some(TargetSpec::ScopedByName { ip, .. }) => Some(std::net::IpAddr::V6(*ip)),
             _ => self.path_target,
         }
     }

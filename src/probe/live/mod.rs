@@ -183,8 +183,17 @@ impl super::Probe for LiveProbeRunner {
                 "not requested: no --target given",
             ));
         };
-        let target = match req.target {
-            super::TargetSpec::Addr(a) => a,
+        let target = match &req.target {
+            super::TargetSpec::Addr(a) => *a,
+            super::TargetSpec::ScopedByName { ip, port, iface } => {
+                let scope = nix::net::if_::if_nametoindex(iface.as_str()).map_err(|e| {
+                    super::GatherError::NoScope {
+                        iface: iface.clone(),
+                        error: e.desc().to_string(),
+                    }
+                })?;
+                SocketAddr::V6(std::net::SocketAddrV6::new(*ip, *port, 0, scope))
+            }
             super::TargetSpec::Gateway { port } => {
                 let top = ev.stack.first().map(|d| d.ifindex);
                 let gw = netlink::default_routes(false)
@@ -194,7 +203,7 @@ impl super::Probe for LiveProbeRunner {
                     .filter(|r| Some(r.ifindex) == top)
                     .find_map(|r| r.gateway);
                 match gw {
-                    Some(ip) => SocketAddr::new(ip, port),
+                    Some(ip) => SocketAddr::new(ip, *port),
                     None => {
                         return Err(super::GatherError::NoGateway {
                             iface: ev.interface.clone(),

@@ -109,37 +109,74 @@ impl NlAttrType for StringAttr {}
 /// The map holds every feature the kernel knows (the `netdev-features` string set), with
 /// `active`, `wanted` (requested) and `fixed` (not changeable, or in the no-change set).
 pub fn features(ifname: &str) -> Result<Features, NetlinkError> {
-    let mut conn = Conn::open(NlFamily::Generic, format!("ethtool features of {ifname}"))?;
-    let family = resolve_family(&mut conn, ETHTOOL_GENL_NAME)?;
+    FeatureReader::open()?.read(ifname)
+}
 
-    // FEATURES_GET first: a missing device is reported by it (ENODEV).
-    let request = features_request(ifname).map_err(|e| conn.build_error(e))?;
-    let reply = conn
-        .request::<u16, _, Genlmsghdr<EthtoolReply, FeaturesAttr>>(family, NlmF::empty(), request)
-        .map_err(|e| match e {
-            NetlinkError::Kernel {
-                op,
-                errno: Errno::ENODEV,
-                ..
-            } => NetlinkError::NoDevice {
-                op,
-                ifname: ifname.to_string(),
-            },
-            e => e,
-        })?;
-    let sets = parse_features_reply(&reply.messages).map_err(|e| conn.malformed(e))?;
+/// Reads the features of many devices over one generic netlink socket: the ethtool family and
+/// the kernel's feature names are asked once, not once per device (a 200-port bridge is 200
+/// devices).
+pub struct FeatureReader {
+    conn: Conn,
+    family: u16,
+    /// The `netdev-features` string set, by bit index, once the first device asked for it.
+    names: Option<BTreeMap<u32, String>>,
+}
 
-    // Every feature name the kernel knows, by bit index.
+impl FeatureReader {
+    pub fn open() -> Result<FeatureReader, NetlinkError> {
+        let mut conn = Conn::open(NlFamily::Generic, "ethtool features")?;
+        let family = resolve_family(&mut conn, ETHTOOL_GENL_NAME)?;
+        Ok(FeatureReader {
+            conn,
+            family,
+            names: None,
+        })
+    }
+
+    /// The features of `ifname`, as [`features`] reads them.
+    pub fn read(&mut self, ifname: &str) -> Result<Features, NetlinkError> {
+        let conn = &mut self.conn;
+        conn.op = format!("ethtool features of {ifname}");
+        // FEATURES_GET first: a missing device is reported by it (ENODEV).
+        let request = features_request(ifname).map_err(|e| conn.build_error(e))?;
+        let reply = conn
+            .request::<u16, _, Genlmsghdr<EthtoolReply, FeaturesAttr>>(
+                self.family,
+                NlmF::empty(),
+                request,
+            )
+            .map_err(|e| match e {
+                NetlinkError::Kernel {
+                    op,
+                    errno: Errno::ENODEV,
+                    ..
+                } => NetlinkError::NoDevice {
+                    op,
+                    ifname: ifname.to_string(),
+                },
+                e => e,
+            })?;
+        let sets = parse_features_reply(&reply.messages).map_err(|e| conn.malformed(e))?;
+        let names = match self.names.take() {
+            Some(names) => names,
+            None => feature_names(conn, self.family)?,
+        };
+        let features = combine_features(&names, &sets);
+        self.names = Some(names);
+        Ok(features)
+    }
+}
+
+/// Every feature name the kernel knows, by bit index (`STRSET_GET` of `netdev-features`).
+fn feature_names(conn: &mut Conn, family: u16) -> Result<BTreeMap<u32, String>, NetlinkError> {
     let request = strset_request(ETH_SS_FEATURES).map_err(|e| conn.build_error(e))?;
     let reply = conn.request::<u16, _, Genlmsghdr<EthtoolReply, StrsetAttr>>(
         family,
         NlmF::empty(),
         request,
     )?;
-    let names = parse_strset_reply(&reply.messages, ETH_SS_FEATURES)
-        .map_err(|e| conn.malformed(format!("netdev-features strings: {e}")))?;
-
-    Ok(combine_features(&names, &sets))
+    parse_strset_reply(&reply.messages, ETH_SS_FEATURES)
+        .map_err(|e| conn.malformed(format!("netdev-features strings: {e}")))
 }
 
 /// The id of generic netlink family `name` (`CTRL_CMD_GETFAMILY`), asked on `conn` so the

@@ -57,7 +57,7 @@ use crate::evidence::OsError;
 
 pub use addr::{Address, addresses};
 pub use brvlan::{PortVlans, bridge_vlans};
-pub use ethtool::features;
+pub use ethtool::{FeatureReader, features};
 pub use link::{BondAttrs, Link, LinkStats, MACVLAN_MODE_BRIDGE, dump_links, link_stats};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
 pub use nsid::nsid_of;
