@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::report::{Basis, Report, Zerocopy};
+use crate::report::{Basis, LiveSummary, Report, Zerocopy};
 use crate::vocab::Severity;
 
 /// A label value as the format requires: `\` as `\\`, `"` as `\"`, a line feed as `\n`.
@@ -74,6 +74,25 @@ pub fn render(report: &Report, now: SystemTime) -> String {
         text: String::with_capacity(4096),
     };
     let iface = report.interface.as_str();
+    info(&mut e, report);
+    verdict(&mut e, report, iface);
+    findings(&mut e, report, iface);
+    if let Some(s) = &report.live_summary {
+        let proto = report
+            .live_probe
+            .as_ref()
+            .map_or(report.protocol.as_str(), |l| l.protocol.as_str());
+        let base = [("interface", iface), ("protocol", proto)];
+        live_counts(&mut e, s, &base);
+        live_ratios(&mut e, s, &base);
+        live_patterns(&mut e, s, &base);
+    }
+    last_run(&mut e, iface, now);
+    e.text
+}
+
+/// `zcdoctor_info`: the tool's version and the kernel.
+fn info(e: &mut Exposition, report: &Report) {
     e.family(
         "zcdoctor_info",
         "gauge",
@@ -87,7 +106,10 @@ pub fn render(report: &Report, now: SystemTime) -> String {
         ],
         1.0,
     );
+}
 
+/// The verdict: one series per zerocopy state and per basis, 1 for the report's.
+fn verdict(e: &mut Exposition, report: &Report, iface: &str) {
     e.family(
         "zcdoctor_zerocopy",
         "gauge",
@@ -121,7 +143,10 @@ pub fn render(report: &Report, now: SystemTime) -> String {
             flag(report.verdict.basis == b),
         );
     }
+}
 
+/// The findings: how many of each severity, and one series per distinct code.
+fn findings(e: &mut Exposition, report: &Report, iface: &str) {
     e.family(
         "zcdoctor_findings",
         "gauge",
@@ -154,115 +179,123 @@ pub fn render(report: &Report, now: SystemTime) -> String {
             1.0,
         );
     }
+}
 
-    if let Some(s) = &report.live_summary {
-        let proto = report
-            .live_probe
-            .as_ref()
-            .map_or(report.protocol.as_str(), |l| l.protocol.as_str());
-        let base = [("interface", iface), ("protocol", proto)];
-        let counts = [
-            (
-                "zcdoctor_live_sends",
-                "Zerocopy sends the kernel accepted during the last live probe (primary patterns).",
-                s.sends,
-            ),
-            (
-                "zcdoctor_live_completions",
-                "Zerocopy completions received during the last live probe (primary patterns).",
-                s.completions,
-            ),
-            (
-                "zcdoctor_live_copied_completions",
-                "Completions of the last live probe that the kernel marked COPIED (primary patterns).",
-                s.copied,
-            ),
-            (
-                "zcdoctor_live_missing_completions",
-                "Sends of the last live probe still without a completion after the grace period.",
-                s.missing,
-            ),
-            (
-                "zcdoctor_live_enobufs_sends",
-                "Zerocopy sends of the last live probe refused with ENOBUFS.",
-                s.enobufs,
-            ),
-        ];
-        for (name, help, v) in counts {
-            e.family(name, "gauge", help);
-            e.sample(name, &base, v as f64);
-        }
-        if let Some(r) = s.copied_ratio {
-            e.family(
-                "zcdoctor_live_copied_ratio",
-                "gauge",
-                "Share of the last live probe's completions that were copied, 0 to 1.",
-            );
-            e.sample("zcdoctor_live_copied_ratio", &base, r);
-        }
-        if let Some(g) = s.gain {
-            e.family(
-                "zcdoctor_live_gain_ratio",
-                "gauge",
-                "Zerocopy throughput over copy throughput in the last live probe, all timed primary patterns together.",
-            );
-            e.sample("zcdoctor_live_gain_ratio", &base, g);
-        }
-        if let Some(g) = s.cpu_gain {
-            e.family(
-                "zcdoctor_live_cpu_gain_ratio",
-                "gauge",
-                "Zerocopy bytes per CPU-second over copy bytes per CPU-second in the last live probe.",
-            );
-            e.sample("zcdoctor_live_cpu_gain_ratio", &base, g);
-        }
-        // Per pattern (a pattern appears at most once per probe).
-        let runs_with_gain: Vec<_> = s.runs.iter().filter(|r| r.gain.is_some()).collect();
-        if !runs_with_gain.is_empty() {
-            e.family(
-                "zcdoctor_live_run_gain_ratio",
-                "gauge",
-                "Zerocopy throughput over copy throughput of one traffic pattern of the last live probe.",
-            );
-            for r in &runs_with_gain {
-                let mut l = base.to_vec();
-                l.push(("pattern", r.pattern.as_str()));
-                e.sample("zcdoctor_live_run_gain_ratio", &l, r.gain.unwrap_or(0.0));
-            }
-        }
-        let phases: Vec<_> = s
-            .runs
-            .iter()
-            .flat_map(|r| {
-                [("copy", &r.copy_phase), ("zerocopy", &r.zerocopy_phase)]
-                    .into_iter()
-                    .filter_map(move |(name, p)| p.as_ref().map(|p| (r.pattern, name, p)))
-            })
-            .collect();
-        if !phases.is_empty() {
-            e.family(
-                "zcdoctor_live_phase_bytes_per_second",
-                "gauge",
-                "Bytes sent per second in one phase (copy or zerocopy) of one pattern of the last live probe.",
-            );
-            for (pattern, phase, p) in &phases {
-                let mut l = base.to_vec();
-                l.extend([("pattern", pattern.as_str()), ("phase", *phase)]);
-                e.sample("zcdoctor_live_phase_bytes_per_second", &l, p.bytes_per_sec);
-            }
-            e.family(
-                "zcdoctor_live_phase_cpu_seconds",
-                "gauge",
-                "CPU time (system and user) of the sending thread in one phase of one pattern of the last live probe.",
-            );
-            for (pattern, phase, p) in &phases {
-                let mut l = base.to_vec();
-                l.extend([("pattern", pattern.as_str()), ("phase", *phase)]);
-                e.sample("zcdoctor_live_phase_cpu_seconds", &l, p.cpu_seconds);
-            }
+/// The live probe's counts: sends, completions, copied, missing, ENOBUFS.
+fn live_counts(e: &mut Exposition, s: &LiveSummary, base: &[(&str, &str)]) {
+    let counts = [
+        (
+            "zcdoctor_live_sends",
+            "Zerocopy sends the kernel accepted during the last live probe (primary patterns).",
+            s.sends,
+        ),
+        (
+            "zcdoctor_live_completions",
+            "Zerocopy completions received during the last live probe (primary patterns).",
+            s.completions,
+        ),
+        (
+            "zcdoctor_live_copied_completions",
+            "Completions of the last live probe that the kernel marked COPIED (primary patterns).",
+            s.copied,
+        ),
+        (
+            "zcdoctor_live_missing_completions",
+            "Sends of the last live probe still without a completion after the grace period.",
+            s.missing,
+        ),
+        (
+            "zcdoctor_live_enobufs_sends",
+            "Zerocopy sends of the last live probe refused with ENOBUFS.",
+            s.enobufs,
+        ),
+    ];
+    for (name, help, v) in counts {
+        e.family(name, "gauge", help);
+        e.sample(name, base, v as f64);
+    }
+}
+
+/// The live probe's ratios, those it could measure: copied share, throughput and CPU gains.
+fn live_ratios(e: &mut Exposition, s: &LiveSummary, base: &[(&str, &str)]) {
+    if let Some(r) = s.copied_ratio {
+        e.family(
+            "zcdoctor_live_copied_ratio",
+            "gauge",
+            "Share of the last live probe's completions that were copied, 0 to 1.",
+        );
+        e.sample("zcdoctor_live_copied_ratio", base, r);
+    }
+    if let Some(g) = s.gain {
+        e.family(
+            "zcdoctor_live_gain_ratio",
+            "gauge",
+            "Zerocopy throughput over copy throughput in the last live probe, all timed primary patterns together.",
+        );
+        e.sample("zcdoctor_live_gain_ratio", base, g);
+    }
+    if let Some(g) = s.cpu_gain {
+        e.family(
+            "zcdoctor_live_cpu_gain_ratio",
+            "gauge",
+            "Zerocopy bytes per CPU-second over copy bytes per CPU-second in the last live probe.",
+        );
+        e.sample("zcdoctor_live_cpu_gain_ratio", base, g);
+    }
+}
+
+/// Per pattern of the live probe (a pattern appears at most once per probe): its gain, and the
+/// rate and CPU time of each of its phases.
+fn live_patterns(e: &mut Exposition, s: &LiveSummary, base: &[(&str, &str)]) {
+    let runs_with_gain: Vec<_> = s.runs.iter().filter(|r| r.gain.is_some()).collect();
+    if !runs_with_gain.is_empty() {
+        e.family(
+            "zcdoctor_live_run_gain_ratio",
+            "gauge",
+            "Zerocopy throughput over copy throughput of one traffic pattern of the last live probe.",
+        );
+        for r in &runs_with_gain {
+            let mut l = base.to_vec();
+            l.push(("pattern", r.pattern.as_str()));
+            e.sample("zcdoctor_live_run_gain_ratio", &l, r.gain.unwrap_or(0.0));
         }
     }
+    let phases: Vec<_> = s
+        .runs
+        .iter()
+        .flat_map(|r| {
+            [("copy", &r.copy_phase), ("zerocopy", &r.zerocopy_phase)]
+                .into_iter()
+                .filter_map(move |(name, p)| p.as_ref().map(|p| (r.pattern, name, p)))
+        })
+        .collect();
+    if phases.is_empty() {
+        return;
+    }
+    e.family(
+        "zcdoctor_live_phase_bytes_per_second",
+        "gauge",
+        "Bytes sent per second in one phase (copy or zerocopy) of one pattern of the last live probe.",
+    );
+    for (pattern, phase, p) in &phases {
+        let mut l = base.to_vec();
+        l.extend([("pattern", pattern.as_str()), ("phase", *phase)]);
+        e.sample("zcdoctor_live_phase_bytes_per_second", &l, p.bytes_per_sec);
+    }
+    e.family(
+        "zcdoctor_live_phase_cpu_seconds",
+        "gauge",
+        "CPU time (system and user) of the sending thread in one phase of one pattern of the last live probe.",
+    );
+    for (pattern, phase, p) in &phases {
+        let mut l = base.to_vec();
+        l.extend([("pattern", pattern.as_str()), ("phase", *phase)]);
+        e.sample("zcdoctor_live_phase_cpu_seconds", &l, p.cpu_seconds);
+    }
+}
 
+/// `zcdoctor_last_run_timestamp_seconds`: when the report was written (to the millisecond).
+fn last_run(e: &mut Exposition, iface: &str, now: SystemTime) {
     e.family(
         "zcdoctor_last_run_timestamp_seconds",
         "gauge",
@@ -276,7 +309,6 @@ pub fn render(report: &Report, now: SystemTime) -> String {
         &[("interface", iface)],
         (ts * 1000.0).round() / 1000.0,
     );
-    e.text
 }
 
 pub fn write(report: &Report, now: SystemTime, out: &mut dyn Write) -> io::Result<()> {

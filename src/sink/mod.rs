@@ -21,9 +21,11 @@ mod tcp;
 mod udp;
 
 use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -112,7 +114,6 @@ impl Sink {
             .context("cannot set a UDP read timeout")?;
         let udp = &self.udp;
         let done_ref = &done;
-        let slots_ref = &slots;
         // Only this thread prints: the caller may hold the stdout lock (the CLI does), and a
         // worker thread printing would then wait for it forever.
         let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
@@ -120,103 +121,22 @@ impl Sink {
         let mut summary = std::thread::scope(|s| {
             let udp_lines = lines_tx.clone();
             let udp_thread = s.spawn(move || udp_loop(udp, opts, max_conns, done_ref, &udp_lines));
-            let mut conns = Vec::new();
-            let mut tcp = SinkSummary::default();
-            let mut rejected = 0u64;
-            let mut last_refusal = None;
-            let mut refusals = RefusalLog {
-                pending: 0,
-                first: None,
-                last_line: None,
-            };
+            let mut tcp = Acceptor::new(&self.tcp, opts, max_conns, &slots, done_ref, lines_tx);
             loop {
                 if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                wait_readable(self.tcp.as_raw_fd(), TICK);
-                match self.tcp.accept() {
-                    Ok((stream, peer)) => {
-                        let grace = if last_refusal
-                            .is_some_and(|t: Instant| t.elapsed() < REFUSAL_LOG_PERIOD)
-                        {
-                            Duration::ZERO
-                        } else {
-                            SLOT_GRACE
-                        };
-                        if !slots.take(grace) {
-                            last_refusal = Some(Instant::now());
-                            rejected += 1;
-                            refusals.refused(peer, max_conns);
-                            drop(stream);
-                            continue;
-                        }
-                        let limits = ConnLimits::of(opts);
-                        let conn_lines = lines_tx.clone();
-                        let spawned = std::thread::Builder::new()
-                            .name("sink conn".to_string())
-                            .spawn_scoped(s, move || {
-                                let mut stream = stream;
-                                let mut buf = slots_ref.buffer();
-                                let total =
-                                    tcp_conn(&mut stream, &mut buf, peer, &limits, done_ref);
-                                slots_ref.give_back(buf);
-                                // Free the slot before closing: a peer that waits for the
-                                // close may connect again at once, and must find it free.
-                                slots_ref.release();
-                                drop(stream);
-                                let _ = conn_lines.send(total.line());
-                                total
-                            });
-                        match spawned {
-                            Ok(handle) => conns.push(handle),
-                            Err(e) => {
-                                slots.release();
-                                eprintln!("zcdoctor sink: cannot start a thread for {peer}: {e}");
-                            }
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // EMFILE and friends: do not spin.
-                        eprintln!("zcdoctor sink: accept: {e}");
-                        std::thread::sleep(TICK);
-                    }
+                if tcp.accept_next(s) == Accepted::Refused {
+                    continue;
                 }
-                refusals.flush_due(max_conns);
+                tcp.refusals.flush_due(max_conns);
                 while let Ok(line) = lines_rx.try_recv() {
                     print_line(&line);
                 }
-                // Join the connections that ended, keeping their totals.
-                let mut i = 0;
-                while i < conns.len() {
-                    if conns[i].is_finished() {
-                        if let Ok(total) = conns.swap_remove(i).join() {
-                            tcp.add_tcp(total);
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                tcp.join_finished();
             }
             done.store(true, Ordering::SeqCst);
-            refusals.flush(max_conns);
-            let mut summary = udp_thread.join().unwrap_or_default();
-            for handle in conns {
-                if let Ok(total) = handle.join() {
-                    tcp.add_tcp(total);
-                }
-            }
-            debug_assert_eq!(slots.open(), 0);
-            summary.tcp = tcp.tcp;
-            summary.tcp_connections = tcp.tcp_connections;
-            summary.tcp_bytes = tcp.tcp_bytes;
-            drop(lines_tx);
-            while let Ok(line) = lines_rx.try_recv() {
-                print_line(&line);
-            }
-            summary.rejected = rejected;
-            summary
+            tcp.finish(udp_thread, &lines_rx)
         });
         summary.tcp.sort_by_key(|t| t.peer);
         let bytes = summary
@@ -231,6 +151,168 @@ impl Sink {
             start.elapsed().as_secs_f64()
         ));
         Ok(summary)
+    }
+}
+
+/// What one look at the listener gave.
+#[derive(PartialEq)]
+enum Accepted {
+    /// A connection, now served by its own thread; or nothing (no connection, an error).
+    Served,
+    /// A connection closed at once: every slot stayed taken.
+    Refused,
+}
+
+/// The TCP side of a serving sink: the listener, the connections being served (each on its own
+/// scoped thread), the totals of those that ended, and the refusals.
+struct Acceptor<'scope> {
+    listener: &'scope TcpListener,
+    opts: &'scope SinkOptions,
+    max_conns: usize,
+    slots: &'scope Slots,
+    /// Set when the sink stops: the connections end.
+    done: &'scope AtomicBool,
+    /// Where each connection sends its line when it ends.
+    lines: Sender<String>,
+    conns: Vec<ScopedJoinHandle<'scope, PeerTotal>>,
+    totals: SinkSummary,
+    rejected: u64,
+    last_refusal: Option<Instant>,
+    refusals: RefusalLog,
+}
+
+impl<'scope> Acceptor<'scope> {
+    fn new(
+        listener: &'scope TcpListener,
+        opts: &'scope SinkOptions,
+        max_conns: usize,
+        slots: &'scope Slots,
+        done: &'scope AtomicBool,
+        lines: Sender<String>,
+    ) -> Acceptor<'scope> {
+        Acceptor {
+            listener,
+            opts,
+            max_conns,
+            slots,
+            done,
+            lines,
+            conns: Vec::new(),
+            totals: SinkSummary::default(),
+            rejected: 0,
+            last_refusal: None,
+            refusals: RefusalLog {
+                pending: 0,
+                first: None,
+                last_line: None,
+            },
+        }
+    }
+
+    /// Waits up to a [`TICK`] for a connection, and serves it or refuses it.
+    fn accept_next<'env>(&mut self, s: &'scope Scope<'scope, 'env>) -> Accepted {
+        wait_readable(self.listener.as_raw_fd(), TICK);
+        match self.listener.accept() {
+            Ok((stream, peer)) => return self.admit(s, stream, peer),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                // EMFILE and friends: do not spin.
+                eprintln!("zcdoctor sink: accept: {e}");
+                std::thread::sleep(TICK);
+            }
+        }
+        Accepted::Served
+    }
+
+    /// A slot for `stream` (waiting up to [`SLOT_GRACE`] for one, unless a connection was
+    /// refused lately) and a thread that serves it; refused when no slot comes free.
+    fn admit<'env>(
+        &mut self,
+        s: &'scope Scope<'scope, 'env>,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Accepted {
+        let grace = if self
+            .last_refusal
+            .is_some_and(|t: Instant| t.elapsed() < REFUSAL_LOG_PERIOD)
+        {
+            Duration::ZERO
+        } else {
+            SLOT_GRACE
+        };
+        if !self.slots.take(grace) {
+            self.last_refusal = Some(Instant::now());
+            self.rejected += 1;
+            self.refusals.refused(peer, self.max_conns);
+            drop(stream);
+            return Accepted::Refused;
+        }
+        let limits = ConnLimits::of(self.opts);
+        let conn_lines = self.lines.clone();
+        let (slots, done) = (self.slots, self.done);
+        let spawned = std::thread::Builder::new()
+            .name("sink conn".to_string())
+            .spawn_scoped(s, move || {
+                let mut stream = stream;
+                let mut buf = slots.buffer();
+                let total = tcp_conn(&mut stream, &mut buf, peer, &limits, done);
+                slots.give_back(buf);
+                // Free the slot before closing: a peer that waits for the close may connect
+                // again at once, and must find it free.
+                slots.release();
+                drop(stream);
+                let _ = conn_lines.send(total.line());
+                total
+            });
+        match spawned {
+            Ok(handle) => self.conns.push(handle),
+            Err(e) => {
+                self.slots.release();
+                eprintln!("zcdoctor sink: cannot start a thread for {peer}: {e}");
+            }
+        }
+        Accepted::Served
+    }
+
+    /// Joins the connections that ended, keeping their totals.
+    fn join_finished(&mut self) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            if self.conns[i].is_finished() {
+                if let Ok(total) = self.conns.swap_remove(i).join() {
+                    self.totals.add_tcp(total);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Once the sink stopped: the last refusals logged, every connection and the UDP side
+    /// joined, the lines still queued printed, and the summary of both sides.
+    fn finish(
+        mut self,
+        udp_thread: ScopedJoinHandle<'scope, SinkSummary>,
+        lines_rx: &Receiver<String>,
+    ) -> SinkSummary {
+        self.refusals.flush(self.max_conns);
+        let mut summary = udp_thread.join().unwrap_or_default();
+        for handle in self.conns {
+            if let Ok(total) = handle.join() {
+                self.totals.add_tcp(total);
+            }
+        }
+        debug_assert_eq!(self.slots.open(), 0);
+        summary.tcp = self.totals.tcp;
+        summary.tcp_connections = self.totals.tcp_connections;
+        summary.tcp_bytes = self.totals.tcp_bytes;
+        drop(self.lines);
+        while let Ok(line) = lines_rx.try_recv() {
+            print_line(&line);
+        }
+        summary.rejected = self.rejected;
+        summary
     }
 }
 
