@@ -7,7 +7,7 @@
 # Usage (root):  bench/live/run.sh
 #                SECS=1 ROUNDS=5 bench/live/run.sh
 #                ZCD_VIA=lib bench/live/run.sh   # the library through the test helper
-#                                                # (tests/live_probe.rs bench_live_probe)
+#                                                # (tests/live/probe.rs bench_live_probe)
 #                                                # instead of `zcdoctor check --target`
 # Needs gcc, ip, jq, python3, cargo. Writes nothing into the repository: the C binary and
 # results live in a temp dir (removed on exit), cargo builds into its target dir.
@@ -43,9 +43,9 @@ cli)
 	ZCD="$TARGET_DIR/release/zcdoctor"
 	;;
 lib)
-	ZCD=$(cargo test --release --test live_probe --no-run --message-format=json 2>/dev/null |
+	ZCD=$(cargo test --release --test live --no-run --message-format=json 2>/dev/null |
 		jq -r 'select(.reason == "compiler-artifact" and .executable != null
-			and .target.name == "live_probe") | .executable' | tail -1)
+			and .target.name == "live") | .executable' | tail -1)
 	;;
 *)
 	echo "run.sh: ZCD_VIA must be cli or lib" >&2
@@ -69,7 +69,7 @@ probe() {
 			--no-taps --duration "${MS}ms" --byte-cap 1000000000000000 | jq -c .live_probe
 	else
 		ZCD_BENCH_TARGET=198.18.0.2:9 ZCD_BENCH_IFACE=ifbz ZCD_BENCH_SECONDS="$SECS" \
-			ip netns exec "$NS" "$ZCD" --ignored --exact bench_live_probe --nocapture \
+			ip netns exec "$NS" "$ZCD" --ignored --exact probe::bench_live_probe --nocapture \
 			2>/dev/null | sed -n 's/^ZCD_BENCH_JSON //p'
 	fi
 }

@@ -4,7 +4,7 @@
 //! queue. Each builds the state for real in namespaces it creates (tags `cd…`) and asserts on
 //! what zcdoctor reports. Traffic goes only to 198.18.0.0/15 inside those namespaces.
 
-mod common;
+use crate::common;
 
 use common::{Netns, codes, finding};
 use serde_json::Value;
@@ -175,7 +175,7 @@ fn completions_held_by_a_queue_are_missing() {
     assert_eq!(f["remediation"][0], "tc -s qdisc show dev ifbz");
 }
 
-harness_main!(
+crate::cases!(
     privileged: [
         administratively_down_device_is_named,
         macvlan_moved_into_a_container_names_its_foreign_lower_device,

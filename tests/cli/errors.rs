@@ -90,7 +90,6 @@ fn refused(args: &[&str], wants: &[&str]) -> String {
 
 // --- usage errors -------------------------------------------------------------------------
 
-#[test]
 fn unknown_option_is_one_line_with_a_hint() {
     let line = refused(&["check", "--bogus"], &[]);
     assert_eq!(
@@ -102,7 +101,6 @@ fn unknown_option_is_one_line_with_a_hint() {
     refused(&["explain"], &["<CODE>", "(see zcdoctor explain --help)"]);
 }
 
-#[test]
 fn help_and_version_still_print_and_exit_0() {
     let help = run(&["check", "--help"]);
     assert_eq!(help.status.code(), Some(0));
@@ -114,7 +112,6 @@ fn help_and_version_still_print_and_exit_0() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("zcdoctor "));
 }
 
-#[test]
 fn from_conflicts_with_every_probe_option() {
     let from = fixture("clean-nic");
     let from = from.to_str().expect("utf-8 path");
@@ -140,7 +137,6 @@ fn from_conflicts_with_every_probe_option() {
     }
 }
 
-#[test]
 fn live_options_need_a_target() {
     for opt in [
         &["--duration", "2s"][..],
@@ -156,7 +152,6 @@ fn live_options_need_a_target() {
     }
 }
 
-#[test]
 fn json_with_format_human_and_oversize_with_tcp_are_refused() {
     refused(
         &["check", "--json", "--format", "human"],
@@ -185,7 +180,6 @@ fn json_with_format_human_and_oversize_with_tcp_are_refused() {
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
 }
 
-#[test]
 fn port_0_and_unknown_scopes_are_refused() {
     refused(&["check", "--target", "198.18.0.2:0"], &["port 0"]);
     refused(&["check", "--target", "[2001:db8::1]:0"], &["port 0"]);
@@ -199,7 +193,6 @@ fn port_0_and_unknown_scopes_are_refused() {
 // --- escaped messages -------------------------------------------------------------------
 
 /// The interface named on the command line is echoed escaped in the error.
-#[test]
 fn unknown_interface_error_is_escaped() {
     let from = fixture("clean-nic");
     let out = run(&[
@@ -221,7 +214,6 @@ fn unknown_interface_error_is_escaped() {
 }
 
 /// The hostile fixture through the binary: human output without a raw ESC, C1 or bidi byte.
-#[test]
 fn hostile_recording_renders_escaped() {
     let out = run(&[
         "check",
@@ -243,7 +235,6 @@ fn hostile_recording_renders_escaped() {
 
 // --- bounded input ----------------------------------------------------------------------
 
-#[test]
 fn dev_zero_is_refused_at_once() {
     let start = Instant::now();
     refused(
@@ -253,7 +244,6 @@ fn dev_zero_is_refused_at_once() {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
-#[test]
 fn fifo_without_writer_is_refused_without_blocking() {
     let dir = scratch();
     let fifo = dir.join("recording.json");
@@ -279,7 +269,6 @@ fn fifo_without_writer_is_refused_without_blocking() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn recordings_over_8_mib_are_refused() {
     let dir = scratch();
     // 200 MB, sparse: refused from its size, never read.
@@ -310,7 +299,6 @@ fn recordings_over_8_mib_are_refused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn stdin_recordings_work_and_are_capped() {
     let recording = std::fs::read(fixture("clean-nic")).expect("fixture");
     let out = run_with(&["check", "--from", "-", "--json"], Some(&recording));
@@ -339,13 +327,11 @@ fn check_edited(name: &str, edit: impl FnOnce(&mut Value)) -> String {
     line
 }
 
-#[test]
 fn newer_evidence_version_is_refused() {
     let line = check_edited("clean-nic", |ev| ev["evidence_version"] = 99.into());
     assert!(line.contains("evidence_version: 99 is newer"), "{line}");
 }
 
-#[test]
 fn copied_over_completions_is_refused() {
     let line = check_edited("live-clean", |ev| {
         ev["live"]["runs"][1]["copied"] = 1_890_001.into();
@@ -356,7 +342,6 @@ fn copied_over_completions_is_refused() {
     );
 }
 
-#[test]
 fn completions_over_sends_is_refused() {
     let line = check_edited("live-clean", |ev| {
         ev["live"]["runs"][0]["completions"] = 2_900_001.into();
@@ -367,13 +352,11 @@ fn completions_over_sends_is_refused() {
     );
 }
 
-#[test]
 fn empty_stack_is_refused() {
     let line = check_edited("clean-nic", |ev| ev["stack"] = Value::Array(vec![]));
     assert!(line.contains("stack: empty"), "{line}");
 }
 
-#[test]
 fn interface_other_than_first_device_is_refused() {
     let line = check_edited("seed-bond1-lldpd-dhclient", |ev| {
         ev["interface"] = "eth0".into()
@@ -384,7 +367,6 @@ fn interface_other_than_first_device_is_refused() {
     );
 }
 
-#[test]
 fn empty_feature_map_is_refused() {
     let line = check_edited("seed-bond1-lldpd-dhclient", |ev| {
         ev["stack"][1]["features"] = Value::Object(Default::default());
@@ -395,7 +377,6 @@ fn empty_feature_map_is_refused() {
     );
 }
 
-#[test]
 fn duplicate_ifindex_is_refused() {
     let line = check_edited("seed-bond1-lldpd-dhclient", |ev| {
         ev["stack"][2]["ifindex"] = ev["stack"][1]["ifindex"].clone();
@@ -403,7 +384,6 @@ fn duplicate_ifindex_is_refused() {
     assert!(line.contains("stack[2].ifindex: 2"), "{line}");
 }
 
-#[test]
 fn lower_outside_the_stack_is_refused() {
     let line = check_edited("seed-bond1-lldpd-dhclient", |ev| {
         ev["stack"][0]["lowers"][1] = "eth9".into();
@@ -418,7 +398,6 @@ fn lower_outside_the_stack_is_refused() {
 
 /// A JSON report leaves in a few `write` calls, not one per token. Needs strace (skipped,
 /// with a note, where it is missing or ptrace is not allowed).
-#[test]
 fn json_report_is_written_in_few_writes() {
     let dir = scratch();
     let trace = dir.join("strace.txt");
@@ -458,3 +437,30 @@ fn json_report_is_written_in_few_writes() {
         out.stdout.len()
     );
 }
+
+crate::cases!(
+    privileged: [],
+    plain: [
+        unknown_option_is_one_line_with_a_hint,
+        help_and_version_still_print_and_exit_0,
+        from_conflicts_with_every_probe_option,
+        live_options_need_a_target,
+        json_with_format_human_and_oversize_with_tcp_are_refused,
+        port_0_and_unknown_scopes_are_refused,
+        unknown_interface_error_is_escaped,
+        hostile_recording_renders_escaped,
+        dev_zero_is_refused_at_once,
+        fifo_without_writer_is_refused_without_blocking,
+        recordings_over_8_mib_are_refused,
+        stdin_recordings_work_and_are_capped,
+        newer_evidence_version_is_refused,
+        copied_over_completions_is_refused,
+        completions_over_sends_is_refused,
+        empty_stack_is_refused,
+        interface_other_than_first_device_is_refused,
+        empty_feature_map_is_refused,
+        duplicate_ifindex_is_refused,
+        lower_outside_the_stack_is_refused,
+        json_report_is_written_in_few_writes,
+    ]
+);

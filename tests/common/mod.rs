@@ -72,6 +72,22 @@ pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
 /// line and output, with privileged cases reported as *ignored* where they cannot run, so a
 /// skipped test never counts as passed.
 pub fn run_cases(cases: Vec<Case>) -> ! {
+    run_named(cases.into_iter().map(|c| (String::new(), c)).collect())
+}
+
+/// The `main` of a test binary made of modules (`harness_modules!`): each module's cases, named
+/// `module::case`, run as `run_cases` runs them.
+pub fn run_modules(modules: Vec<(&str, Vec<Case>)>) -> ! {
+    run_named(
+        modules
+            .into_iter()
+            .flat_map(|(module, cases)| cases.into_iter().map(move |c| (format!("{module}::"), c)))
+            .collect(),
+    )
+}
+
+/// Runs cases, each named by its prefix and its own name.
+fn run_named(cases: Vec<(String, Case)>) -> ! {
     let args = libtest_mimic::Arguments::from_args();
     let problem = privilege_problem();
     let required = std::env::var("ZCDOCTOR_REQUIRE_PRIV").as_deref() == Ok("1");
@@ -86,7 +102,7 @@ pub fn run_cases(cases: Vec<Case>) -> ! {
             }
         );
     }
-    let trial = |name: &'static str, f: fn()| {
+    let trial = |name: String, f: fn()| {
         libtest_mimic::Trial::test(name, move || {
             f();
             Ok(())
@@ -94,7 +110,7 @@ pub fn run_cases(cases: Vec<Case>) -> ! {
     };
     let trials = cases
         .into_iter()
-        .map(|case| {
+        .map(|(prefix, case)| {
             let Case::Needs {
                 name,
                 tools,
@@ -102,7 +118,7 @@ pub fn run_cases(cases: Vec<Case>) -> ! {
                 f,
             } = case
             else {
-                return case;
+                return (prefix, case);
             };
             let missing: Vec<&str> = tools
                 .iter()
@@ -111,57 +127,90 @@ pub fn run_cases(cases: Vec<Case>) -> ! {
                 .collect();
             if missing.is_empty() {
                 return if privileged {
-                    Case::Privileged(name, f)
+                    (prefix, Case::Privileged(name, f))
                 } else {
-                    Case::Plain(name, f)
+                    (prefix, Case::Plain(name, f))
                 };
             }
             let why = format!(
                 "{} not installed (bash tests/run installs it)",
                 missing.join(", ")
             );
-            eprintln!("{name}: {why}{}", if required { "" } else { ": ignored" });
-            Case::Missing(name, why)
+            eprintln!(
+                "{prefix}{name}: {why}{}",
+                if required { "" } else { ": ignored" }
+            );
+            (prefix, Case::Missing(name, why))
         })
-        .map(|case| match case {
+        .map(|(prefix, case)| match case {
             Case::Needs { .. } => unreachable!("resolved above"),
-            Case::Missing(name, why) if required => libtest_mimic::Trial::test(name, move || {
-                Err(format!("{why}, and ZCDOCTOR_REQUIRE_PRIV=1").into())
-            }),
-            Case::Missing(name, _) => trial(name, || {}).with_ignored_flag(true),
-            Case::Plain(name, f) => trial(name, f),
-            Case::OnRequest(name, f) => trial(name, f).with_ignored_flag(true),
+            Case::Missing(name, why) if required => {
+                libtest_mimic::Trial::test(format!("{prefix}{name}"), move || {
+                    Err(format!("{why}, and ZCDOCTOR_REQUIRE_PRIV=1").into())
+                })
+            }
+            Case::Missing(name, _) => {
+                trial(format!("{prefix}{name}"), || {}).with_ignored_flag(true)
+            }
+            Case::Plain(name, f) => trial(format!("{prefix}{name}"), f),
+            Case::OnRequest(name, f) => trial(format!("{prefix}{name}"), f).with_ignored_flag(true),
             Case::Privileged(name, f) => match (&problem, required) {
-                (None, _) => trial(name, f),
+                (None, _) => trial(format!("{prefix}{name}"), f),
                 (Some(why), true) => {
                     let why = why.clone();
-                    libtest_mimic::Trial::test(name, move || {
+                    libtest_mimic::Trial::test(format!("{prefix}{name}"), move || {
                         Err(format!(
                             "privileged test cannot run ({why}) and ZCDOCTOR_REQUIRE_PRIV=1"
                         )
                         .into())
                     })
                 }
-                (Some(_), false) => trial(name, f).with_ignored_flag(true),
+                (Some(_), false) => trial(format!("{prefix}{name}"), f).with_ignored_flag(true),
             },
         })
         .collect();
     libtest_mimic::run(&args, trials).exit()
 }
 
-/// `harness_main!(privileged: [a, b], plain: [c], on_request: [d]);` writes the test file's
-/// `main` (each list optional, in that order).
+/// `cases!(privileged: [a, b], plain: [c], on_request: [d]);` writes a test module's
+/// `pub fn cases() -> Vec<Case>` (each list optional, in that order): the binary's `main`
+/// (`harness_modules!`) runs the cases of all its modules.
 #[macro_export]
-macro_rules! harness_main {
+macro_rules! cases {
     (privileged: [$($p:ident),* $(,)?]
      $(, plain: [$($t:ident),* $(,)?])?
      $(, on_request: [$($r:ident),* $(,)?])? $(,)?) => {
-        fn main() {
+        /// This module's test cases.
+        #[allow(clippy::vec_init_then_push)]
+        pub fn cases() -> Vec<$crate::common::Case> {
             #[allow(unused_mut)]
-            let mut cases = vec![$(common::Case::Privileged(stringify!($p), $p)),*];
-            $($(cases.push(common::Case::Plain(stringify!($t), $t));)*)?
-            $($(cases.push(common::Case::OnRequest(stringify!($r), $r));)*)?
-            common::run_cases(cases)
+            let mut cases = vec![$($crate::common::Case::Privileged(stringify!($p), $p)),*];
+            $($(cases.push($crate::common::Case::Plain(stringify!($t), $t));)*)?
+            $($(cases.push($crate::common::Case::OnRequest(stringify!($r), $r));)*)?
+            cases
+        }
+    };
+}
+
+/// `harness_main!(privileged: [a, b], plain: [c], on_request: [d]);` writes the `main` of a
+/// test binary of one file (each list optional, in that order).
+#[macro_export]
+macro_rules! harness_main {
+    ($($lists:tt)*) => {
+        $crate::cases!($($lists)*);
+        fn main() {
+            $crate::common::run_cases(cases())
+        }
+    };
+}
+
+/// `harness_modules!(cli, probe);` writes the `main` of a test binary of several modules, each
+/// with its `cases!`: their cases run as `module::case`.
+#[macro_export]
+macro_rules! harness_modules {
+    ($($module:ident),+ $(,)?) => {
+        fn main() {
+            $crate::common::run_modules(vec![$((stringify!($module), $module::cases())),+])
         }
     };
 }

@@ -2,7 +2,7 @@
 //! the verdict on an ifb black hole, proves the failure with each culprit present and names it.
 //! Traffic goes only to 198.18.0.0/15 addresses inside namespaces these tests create.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -187,6 +187,6 @@ fn malformed_target_is_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no default gateway"));
 }
 
-harness_main!(
+crate::cases!(
     privileged: [clean_ifb_is_proven_live, tcpdump_is_proven_and_named, offloads_off_are_proven, oversize_datagrams_are_copied_without_gso, own_address_is_local_delivery_and_nothing_is_sent, tiny_optmem_gives_enobufs_with_the_limit_named, tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer, malformed_target_is_exit_2]
 );

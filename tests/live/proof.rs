@@ -4,7 +4,7 @@
 //! stop the probe promptly with the report printed. Traffic goes only to 198.18.0.0/15
 //! addresses inside namespaces these tests create.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -345,7 +345,7 @@ fn max_run_time_bounds_the_whole_run() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--max-run-time"));
 }
 
-harness_main!(
+crate::cases!(
     privileged: [
         requested_proofs_not_obtained_exit_3,
         a_clean_proof_exits_0,

@@ -3,7 +3,7 @@
 //! `sendmsg(MSG_ZEROCOPY)`, and names the same culprits; its failures are attributed from
 //! evidence. Traffic goes only to 198.18.0.0/15 addresses inside namespaces these tests create.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -387,6 +387,6 @@ fn disabled_io_uring_is_named() {
     assert!(finding(&doc, "live-probe-not-run").is_none());
 }
 
-harness_main!(
+crate::cases!(
     privileged: [clean_ifb_is_proven_by_io_uring, fixed_buffers_are_registered, a_tap_is_seen_by_both_apis, sg_off_is_seen_by_both_apis, local_delivery_in_the_peer_is_seen_by_both_apis, tcp_to_a_sink_through_io_uring, tiny_optmem_stops_sendmsg_but_not_io_uring, small_memlock_is_enomem_and_named, disabled_io_uring_is_named]
 );

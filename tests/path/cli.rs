@@ -5,7 +5,7 @@
 //! live probe gives the kernel's answer (completions flagged COPIED) next to the prediction.
 //! Traffic goes only to 198.18.0.0/15 addresses inside these namespaces.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -549,7 +549,7 @@ fn a_macvlan_sibling_in_bridge_mode_is_local_delivery() {
     );
 }
 
-harness_main!(
+crate::cases!(
     privileged: [
         vxlan_in_a_pod_is_followed_through_the_host,
         a_macvlan_sibling_in_bridge_mode_is_local_delivery,

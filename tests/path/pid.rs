@@ -6,7 +6,7 @@
 //! zcdoctor's prediction. Namespaces are the tests' own (tags `pp…`), traffic only to
 //! 198.18.0.0/15 inside them.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -387,7 +387,7 @@ fn pid_with_another_netns_is_refused() {
     assert_eq!(doc["serving"]["peer"], "198.18.2.2");
 }
 
-harness_main!(
+crate::cases!(
     privileged: [
         pid_with_another_netns_is_refused,
         a_server_with_many_peers_is_read_up_to_the_bound,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A process with several MSG_ZEROCOPY destinations, for zcdoctor's privileged tests
-(tests/path_cli.rs): one connected UDP socket with SO_ZEROCOPY per --peer ADDR[,mark=N][,dev=NAME]
+(tests/path/): one connected UDP socket with SO_ZEROCOPY per --peer ADDR[,mark=N][,dev=NAME]
 (repeat the option; the same spec twice gives two sockets; mark sets SO_MARK, dev
 SO_BINDTODEVICE, both before connect()), sending 1400-byte datagrams (under the MTU: no fragmentation copy) to port 9 in turn,
 forever, until killed.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A MSG_ZEROCOPY sender for zcdoctor's privileged tests (tests/process_cli.rs).
+"""A MSG_ZEROCOPY sender for zcdoctor's privileged tests (tests/process.rs, tests/path/pid.rs).
 
 Sends UDP datagrams to TARGET (default 198.18.0.2:9) with MSG_ZEROCOPY, forever, until killed.
   --zerocopy on|off   set SO_ZEROCOPY on the socket first (off: MSG_ZEROCOPY is ignored)

@@ -4,7 +4,7 @@
 //! Every test is privileged (root, network namespaces) and is reported as ignored otherwise;
 //! see `common::run_cases`. Everything started is ended by pid, every namespace removed on drop.
 
-mod common;
+use crate::common;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -109,7 +109,7 @@ fn bound_tap_held_by_this_process_is_found_and_not_set() {
         .unwrap_or_else(|| panic!("this process is not an owner: {s:#?}"));
     assert!(!me.comm.is_empty());
     assert!(
-        me.exe.as_deref().is_some_and(|e| e.contains("taps_probe")),
+        me.exe.as_deref().is_some_and(|e| e.contains("/taps-")),
         "{me:#?}"
     );
     assert!(!me.cmdline.is_empty());
@@ -442,7 +442,7 @@ fn dump_scan() {
     eprintln!("scan took {elapsed:?}");
 }
 
-harness_main!(
+crate::cases!(
     privileged: [bound_tap_held_by_this_process_is_found_and_not_set, bound_tap_with_ignore_outgoing_reads_set, unbound_tap_has_no_ifindex, fanout_records_own_option_and_group_flags, tap_held_by_no_process_is_unknown_with_no_owner, tcpdump_is_found_and_not_set, dhclient_is_found_and_not_set, lldpd_socket_reads_set, scan_counts_and_never_fails],
     on_request: [dump_scan]
 );

@@ -1,0 +1,13 @@
+//! The command line end to end.
+//! - `errors`: refusals: usage errors, bounded and validated recordings, escaped messages,
+//!   buffered output (no privileges: every `check` reads a recording).
+//! - `codes`: findings that need an unusual host state built for real (a device down, a lower
+//!   device elsewhere, taps not checked or unreadable, a probe that could not send).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod codes;
+mod errors;
+
+harness_modules!(errors, codes);

@@ -1,0 +1,13 @@
+//! The path beyond the diagnosed device: veths into other namespaces, forwarding, macvlans,
+//! vxlan underlays, bridges (`veth-path`, `path-incomplete`, `local-delivery`,
+//! `lower-device-elsewhere`, `tunnel-mtu-fragments`).
+//! - `cli`: `zcdoctor check IFACE --target ADDR` along shapes built in namespaces.
+//! - `pid`: `zcdoctor check --pid` along each way a process's zerocopy sockets send.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod pid;
+
+harness_modules!(cli, pid);
