@@ -81,6 +81,33 @@ pub fn ways(ev: &Evidence) -> Vec<Way<'_>> {
     ways
 }
 
+/// Where a way starts, as the rules of the path's first devices see it.
+pub struct WayStart<'w, 'a> {
+    pub way: &'w Way<'a>,
+    /// The way's first device, unless an earlier way started at it (one device, one finding).
+    pub new_top: Option<&'a Device>,
+    /// The ifindexes of the earlier ways' stacks (a lower device elsewhere is named once).
+    pub crossed_before: Vec<u32>,
+}
+
+/// Where each of `ways` starts.
+pub fn way_starts<'w, 'a>(ways: &'w [Way<'a>]) -> Vec<WayStart<'w, 'a>> {
+    let mut tops: Vec<u32> = Vec::new();
+    let mut crossed: Vec<u32> = Vec::new();
+    let mut starts = Vec::new();
+    for way in ways {
+        let new_top = way.stack.first().filter(|top| !tops.contains(&top.ifindex));
+        tops.extend(new_top.map(|top| top.ifindex));
+        starts.push(WayStart {
+            way,
+            new_top,
+            crossed_before: crossed.clone(),
+        });
+        crossed.extend(way.stack.iter().map(|d| d.ifindex));
+    }
+    starts
+}
+
 /// One device stack on the path, in one namespace.
 #[derive(Clone)]
 pub struct Hop<'a> {

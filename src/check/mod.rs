@@ -1,29 +1,31 @@
 //! Checks: pure functions from Evidence to findings. No I/O here, ever: everything a check
 //! needs is in the Evidence, so a recording diagnoses exactly like the live host.
 //!
-//! One module per area, run in the order traffic meets them: [`kernel`], [`path`] (local
-//! delivery, veth, devices), [`offloads`], [`memory`] (optmem), [`taps`], [`live`] (with
-//! [`cost`] and the ENOBUFS attribution of [`memory`]); then [`verdict`]. Each raises
-//! [`Code`]s into [`Findings`]; the knowledge base (`checks/findings/`) supplies titles and
-//! usual severities, [`tap_fix`] the owner-specific remediation of taps.
+//! One file per finding code in [`rules`] (`rules/tap_forces_copy.rs` raises
+//! `tap-forces-copy`), listed once in [`rules::RULES`] and asked at each [`Step`] of the walk
+//! (host, each way, the path, devices, limits, taps, processes, the live probe) with a
+//! [`Context`]; then [`verdict`]. The analyses several rules share are modules here: [`hops`]
+//! (the ways and hops the traffic crosses), [`offloads`], [`taps`] and [`tap_fix`], [`memory`],
+//! [`live`] and [`cost`], [`process`]. The knowledge base (`checks/findings/`) supplies titles
+//! and usual severities.
 
+pub mod context;
 pub mod cost;
 pub mod findings;
 pub mod hops;
-pub mod kernel;
 pub mod live;
 pub mod memory;
 pub mod offloads;
-pub mod path;
 pub mod process;
+pub mod rules;
 pub mod tap_fix;
 pub mod taps;
 #[cfg(test)]
 pub(crate) mod testing;
-pub mod tunnel_mtu;
 pub mod verdict;
 
 pub use crate::evidence::Protocol;
+pub use context::{Context, Step};
 pub use findings::{Code, Findings};
 
 use crate::evidence::Evidence;
@@ -34,14 +36,7 @@ use crate::report::{Diagnosis, Report};
 /// severity, passes, and the verdict.
 pub fn diagnose(ev: &Evidence, protocol: Protocol, kb: &Knowledge) -> Report {
     let mut out = Findings::new(kb);
-    kernel::check(ev, protocol, &mut out);
-    path::check(ev, &mut out);
-    tunnel_mtu::check(ev, &mut out);
-    offloads::check(ev, protocol, &mut out);
-    memory::check_optmem(ev, &mut out);
-    taps::check(ev, &mut out);
-    process::check(ev, &mut out);
-    live::check(ev, &mut out);
+    rules::run(&Context::new(ev, protocol), &mut out);
 
     // Stable ranking: severity, then the order checks ran in (which follows the path).
     let Findings {

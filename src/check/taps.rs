@@ -1,20 +1,17 @@
-//! Packet taps: which ETH_P_ALL sockets sit on the path, what their owners are, and whether
-//! each forces a copy (PACKET_IGNORE_OUTGOING not set, or a kernel before 4.20).
+//! Packet taps analysis: which ETH_P_ALL sockets sit on the path ([`tap_on_path`]), grouped
+//! by owner, setting and place ([`TapGroup`]: lldpd's socket per interface is one cause), and
+//! what each group's finding says whatever its code ([`TapGroup::describe`]). The rules
+//! `tap_forces_copy`, `tap_ignores_outgoing` and `tap_unknown_setting` turn a group into its
+//! finding by its setting; `taps_not_checked` says what the scan could not read.
 
 use serde_json::{Value, json};
 
-use super::findings::{Code, Findings};
-use super::hops::{Hop, Toward, hops, netns_label, with_toward};
+use super::hops::{Hop, Toward, netns_label, with_toward};
 use super::tap_fix;
-use crate::evidence::{
-    Evidence, HopRole, IgnoreOutgoing, Owner, PacketSocket, ProbeName, ProbeState,
-};
+use crate::evidence::{Evidence, HopRole, IgnoreOutgoing, Owner, PacketSocket, TapScan};
 use crate::kernel::{self, IGNORE_OUTGOING, PER_NETNS_TAPS};
-use crate::vocab::Severity;
+use crate::knowledge::Knowledge;
 
-/// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
-/// unbound in a hop's namespace, or unbound anywhere before Linux 6.15 (the first hop that
-/// explains it; a tap is one cause however many hops it sees).
 /// Where a tap sits on the path, as [`tap_on_path`] found it.
 struct Place<'a> {
     why: String,
@@ -25,6 +22,9 @@ struct Place<'a> {
     hashed: Option<String>,
 }
 
+/// Why a tap is on the path, or `None` when it is not: bound to a device of a hop's stack,
+/// unbound in a hop's namespace, or unbound anywhere before Linux 6.15 (the first hop that
+/// explains it; a tap is one cause however many hops it sees).
 fn tap_on_path<'a>(ev: &Evidence, hops: &[Hop<'a>], s: &PacketSocket) -> Option<Place<'a>> {
     if !s.is_tx_tap() {
         return None;
@@ -103,86 +103,147 @@ fn owner_label(o: &Owner) -> String {
     s
 }
 
-pub fn check(ev: &Evidence, out: &mut Findings) {
-    let tap_probe = ev.probes.iter().find(|p| p.name == ProbeName::Taps);
-    let Some(scan) = &ev.taps else {
-        let why = tap_probe
-            .map(|p| p.detail.clone())
-            .unwrap_or_else(|| "the tap probe did not run".to_string());
-        let by_request = tap_probe.is_some_and(|p| p.status == ProbeState::Skipped);
-        out.raise(
-            Code::TapsNotChecked,
-            format!("packet taps were not checked: {why}"),
-            json!({"reason": why}),
-            vec![if by_request {
-                "Run without --skip taps (or --no-taps) to check them.".to_string()
+/// The taps on the path, grouped: one group, one finding.
+pub struct TapsOnPath<'a> {
+    pub scan: &'a TapScan,
+    pub groups: Vec<TapGroup<'a>>,
+    /// Whether this kernel has PACKET_IGNORE_OUTGOING (4.20): before it, every tap copies.
+    pub option_exists: bool,
+}
+
+impl<'a> TapsOnPath<'a> {
+    /// `None` when the tap probe did not run.
+    pub fn of(ev: &'a Evidence, hops: &[Hop<'a>]) -> Option<TapsOnPath<'a>> {
+        let scan = ev.taps.as_ref()?;
+        // Before 4.20 the option does not exist: whatever the read said, a tap copies.
+        let option_exists = kernel::has(ev.kernel.version, IGNORE_OUTGOING);
+        let mut groups: Vec<TapGroup> = Vec::new();
+        for s in &scan.sockets {
+            let Some(place) = tap_on_path(ev, hops, s) else {
+                continue;
+            };
+            // On the receive side the setting does not matter: the tap copies.
+            let setting = if option_exists && !place.receive {
+                effective_setting(s)
             } else {
-                "Run zcdoctor as root (it reads every namespace's packet table and each owner's socket through pidfd_getfd).".to_string()
-            }],
-        );
-        return;
-    };
-    // Before 4.20 the option does not exist: whatever the read said, a tap copies.
-    let option_exists = kernel::has(ev.kernel.version, IGNORE_OUTGOING);
-    let hops = hops(ev);
-    let mut groups: Vec<TapGroup> = Vec::new();
-    for s in &scan.sockets {
-        let Some(Place {
-            why,
+                IgnoreOutgoing::NotSet
+            };
+            group(&mut groups, s, setting, place);
+        }
+        Some(TapsOnPath {
+            scan,
+            groups,
+            option_exists,
+        })
+    }
+}
+
+/// Adds socket `s` to the group of its owners, setting and place, or starts one.
+fn group<'a>(
+    groups: &mut Vec<TapGroup<'a>>,
+    s: &'a PacketSocket,
+    setting: IgnoreOutgoing,
+    place: Place<'a>,
+) {
+    let Place {
+        why,
+        toward,
+        receive,
+        hashed,
+    } = place;
+    let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    match groups.iter_mut().find(|g| {
+        !pids.is_empty()
+            && g.pids == pids
+            && g.setting == setting
+            && g.receive == receive
+            && g.hashed.is_some() == hashed.is_some()
+    }) {
+        Some(g) => g.sockets.push((s, why)),
+        None => groups.push(TapGroup {
+            pids,
+            setting,
+            sockets: vec![(s, why)],
             toward,
             receive,
             hashed,
-        }) = tap_on_path(ev, &hops, s)
-        else {
-            continue;
-        };
-        // On the receive side the setting does not matter: the tap copies.
-        let setting = if option_exists && !receive {
-            effective_setting(s)
-        } else {
-            IgnoreOutgoing::NotSet
-        };
-        let mut pids: Vec<u32> = s.owners.iter().map(|o| o.pid).collect();
-        pids.sort_unstable();
-        // One finding per owner and setting: lldpd's socket per interface is one cause.
-        match groups.iter_mut().find(|g| {
-            !pids.is_empty()
-                && g.pids == pids
-                && g.setting == setting
-                && g.receive == receive
-                && g.hashed.is_some() == hashed.is_some()
-        }) {
-            Some(g) => g.sockets.push((s, why)),
-            None => groups.push(TapGroup {
-                pids,
-                setting,
-                sockets: vec![(s, why)],
-                toward,
-                receive,
-                hashed,
-            }),
-        }
+        }),
     }
-    let on_path = groups.len();
-    for g in &groups {
-        let (first, _) = g.sockets[0];
+}
+
+/// What a group's finding says whatever its code: who holds what, the evidence, the owners'
+/// fixes and notes.
+pub struct Described {
+    /// `tcpdump (pid 4242)`, or an unknown process with the socket's inode.
+    pub who: String,
+    /// `an ETH_P_ALL packet socket bound to eth0`, or several with where each is.
+    pub what: String,
+    pub evidence: Value,
+    pub fix: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Taps on the path with the same owners, setting and place: one cause.
+pub struct TapGroup<'a> {
+    pub pids: Vec<u32>,
+    /// The setting the kernel applies (`NotSet` on the receive side and before 4.20).
+    pub setting: IgnoreOutgoing,
+    /// Each socket, with why it is on the path.
+    pub sockets: Vec<(&'a PacketSocket, String)>,
+    /// The other destination (`check --pid`) whose way the first socket is on.
+    pub toward: Option<Toward<'a>>,
+    /// The traffic is received where these taps are ([`receives`]).
+    pub receive: bool,
+    /// The first tap's device carries only some flows (a hashing bond's slave): the clause.
+    pub hashed: Option<String>,
+}
+
+impl TapGroup<'_> {
+    pub fn first(&self) -> &PacketSocket {
+        self.sockets[0].0
+    }
+
+    /// Who holds what, the evidence, and the owners' fixes and notes (`tap_fix`).
+    pub fn describe(&self, kb: &Knowledge) -> Described {
+        let first = self.first();
         let owners: Vec<String> = first.owners.iter().map(owner_label).collect();
         let who = if owners.is_empty() {
             format!("an unknown process (socket inode {})", first.inode)
         } else {
             owners.join(", ")
         };
-        let whys: Vec<&str> = g.sockets.iter().map(|(_, w)| w.as_str()).collect();
-        let what = if g.sockets.len() == 1 {
+        let whys: Vec<&str> = self.sockets.iter().map(|(_, w)| w.as_str()).collect();
+        let what = if self.sockets.len() == 1 {
             format!("an ETH_P_ALL packet socket {}", whys[0])
         } else {
             format!(
                 "{} ETH_P_ALL packet sockets: {}",
-                g.sockets.len(),
+                self.sockets.len(),
                 whys.join("; ")
             )
         };
-        let devices: Vec<String> = g
+        let mut fix: Vec<String> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        for (s, _) in &self.sockets {
+            let (n, f) = tap_fix::for_socket(kb, s, self.receive);
+            notes.extend(n);
+            fix.extend(f);
+        }
+        dedup_keep_order(&mut fix);
+        dedup_keep_order(&mut notes);
+        Described {
+            who,
+            what,
+            evidence: self.evidence(&whys),
+            fix,
+            notes,
+        }
+    }
+
+    fn evidence(&self, whys: &[&str]) -> Value {
+        let first = self.first();
+        let devices: Vec<String> = self
             .sockets
             .iter()
             .map(|(s, _)| {
@@ -194,152 +255,21 @@ pub fn check(ev: &Evidence, out: &mut Findings) {
         let mut evidence = json!({
             "device": first.device,
             "devices": devices,
-            "inodes": g.sockets.iter().map(|(s, _)| s.inode).collect::<Vec<_>>(),
+            "inodes": self.sockets.iter().map(|(s, _)| s.inode).collect::<Vec<_>>(),
             "netns": first.netns,
             "on_path": whys,
             "owners": first.owners,
-            "pids": g.pids,
-            "ignore_outgoing": g.setting,
+            "pids": self.pids,
+            "ignore_outgoing": self.setting,
             "read_from_socket": first.ignore_outgoing,
             "fanout": first.fanout,
         });
-        with_toward(&mut evidence, g.toward);
-        let mut fix: Vec<String> = Vec::new();
-        let mut notes: Vec<String> = Vec::new();
-        for (s, _) in &g.sockets {
-            let (n, f) = tap_fix::for_socket(out.kb(), s, g.receive);
-            notes.extend(n);
-            fix.extend(f);
-        }
-        dedup_keep_order(&mut fix);
-        dedup_keep_order(&mut notes);
-        if let (true, Value::Object(map)) = (g.receive, &mut evidence) {
+        with_toward(&mut evidence, self.toward);
+        if let (true, Value::Object(map)) = (self.receive, &mut evidence) {
             map.insert("receive_side".into(), json!(true));
         }
-        match &g.setting {
-            IgnoreOutgoing::NotSet if g.receive => {
-                let devices = g
-                    .sockets
-                    .iter()
-                    .filter_map(|(s, _)| s.device.clone())
-                    .collect::<Vec<_>>();
-                let place = if devices.is_empty() {
-                    "its namespace".to_string()
-                } else {
-                    devices.join(", ")
-                };
-                fix.insert(
-                    0,
-                    format!(
-                        "PACKET_IGNORE_OUTGOING cannot help here: the zerocopy traffic is received on {place} (from a veth), and a tap copies every received packet. Stop the tap, or keep it off {place}."
-                    ),
-                );
-                let set = match effective_setting(first) {
-                    IgnoreOutgoing::Set => "even though it sets PACKET_IGNORE_OUTGOING",
-                    _ => "whatever PACKET_IGNORE_OUTGOING says",
-                };
-                let summary = format!(
-                    "{who} holds {what}; the traffic is received there, and a tap copies every received packet, {set} (the option only skips transmitted ones)"
-                );
-                out.raise(Code::TapForcesCopy, summary, evidence, fix).notes = notes;
-            }
-            IgnoreOutgoing::NotSet if g.hashed.is_some() => {
-                // Only the flows the bond hashes to this slave are copied: a possibility for
-                // any one flow, which a live probe decides.
-                let summary = format!(
-                    "{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING{}",
-                    g.hashed.as_deref().unwrap_or_default()
-                );
-                out.raise_as(
-                    Code::TapForcesCopy,
-                    Severity::Warning,
-                    summary,
-                    evidence,
-                    fix,
-                )
-                .notes = notes;
-            }
-            IgnoreOutgoing::NotSet => {
-                let summary = if option_exists {
-                    format!("{who} holds {what}; it does not set PACKET_IGNORE_OUTGOING")
-                } else {
-                    fix.insert(
-                        0,
-                        format!(
-                            "Linux {} predates PACKET_IGNORE_OUTGOING (4.20): no daemon build can avoid the copy here, only taking the tap off this path (or a newer kernel) does.",
-                            ev.kernel.version.map(|v| v.to_string()).unwrap_or_default()
-                        ),
-                    );
-                    format!(
-                        "{who} holds {what}; this kernel predates PACKET_IGNORE_OUTGOING (4.20), so the tap copies every send"
-                    )
-                };
-                out.raise(Code::TapForcesCopy, summary, evidence, fix).notes = notes;
-            }
-            IgnoreOutgoing::Set => {
-                out.raise(
-                    Code::TapIgnoresOutgoing,
-                    format!("{who} holds {what}, but sets PACKET_IGNORE_OUTGOING: harmless"),
-                    evidence,
-                    vec!["Nothing to do.".to_string()],
-                );
-            }
-            IgnoreOutgoing::Unknown { reason, cause } => {
-                fix.insert(0, tap_fix::unreadable(cause.as_ref()));
-                out.raise(
-                    Code::TapUnknownSetting,
-                    format!(
-                        "{who} holds {what}; its PACKET_IGNORE_OUTGOING could not be read: {reason}"
-                    ),
-                    evidence,
-                    fix,
-                )
-                .notes = notes;
-            }
-        }
+        evidence
     }
-    if on_path == 0 {
-        let total_taps = scan.sockets.iter().filter(|s| s.is_tx_tap()).count();
-        out.pass(
-            "taps",
-            format!(
-                "no packet tap on the path ({} packet socket{}, {total_taps} ETH_P_ALL, in {} namespace{}; {} processes scanned)",
-                scan.sockets.len(),
-                if scan.sockets.len() == 1 { "" } else { "s" },
-                scan.namespaces_scanned,
-                if scan.namespaces_scanned == 1 { "" } else { "s" },
-                scan.processes_scanned
-            ),
-        );
-    }
-    if scan.namespaces_unreadable > 0 {
-        out.raise(
-            Code::TapsNotChecked,
-            format!(
-                "the packet tables of {} namespace{} could not be read",
-                scan.namespaces_unreadable,
-                if scan.namespaces_unreadable == 1 {
-                    ""
-                } else {
-                    "s"
-                }
-            ),
-            json!({"namespaces_unreadable": scan.namespaces_unreadable, "problems": scan.problems}),
-            vec!["Run zcdoctor as root so it can enter every network namespace.".to_string()],
-        );
-    }
-}
-
-struct TapGroup<'a> {
-    pids: Vec<u32>,
-    setting: IgnoreOutgoing,
-    sockets: Vec<(&'a PacketSocket, String)>,
-    /// The other destination (`check --pid`) whose way the first socket is on.
-    toward: Option<Toward<'a>>,
-    /// The traffic is received where these taps are ([`receives`]).
-    receive: bool,
-    /// The first tap's device carries only some flows (a hashing bond's slave): the clause.
-    hashed: Option<String>,
 }
 
 fn dedup_keep_order(lines: &mut Vec<String>) {
@@ -352,7 +282,7 @@ const FANOUT_FLAG_IGNORE_OUTGOING: u16 = 0x4000;
 
 /// The setting the kernel applies: a fanout member's own option is irrelevant, because the
 /// group's hook replaces the member's (`fanout_add`), so the group flag decides.
-fn effective_setting(s: &PacketSocket) -> IgnoreOutgoing {
+pub fn effective_setting(s: &PacketSocket) -> IgnoreOutgoing {
     match &s.fanout {
         Some(f) if f.flags & FANOUT_FLAG_IGNORE_OUTGOING != 0 => IgnoreOutgoing::Set,
         Some(_) => IgnoreOutgoing::NotSet,

@@ -1,6 +1,14 @@
 //! Recorded hosts for the checks' unit tests (the same files `tests/fixtures.rs` diagnoses).
 
-use crate::evidence::{Evidence, KernelVersion};
+#[cfg(test)]
+pub mod process;
+
+use super::context::Context;
+use super::findings::{Code, Findings};
+use super::rules;
+use crate::evidence::{Evidence, KernelVersion, Protocol};
+use crate::knowledge::Knowledge;
+use crate::vocab::Finding;
 
 /// A recording from `fixtures/`, by name.
 pub fn fixture(name: &str) -> Evidence {
@@ -35,4 +43,21 @@ pub fn evidence_with_kernel(release: &str) -> Evidence {
     ev.kernel.release = release.to_string();
     ev.kernel.version = KernelVersion::parse(release);
     ev
+}
+
+/// Every rule run over `ev`, as `diagnose` runs them (findings in the order raised, unranked).
+pub fn run(ev: &Evidence, protocol: Protocol) -> Findings<'static> {
+    let cx = Context::new(ev, protocol);
+    let mut out = Findings::new(Knowledge::builtin());
+    rules::run(&cx, &mut out);
+    out
+}
+
+/// The findings of `code` that every rule run over `ev` (UDP) raises.
+pub fn raised(ev: &Evidence, code: Code) -> Vec<Finding> {
+    run(ev, Protocol::Udp)
+        .findings
+        .into_iter()
+        .filter(|f| f.code == code)
+        .collect()
 }

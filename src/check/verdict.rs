@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::live::{Totals, shortfall};
-use crate::evidence::{Evidence, SocketRouting};
+use crate::evidence::{Evidence, LiveProbe, SocketRouting};
 use crate::report::{Basis, Verdict, Zerocopy};
 use crate::vocab::{Finding, Severity};
 
@@ -23,62 +23,10 @@ pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
     // A live probe was asked for: the verdict is proven by it, or says why it is not.
     let why = match &live.not_run {
         Some(fact) => format!("the live probe did not send ({fact})"),
-        None => {
-            let Totals {
-                copied,
-                completions,
-                enobufs,
-                enomem,
-                ..
-            } = Totals::of(live);
-            // Copies and ENOBUFS are facts the kernel reported, whatever the sample size.
-            if copied > 0 {
-                return live_verdict(
-                    Zerocopy::No,
-                    format!(
-                        "zerocopy sends are copied: {copied} of {completions} completions carried COPIED"
-                    ),
-                );
-            }
-            if enobufs > 0 {
-                return live_verdict(
-                    Zerocopy::No,
-                    format!(
-                        "{enobufs} zerocopy sends failed with ENOBUFS ({completions} completed)"
-                    ),
-                );
-            }
-            if enomem > 0 {
-                return live_verdict(
-                    Zerocopy::No,
-                    format!(
-                        "{enomem} io_uring zerocopy sends failed with ENOMEM ({completions} completed)"
-                    ),
-                );
-            }
-            let gaps = shortfall(live);
-            if completions > 0 && gaps.is_empty() {
-                return live_verdict(
-                    Zerocopy::Yes,
-                    format!(
-                        "zerocopy works: {completions} completions to {}, none copied",
-                        live.target
-                    ),
-                );
-            }
-            let mut reasons = gaps.reasons;
-            if !gaps.untransmitted.is_empty() {
-                reasons.insert(
-                    0,
-                    "the device did not transmit the probe's sends (live-nothing-transmitted)"
-                        .to_string(),
-                );
-            }
-            if completions == 0 {
-                reasons.insert(0, "the live probe received no completions".to_string());
-            }
-            reasons.join("; ")
-        }
+        None => match proven(live) {
+            Ok(verdict) => return verdict,
+            Err(why) => why,
+        },
     };
     let (predicted, summary) = predicted(ev, findings, Some(&why));
     Verdict {
@@ -91,6 +39,62 @@ pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
         basis: Basis::Unproven,
         summary,
     }
+}
+
+/// What a live probe that sent proves: a verdict from the kernel's facts (copies, ENOBUFS,
+/// ENOMEM, or enough completions none of which copied), or why it proves nothing.
+fn proven(live: &LiveProbe) -> Result<Verdict, String> {
+    let Totals {
+        copied,
+        completions,
+        enobufs,
+        enomem,
+        ..
+    } = Totals::of(live);
+    // Copies and ENOBUFS are facts the kernel reported, whatever the sample size.
+    if copied > 0 {
+        return Ok(live_verdict(
+            Zerocopy::No,
+            format!(
+                "zerocopy sends are copied: {copied} of {completions} completions carried COPIED"
+            ),
+        ));
+    }
+    if enobufs > 0 {
+        return Ok(live_verdict(
+            Zerocopy::No,
+            format!("{enobufs} zerocopy sends failed with ENOBUFS ({completions} completed)"),
+        ));
+    }
+    if enomem > 0 {
+        return Ok(live_verdict(
+            Zerocopy::No,
+            format!(
+                "{enomem} io_uring zerocopy sends failed with ENOMEM ({completions} completed)"
+            ),
+        ));
+    }
+    let gaps = shortfall(live);
+    if completions > 0 && gaps.is_empty() {
+        return Ok(live_verdict(
+            Zerocopy::Yes,
+            format!(
+                "zerocopy works: {completions} completions to {}, none copied",
+                live.target
+            ),
+        ));
+    }
+    let mut reasons = gaps.reasons;
+    if !gaps.untransmitted.is_empty() {
+        reasons.insert(
+            0,
+            "the device did not transmit the probe's sends (live-nothing-transmitted)".to_string(),
+        );
+    }
+    if completions == 0 {
+        reasons.insert(0, "the live probe received no completions".to_string());
+    }
+    Err(reasons.join("; "))
 }
 
 fn live_verdict(zerocopy: Zerocopy, summary: String) -> Verdict {

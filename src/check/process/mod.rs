@@ -7,49 +7,39 @@
 //! `SO_ZEROCOPY` only says zerocopy is *allowed* on a socket (QEMU sets it on every outgoing
 //! migration socket even with `zero-copy-send` off); option memory in use is what shows it used.
 //!
-//! One module per finding: `not_requested` (zerocopy-not-requested), `not_drained`
-//! (errqueue-not-drained), `memlock` (process-memlock-limit), `io_uring` (io-uring-in-use);
-//! `qemu` recognizes QEMU and names its migration channels. This file runs them per process
-//! and writes the pass line of a process none of them flagged.
+//! The rules of one finding each are `zerocopy_not_requested`, `errqueue_not_drained`,
+//! `process_memlock_limit` and `io_uring_in_use` (in `rules/`); here is what they share: the
+//! process as they name it ([`Subject`]), QEMU's migration channels and notes (`qemu`), and the
+//! pass line of a process none of them flagged.
 
-mod io_uring;
-mod memlock;
-mod not_drained;
-mod not_requested;
 mod qemu;
-#[cfg(test)]
-mod testing;
 
-use super::findings::Findings;
-use crate::evidence::{Evidence, Fact, InetSocket, ProcessEvidence};
+use crate::evidence::{Fact, InetSocket, ProcessEvidence};
 
-pub use not_drained::NOTIFICATION_BYTES;
 pub use qemu::is_qemu;
 
-use io_uring::io_uring;
-use memlock::memlock;
-use not_drained::not_drained;
-use not_requested::not_requested;
 use qemu::qemu_notes;
 
-pub fn check(ev: &Evidence, out: &mut Findings) {
-    for p in &ev.processes {
-        let before = out.findings.len();
-        check_one(ev, p, out);
-        if out.findings.len() == before {
-            out.pass("process", pass_line(p));
-        }
-    }
+/// A process diagnosed by pid, as its rules name it.
+pub struct Subject<'a> {
+    pub p: &'a ProcessEvidence,
+    /// `qemu-system-x86 (pid 4242, machine-qemu-1-vm1.scope)`.
+    pub who: String,
+    pub qemu: bool,
+    /// QEMU's notes (migration channels, `zero-copy-send`), for its findings.
+    pub notes: Vec<String>,
 }
 
-fn check_one(ev: &Evidence, p: &ProcessEvidence, out: &mut Findings) {
-    let qemu = is_qemu(p);
-    let who = label(p);
-    let notes = if qemu { qemu_notes(p) } else { Vec::new() };
-    not_requested(p, &who, qemu, &notes, out);
-    not_drained(p, &who, qemu, &notes, out);
-    memlock(p, &who, qemu, out);
-    io_uring(ev, p, &who, out);
+impl<'a> Subject<'a> {
+    pub fn of(p: &'a ProcessEvidence) -> Subject<'a> {
+        let qemu = is_qemu(p);
+        Subject {
+            p,
+            who: label(p),
+            qemu,
+            notes: if qemu { qemu_notes(p) } else { Vec::new() },
+        }
+    }
 }
 
 /// `qemu-system-x86 (pid 4242, machine-qemu-1-vm1.scope)`.
@@ -61,7 +51,7 @@ fn label(p: &ProcessEvidence) -> String {
 }
 
 /// Whether every socket descriptor was read, so "none has SO_ZEROCOPY" is a fact.
-fn all_read(p: &ProcessEvidence) -> bool {
+pub fn all_read(p: &ProcessEvidence) -> bool {
     p.sockets_unreadable == 0
         && p.sockets_not_read == 0
         && p.sockets
@@ -69,7 +59,7 @@ fn all_read(p: &ProcessEvidence) -> bool {
             .all(|s| matches!(s.zerocopy, Fact::Read(_)))
 }
 
-fn pass_line(p: &ProcessEvidence) -> String {
+pub fn pass_line(p: &ProcessEvidence) -> String {
     let zc = p.zerocopy_sockets().count();
     let optmem: u64 = p.zerocopy_sockets().filter_map(InetSocket::optmem).sum();
     let mut parts = vec![format!(

@@ -69,7 +69,7 @@ pub(super) fn qemu_notes(p: &ProcessEvidence) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::check::findings::Code;
-    use crate::check::process::testing::{process, run, socket};
+    use crate::check::testing::process::{process, run, socket};
 
     #[test]
     fn qemu_names_migration_channels() {

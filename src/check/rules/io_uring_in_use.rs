@@ -1,15 +1,25 @@
-//! io-uring-in-use: a process with io_uring instances, whose SEND_ZC needs no SO_ZEROCOPY and
-//! reports copies only when asked to.
+//! `io-uring-in-use`: a process with io_uring instances, whose SEND_ZC needs no SO_ZEROCOPY
+//! and reports copies only when asked to (Linux 6.2+).
+//!
+//! Reads the process's io_uring instances and their fdinfo (`process`), and the kernel release.
+//! Explanation and fix text: checks/findings/io-uring-in-use.toml
 
 use serde_json::json;
 
+use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
 use crate::evidence::{Evidence, KernelVersion, ProcessEvidence};
+
+pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
+    if let Step::Process(s) = at {
+        io_uring(cx.ev, s.p, &s.who, out);
+    }
+}
 
 /// Kernel that reports SEND_ZC copies (IORING_SEND_ZC_REPORT_USAGE).
 const SEND_ZC_REPORT_USAGE: KernelVersion = KernelVersion::new(6, 2);
 
-pub(super) fn io_uring(ev: &Evidence, p: &ProcessEvidence, who: &str, out: &mut Findings) {
+fn io_uring(ev: &Evidence, p: &ProcessEvidence, who: &str, out: &mut Findings) {
     if p.io_urings.is_empty() {
         return;
     }
@@ -68,7 +78,7 @@ pub(super) fn io_uring(ev: &Evidence, p: &ProcessEvidence, who: &str, out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::process::testing::{process, run, socket};
+    use crate::check::testing::process::{process, run, socket};
     use crate::evidence::IoUring;
     use crate::vocab::Severity;
 

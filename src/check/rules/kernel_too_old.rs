@@ -1,12 +1,20 @@
-//! Kernel: does this release have MSG_ZEROCOPY for the protocol at all.
+//! `kernel-too-old`: this kernel release has no MSG_ZEROCOPY for the protocol at all.
+//!
+//! Reads the kernel release (`kernel` probe) and the protocol diagnosed.
+//! Explanation and fix text: checks/findings/kernel-too-old.toml
 
 use serde_json::json;
 
-use super::findings::{Code, Findings};
-use crate::evidence::{Evidence, Protocol};
+use crate::check::context::{Context, Step};
+use crate::check::findings::{Code, Findings};
+use crate::evidence::Protocol;
 use crate::kernel::{TCP_ZEROCOPY, UDP_ZEROCOPY};
 
-pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
+pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
+    if !matches!(at, Step::Host) {
+        return;
+    }
+    let (ev, protocol) = (cx.ev, cx.protocol);
     let needs = match protocol {
         Protocol::Udp => UDP_ZEROCOPY,
         Protocol::Tcp => TCP_ZEROCOPY,
@@ -39,17 +47,15 @@ pub fn check(ev: &Evidence, protocol: Protocol, out: &mut Findings) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::check::testing::evidence_with_kernel;
+    use crate::check::findings::Code;
+    use crate::check::testing::{evidence_with_kernel, run};
+    use crate::evidence::Protocol;
 
     #[test]
     fn udp_needs_5_0_and_tcp_4_14() {
         let ev = evidence_with_kernel("4.18.0-553.el8_10.x86_64");
-        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
-        check(&ev, Protocol::Udp, &mut out);
-        assert!(out.has(Code::KernelTooOld));
-        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
-        check(&ev, Protocol::Tcp, &mut out);
+        assert!(run(&ev, Protocol::Udp).has(Code::KernelTooOld));
+        let out = run(&ev, Protocol::Tcp);
         assert!(!out.has(Code::KernelTooOld));
         assert_eq!(
             out.passed[0].detail,
@@ -60,9 +66,8 @@ mod tests {
     #[test]
     fn unparsed_release_is_not_a_finding() {
         let ev = evidence_with_kernel("custom");
-        let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
-        check(&ev, Protocol::Udp, &mut out);
-        assert!(out.findings.is_empty());
+        let out = run(&ev, Protocol::Udp);
+        assert!(!out.has(Code::KernelTooOld));
         assert!(out.passed[0].detail.contains("not parsed"));
     }
 }

@@ -1,10 +1,20 @@
-//! process-memlock-limit: RLIMIT_MEMLOCK caps the pages pinned by zerocopy sends in flight
-//! (no CAP_IPC_LOCK, a finite limit, a socket that allows MSG_ZEROCOPY).
+//! `process-memlock-limit`: RLIMIT_MEMLOCK caps the pages a process pins with zerocopy sends
+//! in flight (no CAP_IPC_LOCK, a finite limit, a socket that allows MSG_ZEROCOPY).
+//!
+//! Reads the process's limits, capabilities and zerocopy sockets (`process`).
+//! Explanation and fix text: checks/findings/process-memlock-limit.toml
 
 use serde_json::json;
 
+use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
 use crate::evidence::ProcessEvidence;
+
+pub fn check(_: &Context, at: &Step, out: &mut Findings) {
+    if let Step::Process(s) = at {
+        memlock(s.p, &s.who, s.qemu, out);
+    }
+}
 
 fn bytes(n: u64) -> String {
     if n >= 1 << 20 && n % (1 << 20) == 0 {
@@ -16,7 +26,7 @@ fn bytes(n: u64) -> String {
     }
 }
 
-pub(super) fn memlock(p: &ProcessEvidence, who: &str, qemu: bool, out: &mut Findings) {
+fn memlock(p: &ProcessEvidence, who: &str, qemu: bool, out: &mut Findings) {
     let zc = p.zerocopy_sockets().count();
     let Some(limit) = p.memlock.value() else {
         return;
@@ -74,7 +84,7 @@ pub(super) fn memlock(p: &ProcessEvidence, who: &str, qemu: bool, out: &mut Find
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::process::testing::{process, run, socket};
+    use crate::check::testing::process::{process, run, socket};
     use crate::evidence::{Fact, Memlock, OsError};
 
     #[test]

@@ -1,13 +1,26 @@
-//! io_uring zerocopy that could not run: what the kernel lacks or forbids.
+//! `io-uring-unavailable`: `--api io_uring` (or `both`) was asked for and io_uring cannot run
+//! or cannot report copies: what the kernel lacks or forbids (a sysctl, seccomp, no SEND_ZC, no
+//! copy reports).
+//!
+//! Reads the live probe's io_uring facts (set-up errors, `kernel.io_uring_disabled`) and the
+//! kernel release.
+//! Explanation and fix text: checks/findings/io-uring-unavailable.toml
 
 use serde_json::json;
 
+use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
 use crate::evidence::{Evidence, LiveProbe, UringUnavailable};
 
+pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
+    if let Step::LiveStart(m) = at {
+        io_uring_unavailable(cx.ev, m.live, out);
+    }
+}
+
 /// `--api io_uring` or `both` was asked for and io_uring cannot run or cannot report copies:
 /// what is missing, from the probe's facts and the kernel version.
-pub(super) fn io_uring_unavailable(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
+fn io_uring_unavailable(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
     let Some(s) = &live.io_uring else {
         return;
     };
@@ -86,4 +99,50 @@ pub(super) fn io_uring_unavailable(ev: &Evidence, live: &LiveProbe, out: &mut Fi
         json!({"cause": why, "io_uring": s, "kernel": ev.kernel.version.map(|v| v.to_string()), "api": live.api}),
         vec![fix],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::findings::Code;
+    use crate::check::testing::{fixture, run};
+    use crate::evidence::{Protocol, UringUnavailable};
+
+    fn unavailable(why: UringUnavailable) -> crate::vocab::Finding {
+        let mut ev = fixture("live-uring-disabled-sysctl");
+        let live = ev.live.as_mut().expect("live");
+        if let Some(s) = live.io_uring.as_mut() {
+            s.unavailable = Some(why);
+        }
+        let out = run(&ev, Protocol::Udp);
+        assert!(!out.has(Code::LiveProbeNotRun));
+        out.findings
+            .into_iter()
+            .find(|f| f.code == Code::IoUringUnavailable)
+            .expect("io-uring-unavailable")
+    }
+
+    #[test]
+    fn each_io_uring_cause_is_said() {
+        let f = unavailable(UringUnavailable::DisabledBySysctl { value: 2 });
+        assert!(
+            f.summary.contains("kernel.io_uring_disabled = 2"),
+            "{}",
+            f.summary
+        );
+        assert!(f.remediation[0].starts_with("sysctl -w kernel.io_uring_disabled=0"));
+        let f = unavailable(UringUnavailable::DisabledBySysctl { value: 1 });
+        assert!(f.summary.contains("kernel.io_uring_group"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::Blocked);
+        assert!(f.summary.contains("seccomp"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::NoSendZc);
+        assert!(
+            f.summary.contains("Linux 6.18 has no IORING_OP_SEND_ZC"),
+            "{}",
+            f.summary
+        );
+        let f = unavailable(UringUnavailable::NoReportUsage);
+        assert!(f.summary.contains("(added in Linux 6.2)"), "{}", f.summary);
+        let f = unavailable(UringUnavailable::NoSyscall);
+        assert!(f.summary.contains("no io_uring_setup"), "{}", f.summary);
+    }
 }

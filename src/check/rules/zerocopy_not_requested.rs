@@ -1,19 +1,23 @@
-//! zerocopy-not-requested: a process none of whose sockets has SO_ZEROCOPY, so MSG_ZEROCOPY
-//! on them is silently ignored.
+//! `zerocopy-not-requested`: a process diagnosed by pid none of whose sockets has SO_ZEROCOPY,
+//! so MSG_ZEROCOPY on them is silently ignored (an io_uring user is `io-uring-in-use`'s).
+//!
+//! Reads the process's TCP/UDP sockets and their SO_ZEROCOPY (`process`).
+//! Explanation and fix text: checks/findings/zerocopy-not-requested.toml
 
 use serde_json::json;
 
-use super::all_read;
+use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
+use crate::check::process::all_read;
 use crate::evidence::ProcessEvidence;
 
-pub(super) fn not_requested(
-    p: &ProcessEvidence,
-    who: &str,
-    qemu: bool,
-    notes: &[String],
-    out: &mut Findings,
-) {
+pub fn check(_: &Context, at: &Step, out: &mut Findings) {
+    if let Step::Process(s) = at {
+        not_requested(s.p, &s.who, s.qemu, &s.notes, out);
+    }
+}
+
+fn not_requested(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], out: &mut Findings) {
     // io_uring SEND_ZC needs no SO_ZEROCOPY: io-uring-in-use speaks for such a process.
     if p.zerocopy_sockets().next().is_some() || !all_read(p) || !p.io_urings.is_empty() {
         return;
@@ -76,7 +80,7 @@ pub(super) fn not_requested(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::process::testing::{process, run, socket};
+    use crate::check::testing::process::{process, run, socket};
 
     #[test]
     fn no_zerocopy_socket_is_named() {

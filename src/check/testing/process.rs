@@ -1,8 +1,9 @@
 //! Processes for the unit tests of the process checks: one with given sockets, diagnosed on
 //! the clean NIC recording.
 
-use super::check;
+use crate::check::context::Context;
 use crate::check::findings::Findings;
+use crate::check::rules;
 use crate::check::testing::fixture;
 use crate::evidence::{
     Fact, InetSocket, Memlock, NamespaceSysctls, NetnsRef, ProcessEvidence, SkMeminfo,
@@ -10,7 +11,7 @@ use crate::evidence::{
 
 const NS: u64 = 4026531840;
 
-pub(super) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -> InetSocket {
+pub(crate) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -> InetSocket {
     InetSocket {
         fd,
         inode: 1000 + fd as u64,
@@ -33,7 +34,7 @@ pub(super) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -
     }
 }
 
-pub(super) fn process(comm: &str, sockets: Vec<InetSocket>) -> ProcessEvidence {
+pub(crate) fn process(comm: &str, sockets: Vec<InetSocket>) -> ProcessEvidence {
     ProcessEvidence {
         pid: 4242,
         comm: comm.into(),
@@ -72,10 +73,10 @@ pub(super) fn process(comm: &str, sockets: Vec<InetSocket>) -> ProcessEvidence {
     }
 }
 
-pub(super) fn run(p: ProcessEvidence) -> Findings<'static> {
+pub(crate) fn run(p: ProcessEvidence) -> Findings<'static> {
     let mut ev = fixture("clean-nic");
     ev.processes = vec![p];
     let mut out = Findings::new(crate::knowledge::Knowledge::builtin());
-    check(&ev, &mut out);
+    rules::processes(&Context::new(&ev, crate::evidence::Protocol::Udp), &mut out);
     out
 }

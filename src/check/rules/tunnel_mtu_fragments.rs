@@ -2,12 +2,17 @@
 //! underlay. Its full-size packets are fragmented after encapsulation (`ip_fragment` of the
 //! outer packet builds new skbs from the data), so every full-size zerocopy send is copied;
 //! smaller ones are not, which is why it is a warning until a live probe shows the copies.
+//!
+//! Reads the tunnels the path walk crossed (`path`: kind, MTU, remote) and the MTUs of the
+//! devices their outer packets cross.
+//! Explanation and fix text: checks/findings/tunnel-mtu-fragments.toml
 
 use serde_json::json;
 
-use super::findings::{Code, Findings};
-use super::hops::{every_hop, ways, with_toward};
-use crate::evidence::{Encapsulation, Evidence};
+use crate::check::context::{Context, Step};
+use crate::check::findings::{Code, Findings};
+use crate::check::hops::{every_hop, with_toward};
+use crate::evidence::Encapsulation;
 
 /// The bytes a tunnel adds to each inner packet, outer IP header included (the minimum: GRE
 /// keys, checksums and sequence numbers, and geneve options, add more).
@@ -27,11 +32,14 @@ fn overhead(e: &Encapsulation) -> Option<u32> {
     Some(outer_ip + inner)
 }
 
-pub fn check(ev: &Evidence, out: &mut Findings) {
-    let hops = every_hop(ev);
+pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
+    if !matches!(at, Step::Devices) {
+        return;
+    }
+    let hops = every_hop(cx.ev);
     let mut at = 0;
     let mut seen: Vec<&str> = Vec::new();
-    for way in ways(ev) {
+    for way in &cx.ways {
         let segments = way.path.map_or(&[][..], |p| p.segments.as_slice());
         let way_hops = &hops[at..(at + 1 + segments.len()).min(hops.len())];
         at += 1 + segments.len();

@@ -1,36 +1,30 @@
-//! Nothing was sent: a local target is itself the diagnosis; anything else says what to change.
+//! `live-probe-not-run`: a live probe was asked for and sent nothing: no route through the
+//! diagnosed device, a target that is not unicast, a socket or connection that failed. (A local
+//! target is `local-delivery`; io_uring that cannot run is `io-uring-unavailable`.)
+//!
+//! Reads the live probe's recorded cause, route and target.
+//! Explanation and fix text: checks/findings/live-probe-not-run.toml
 
 use serde_json::json;
 
+use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
-use crate::check::path;
-use crate::evidence::{Evidence, LiveProbe, NotRun, RouteType};
+use crate::check::live::{NotSent, not_sent};
+use crate::evidence::{Evidence, LiveProbe, NotRun};
 
-/// Nothing was sent: a local target is itself the diagnosis; anything else says what to change.
-pub(super) fn not_run(ev: &Evidence, live: &LiveProbe, fact: &str, out: &mut Findings) {
-    let local = match &live.not_run_cause {
-        Some(cause) => *cause == NotRun::LocalRoute,
-        // Recordings made before the cause was recorded.
-        None => live
-            .route
-            .as_ref()
-            .is_some_and(|r| r.route_type == RouteType::Local),
-    };
-    if live.not_run_cause == Some(NotRun::IoUringUnavailable) {
-        // io-uring-unavailable (raised above) says what is missing.
+pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
+    let Step::LiveNotRun(m, fact) = at else {
         return;
-    }
-    if local {
-        if !out.has(Code::LocalDelivery) {
-            path::raise_local_delivery(ev, path::LocalDelivery::Target(live), out);
-        }
+    };
+    let live = m.live;
+    if not_sent(live) != NotSent::Other {
         return;
     }
     out.raise(
         Code::LiveProbeNotRun,
         fact.to_string(),
         json!({"target": live.target, "route": live.route, "cause": live.not_run_cause}),
-        vec![not_run_fix(ev, live)],
+        vec![not_run_fix(cx.ev, live)],
     );
 }
 
@@ -75,5 +69,48 @@ fn not_run_fix(ev: &Evidence, live: &LiveProbe) -> String {
         Some(NotRun::Connect { .. }) => format!(
             "Start the receiver first: `zcdoctor sink --listen {target}` on the target host, then probe again."
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::findings::Code;
+    use crate::check::testing::{fixture, raised};
+    use crate::evidence::{NotRun, OsError};
+
+    fn not_run_finding(cause: Option<NotRun>) -> crate::vocab::Finding {
+        let mut ev = fixture("live-clean");
+        let live = ev.live.as_mut().expect("live");
+        live.not_run = Some("fact".to_string());
+        live.not_run_cause = cause;
+        live.runs.clear();
+        raised(&ev, Code::LiveProbeNotRun).pop().expect("a finding")
+    }
+
+    #[test]
+    fn each_cause_gets_its_own_fix() {
+        let refused = not_run_finding(Some(NotRun::Connect {
+            error: Some(OsError::new("connect", nix::errno::Errno::ECONNREFUSED)),
+            timed_out: false,
+            interrupted: false,
+        }));
+        assert!(refused.remediation[0].contains("zcdoctor sink --listen"));
+        let timed_out = not_run_finding(Some(NotRun::Connect {
+            error: None,
+            timed_out: true,
+            interrupted: false,
+        }));
+        assert!(timed_out.remediation[0].contains("in time"));
+        let interrupted = not_run_finding(Some(NotRun::Connect {
+            error: None,
+            timed_out: false,
+            interrupted: true,
+        }));
+        assert!(interrupted.remediation[0].contains("interrupted"));
+        assert!(!interrupted.remediation[0].contains("sink"));
+        let other = not_run_finding(Some(NotRun::OtherDevice {
+            device: "eth9".into(),
+        }));
+        assert!(other.remediation[0].starts_with("Choose a --target"));
     }
 }

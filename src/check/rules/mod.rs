@@ -1,0 +1,122 @@
+//! The rules: one file per finding code, named for it (`tap_forces_copy.rs` raises
+//! `tap-forces-copy`). Each file says what the finding is and which evidence it reads, decides
+//! it, writes its summary, evidence and remediation, and holds its tests; its explanation and
+//! usual severity are in `checks/findings/<code>.toml`.
+//!
+//! Every rule has the same entry point, `pub fn check(cx: &Context, at: &Step, out: &mut
+//! Findings)`, and answers only the [`Step`]s it is about. [`RULES`] lists them in the order
+//! they are asked at each step, which is the order their findings are raised in (the report
+//! ranks by severity, then by that order). Adding a finding is its rule file and one line here.
+
+use super::context::{Context, Step};
+use super::findings::Findings;
+use super::live::Measured;
+use super::process::{Subject, pass_line};
+
+/// A rule's entry point.
+pub type Rule = fn(&Context, &Step, &mut Findings);
+
+macro_rules! rules {
+    ($($rule:ident),* $(,)?) => {
+        $(pub mod $rule;)*
+        /// Every rule, in the order it is asked at each step.
+        pub const RULES: &[(&str, Rule)] = &[$((stringify!($rule), $rule::check)),*];
+    };
+}
+
+rules! {
+    kernel_too_old,
+    local_delivery,
+    tunnel_encrypts,
+    veth_path,
+    device_down,
+    lower_device_elsewhere,
+    path_incomplete,
+    tunnel_mtu_fragments,
+    features_unreadable,
+    no_scatter_gather,
+    no_tx_checksum,
+    optmem_low,
+    taps_not_checked,
+    tap_forces_copy,
+    tap_ignores_outgoing,
+    tap_unknown_setting,
+    zerocopy_not_requested,
+    errqueue_not_drained,
+    process_memlock_limit,
+    io_uring_in_use,
+    io_uring_unavailable,
+    live_probe_not_run,
+    udp_fragmentation,
+    live_nothing_transmitted,
+    live_sample_too_small,
+    live_copied,
+    copies_unexplained,
+    live_contradicts_prediction,
+    zerocopy_enobufs,
+    zerocopy_enomem,
+    memlock_limit,
+    completions_missing,
+    live_timing_unreliable,
+    zerocopy_slower,
+}
+
+/// Asks every rule at `step`.
+fn ask(cx: &Context, step: &Step, out: &mut Findings) {
+    for (_, rule) in RULES {
+        rule(cx, step, out);
+    }
+}
+
+/// Walks the steps in the order traffic meets them, asking every rule at each.
+pub fn run(cx: &Context, out: &mut Findings) {
+    ask(cx, &Step::Host, out);
+    for start in &cx.way_starts() {
+        ask(cx, &Step::WayStart(start), out);
+    }
+    ask(cx, &Step::Path, out);
+    for way in &cx.ways {
+        ask(cx, &Step::WayEnd(way), out);
+    }
+    ask(cx, &Step::Devices, out);
+    ask(cx, &Step::Limits, out);
+    taps(cx, out);
+    processes(cx, out);
+    live(cx, out);
+}
+
+fn taps(cx: &Context, out: &mut Findings) {
+    ask(cx, &Step::TapsStart, out);
+    let Some(scan) = &cx.taps else {
+        return;
+    };
+    for group in &scan.groups {
+        ask(cx, &Step::Tap(group), out);
+    }
+    ask(cx, &Step::TapsEnd(scan), out);
+}
+
+/// Each process diagnosed by pid; one none of the rules flagged gets its pass line.
+pub(crate) fn processes(cx: &Context, out: &mut Findings) {
+    for p in &cx.ev.processes {
+        let before = out.findings.len();
+        ask(cx, &Step::Process(&Subject::of(p)), out);
+        if out.findings.len() == before {
+            out.pass("process", pass_line(p));
+        }
+    }
+}
+
+fn live(cx: &Context, out: &mut Findings) {
+    let Some(live) = &cx.ev.live else {
+        return;
+    };
+    let measured = Measured::of(live);
+    ask(cx, &Step::LiveStart(&measured), out);
+    if let Some(fact) = &live.not_run {
+        ask(cx, &Step::LiveNotRun(&measured, fact), out);
+        return;
+    }
+    ask(cx, &Step::Live(&measured), out);
+    ask(cx, &Step::LiveEnd(&measured), out);
+}
