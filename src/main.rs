@@ -16,9 +16,10 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 
 use cli::args::{
-    CheckArgs, Cli, ColorChoice, Command, FailOn, FleetArgs, Format, OutputArgs, ParseError,
-    ProbeArgs, SinkArgs, SnapshotArgs,
+    CheckArgs, Cli, ColorChoice, Command, FailOn, FleetArgs, Format, OutputArgs, ProbeArgs,
+    SinkArgs, SnapshotArgs,
 };
+use cli::usage::ParseError;
 use zcdoctor::check::{self, Code};
 use zcdoctor::evidence::{Evidence, validate};
 use zcdoctor::knowledge::Knowledge;
@@ -398,7 +399,7 @@ fn error_line(message: &str) {
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = match cli::args::parse_from(argv.iter().cloned()) {
+    let cli = match cli::usage::parse_from(argv.iter().cloned()) {
         Ok(cli) => cli,
         Err(ParseError::Display(e)) => {
             // --help and --version, as clap prints them.

@@ -6,3 +6,4 @@ pub mod output;
 pub mod parse;
 pub mod progress;
 pub mod signals;
+pub mod usage;
