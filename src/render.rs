@@ -525,7 +525,7 @@ fn live_table(out: &mut dyn Write, p: &Palette, live: &LiveProbe) -> io::Result<
         out,
         "Live probe: {} to {}{}",
         live.protocol.as_str().to_uppercase(),
-        field(&live.target),
+        live.target,
         if live.interrupted {
             " (interrupted)"
         } else {

@@ -113,7 +113,7 @@ fn families(
     ev: &Evidence,
     delivers_locally: &[Option<Toward>],
 ) -> HashMap<(u64, u32), (bool, bool)> {
-    let v6_main = ev.live.as_ref().is_some_and(|l| l.target.starts_with('['))
+    let v6_main = ev.live.as_ref().is_some_and(|l| l.target.is_ipv6())
         || ev
             .path
             .as_ref()

@@ -36,8 +36,8 @@ impl std::fmt::Display for Protocol {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct LiveProbe {
     pub protocol: Protocol,
-    /// The address traffic was sent to, with port.
-    pub target: String,
+    /// The address traffic was sent to, with port (and the scope of a link-local IPv6 address).
+    pub target: std::net::SocketAddr,
     /// The route the kernel chose: output device and whether it is local.
     pub route: Option<RouteInfo>,
     /// Set when the probe could not run (for example the route is local); the counters are 0.

@@ -114,7 +114,7 @@ mod tests {
     fn live(runs: Vec<LiveRun>) -> LiveProbe {
         LiveProbe {
             protocol: Protocol::Udp,
-            target: "198.18.0.2:9".into(),
+            target: ([198, 18, 0, 2], 9).into(),
             route: None,
             not_run: None,
             not_run_cause: None,

@@ -32,7 +32,7 @@ fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
     let route = live.route.as_ref();
     let hop = route
         .and_then(|r| r.gateway.clone())
-        .unwrap_or_else(|| target_ip(&live.target));
+        .unwrap_or_else(|| live.target.ip().to_string());
     let parts: Vec<String> = runs
         .iter()
         .map(|r| {
@@ -71,12 +71,6 @@ fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
 }
 
 /// The address part of `ADDR:PORT` or `[ADDR]:PORT`.
-fn target_ip(target: &str) -> String {
-    target
-        .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| target.to_string())
-}
 
 #[cfg(test)]
 mod tests {

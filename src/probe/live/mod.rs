@@ -243,7 +243,7 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
     let busy = contention::before(&opts.lock_path);
     let mut probe = LiveProbe {
         protocol: opts.protocol,
-        target: opts.target.to_string(),
+        target: opts.target,
         route: None,
         not_run: None,
         not_run_cause: None,

@@ -152,7 +152,7 @@ mod tests {
     fn records_sentence_and_cause_together() {
         let mut probe = LiveProbe {
             protocol: Protocol::Udp,
-            target: "198.18.0.2:9".into(),
+            target: ([198, 18, 0, 2], 9).into(),
             route: None,
             not_run: None,
             not_run_cause: None,
