@@ -452,6 +452,7 @@ fn live_prometheus_passes_promtool_and_node_exporter_serves_it() {
             Instant::now() < deadline,
             "node_exporter did not serve metrics on 127.0.0.1:{port}"
         );
+        // Pacing of the poll for the metrics, bounded by the deadline above.
         std::thread::sleep(Duration::from_millis(100));
     };
     for want in [

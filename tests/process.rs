@@ -146,8 +146,11 @@ fn undrained_error_queue_fills_option_memory() {
         ],
         "ENOBUFS",
     );
-    // Let the slow queue drain: what is left in optmem is unread notifications.
-    std::thread::sleep(Duration::from_secs(2));
+    // Once the slow queue is empty, what is left in optmem is unread notifications.
+    common::wait_for("the tbf queue on ifby drains", WAIT, || {
+        let out = ns.exec_ok(&["tc", "-s", "qdisc", "show", "dev", "ifby"]);
+        String::from_utf8_lossy(&out.stdout).contains("backlog 0b 0p")
+    });
     let doc = check_pid(&ns, s.pid());
     let f = finding(&doc, "errqueue-not-drained").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
     assert_eq!(pids(f), [u64::from(s.pid())]);

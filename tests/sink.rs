@@ -3,11 +3,15 @@
 //! lines, and memory stays flat over many connections. Loopback only, ephemeral ports, every
 //! loop bounded in count and time; each test starts its own sink and kills it at the end.
 
+mod common;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::wait_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zcdoctor");
 
@@ -72,6 +76,21 @@ impl Sink {
         self.stdout.lock().expect("lines").clone()
     }
 
+    /// How many stdout lines match `want` (without copying them).
+    fn stdout_count(&self, want: impl Fn(&str) -> bool) -> usize {
+        self.stdout
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| want(l))
+            .count()
+    }
+
+    /// TCP connections the sink holds open now (established sockets among its descriptors).
+    fn connections(&self) -> usize {
+        common::tcp_sockets(self.pid(), "01").len()
+    }
+
     fn stderr(&self) -> Vec<String> {
         self.stderr.lock().expect("lines").clone()
     }
@@ -83,6 +102,7 @@ impl Sink {
             if let Some(l) = self.stdout().into_iter().find(|l| want(l)) {
                 return Some(l);
             }
+            // Pacing of the poll for the line, bounded by `limit`.
             std::thread::sleep(Duration::from_millis(20));
         }
         None
@@ -164,7 +184,11 @@ fn slow_drip_peers_are_evicted_and_a_real_client_gets_in() {
         })
         .collect();
     // While they hold the slots, a fifth is turned away.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(
+        "the sink holds the 4 drippers",
+        Duration::from_secs(5),
+        || sink.connections() == 4,
+    );
     let mut fifth = TcpStream::connect(sink.addr).expect("connect");
     assert!(
         closed_by_sink(&mut fifth, Duration::from_secs(2)),
@@ -264,12 +288,8 @@ fn sequential_short_connections_are_all_accepted() {
         .wait_stdout(Duration::from_secs(5), |l| l.starts_with("tcp "))
         .is_some()
         && (0..100).any(|_| {
-            let n = sink
-                .stdout()
-                .iter()
-                .filter(|l| l.starts_with("tcp "))
-                .count();
-            n == 200 || {
+            sink.stdout_count(|l| l.starts_with("tcp ")) == 200 || {
+                // Pacing of the poll for the 200 lines, bounded by the 100 rounds.
                 std::thread::sleep(Duration::from_millis(50));
                 false
             }
@@ -299,7 +319,9 @@ fn refusals_are_logged_in_a_few_lines() {
     let sink = Sink::start(&["--max-conns", "1", "--min-rate", "0"]);
     let mut holder = TcpStream::connect(sink.addr).expect("holder");
     holder.write_all(b"hold").expect("write");
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for("the sink holds the holder", Duration::from_secs(5), || {
+        sink.connections() == 1
+    });
     let start = Instant::now();
     let mut refused = 0;
     for _ in 0..100 {
@@ -308,22 +330,33 @@ fn refusals_are_logged_in_a_few_lines() {
         {
             refused += 1;
         }
+        // The spread over about 2 s is what is tested (refusals logged at most once a
+        // second), not synchronisation.
         std::thread::sleep(Duration::from_millis(20));
     }
     let took = start.elapsed();
     assert_eq!(refused, 100);
-    std::thread::sleep(Duration::from_millis(1200));
-    let lines: Vec<String> = sink
-        .stderr()
-        .into_iter()
-        .filter(|l| l.contains("closed"))
-        .collect();
-    let counted: u64 = lines
-        .iter()
-        .filter_map(|l| l.split_whitespace().nth(3))
-        .filter_map(|n| n.parse::<u64>().ok())
-        .sum();
-    assert_eq!(counted, 100, "{lines:?}");
+    let refusal_lines = || -> Vec<String> {
+        sink.stderr()
+            .into_iter()
+            .filter(|l| l.contains("closed"))
+            .collect()
+    };
+    let counted = |lines: &[String]| -> u64 {
+        lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum()
+    };
+    // The last refusals are logged with the next line of the once-a-second log.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counted(&refusal_lines()) < 100 && Instant::now() < deadline {
+        // Pacing of the poll for the count, bounded by the deadline.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines = refusal_lines();
+    assert_eq!(counted(&lines), 100, "{lines:?}");
     // One line a second at most, plus the first.
     let allowed = took.as_secs() as usize + 2;
     assert!(
@@ -350,11 +383,19 @@ fn memory_is_flat_over_20000_connections() {
             assert!(short_connection(sink.addr, b"x"), "connection {i} failed");
         }
     };
+    // RSS is read once the sink has reported (and so closed) every connection so far.
+    let reported = |n: usize| {
+        wait_for(
+            &format!("{n} connections reported"),
+            Duration::from_secs(10),
+            || sink.stdout_count(|l| l.starts_with("tcp ")) == n,
+        )
+    };
     run(1000);
-    std::thread::sleep(Duration::from_millis(300));
+    reported(1000);
     let after_1k = sink.rss_kib();
     run(19_000);
-    std::thread::sleep(Duration::from_millis(300));
+    reported(20_000);
     let after_20k = sink.rss_kib();
     eprintln!(
         "RSS {after_1k} KiB after 1,000 connections, {after_20k} KiB after 20,000 ({:?})",

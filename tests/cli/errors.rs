@@ -58,6 +58,7 @@ fn run_with(args: &[&str], stdin: Option<&[u8]>) -> Output {
             let _ = child.kill();
             panic!("zcdoctor {args:?} did not finish in 20 s");
         }
+        // Pacing of the poll for the exit, bounded by the 20 s above.
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().expect("output")

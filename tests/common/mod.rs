@@ -541,6 +541,7 @@ impl Culprit {
                 }
                 panic!("{} exited ({status}) before {what}: {err}", self.what);
             }
+            // Pacing of the poll, not synchronisation: `ready` is what is waited for.
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("{} not ready after {timeout:?}: {what}", self.what);
@@ -556,6 +557,7 @@ impl Drop for Culprit {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
+            // Pacing of the poll for the exit, bounded by the 3 s above.
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
@@ -563,28 +565,64 @@ impl Drop for Culprit {
     }
 }
 
-/// True when a packet socket with `proto` 0003 (ETH_P_ALL) shows in the namespace's table
-/// held by `pid` (used to wait for a culprit to open its socket).
-pub fn pid_holds_packet_socket(pid: u32) -> bool {
+/// Inodes of the sockets `pid` holds (its `socket:[INODE]` descriptors).
+pub fn socket_inodes(pid: u32) -> std::collections::HashSet<String> {
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
+        return Default::default();
     };
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/packet")).unwrap_or_default();
-    entries.flatten().any(|e| {
-        std::fs::read_link(e.path())
-            .ok()
-            .and_then(|l| {
-                l.to_str()
-                    .and_then(|s| s.strip_prefix("socket:["))
-                    .and_then(|s| s.strip_suffix(']'))
-                    .map(str::to_string)
-            })
-            .is_some_and(|ino| {
-                table
-                    .lines()
-                    .any(|l| l.split_whitespace().nth(8) == Some(&ino))
-            })
-    })
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let link = std::fs::read_link(e.path()).ok()?;
+            let ino = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(ino.to_string())
+        })
+        .collect()
+}
+
+/// Rows of `/proc/PID/net/FILE` (`packet`, `tcp`, `tcp6`: the table of `pid`'s namespace) whose
+/// socket `pid` holds, split into fields; `inode` is the index of the inode field.
+pub fn held_rows(pid: u32, file: &str, inode: usize) -> Vec<Vec<String>> {
+    let held = socket_inodes(pid);
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|f| f.get(inode).is_some_and(|i| held.contains(i)))
+        .collect()
+}
+
+/// True when a packet socket shows in the namespace's table held by `pid` (used to wait for a
+/// culprit to open its socket).
+pub fn pid_holds_packet_socket(pid: u32) -> bool {
+    !held_rows(pid, "packet", 8).is_empty()
+}
+
+/// TCP sockets `pid` holds in state `st` (`0A` listening, `01` established), IPv4 and IPv6,
+/// with their local port.
+pub fn tcp_sockets(pid: u32, st: &str) -> Vec<u16> {
+    ["tcp", "tcp6"]
+        .into_iter()
+        .flat_map(|file| held_rows(pid, file, 9))
+        .filter(|f| f[3] == st)
+        .filter_map(|f| u16::from_str_radix(f[1].rsplit_once(':')?.1, 16).ok())
+        .collect()
+}
+
+/// True when `pid` listens on TCP `port` (a sink is ready for its clients).
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    tcp_sockets(pid, "0A").contains(&port)
+}
+
+/// Polls `ready` until it holds, at most `timeout`; panics naming `what` after that.
+pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "not after {timeout:?}: {what}");
+        // Pacing of the poll, not synchronisation: `ready` is what is waited for.
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Finds the finding with `code` in a JSON report.
@@ -751,6 +789,14 @@ impl Netns {
             self.ip(&format!("addr add {addr} dev {name}"));
         }
         self.ip(&format!("link set {name} up"));
+    }
+
+    /// True when the neighbour entry of `addr` in this namespace has a link-layer address (its
+    /// resolution answered; on a bridge, the answer also taught the FDB the answering port).
+    pub fn neighbour_resolved(&self, addr: &str) -> bool {
+        let out = self.exec(&["ip", "neigh", "show", "to", addr]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.contains("lladdr") && !text.contains("INCOMPLETE") && !text.contains("FAILED")
     }
 
     /// The counter `stat` (`tx_packets`, …) of `dev` in this namespace.

@@ -49,6 +49,7 @@ fn probe_stopped_after(ns: &Netns, opts: LiveOptions, after: Duration) -> (LiveP
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
+                // The delay is what is tested (the probe stops when told), not synchronisation.
                 std::thread::sleep(after);
                 stop.store(true, Ordering::SeqCst);
             });

@@ -217,8 +217,19 @@ fn finish(
             let _ = child.wait();
             panic!("zcdoctor still running after {limit:?}");
         }
+        // Pacing of the poll for the exit, bounded by `limit` above.
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// How long a probe may take to begin (its process started, the lock file written).
+const WAIT: Duration = Duration::from_secs(10);
+
+/// True when `pid` is in the host-wide lock file of live probes (it holds the lock, or told the
+/// holder it runs beside it): its probe has begun, with its signal handlers set.
+fn probe_registered(pid: u32) -> bool {
+    std::fs::read_to_string("/run/zcdoctor.live.lock")
+        .is_ok_and(|t| t.lines().any(|l| l.trim() == pid.to_string()))
 }
 
 fn concurrent_probes_see_each_other() {
@@ -241,7 +252,9 @@ fn concurrent_round(last: bool) -> bool {
         &["ifbz", "--target", "198.18.0.2", "--duration", "600ms"],
     );
     let first_pid = first.id();
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_for("the first probe takes the lock", WAIT, || {
+        probe_registered(first_pid)
+    });
     let second = spawn_check(
         &ns,
         &["ifbz", "--target", "198.18.0.2", "--duration", "200ms"],
@@ -299,7 +312,9 @@ fn sigterm_stops_the_probe_within_a_second() {
         &["ifbz", "--target", "198.18.0.2", "--duration", "30s"],
     );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_for("the probe takes the lock", WAIT, || {
+        probe_registered(child.id())
+    });
     let sent = Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM our child");
     let (took, code, doc) = finish(child, sent, Duration::from_secs(5));

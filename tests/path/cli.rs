@@ -16,6 +16,9 @@ use serde_json::Value;
 
 const SHORT: &str = "200ms";
 
+/// How long a sink or a neighbour's answer may take.
+const WAIT: Duration = Duration::from_secs(10);
+
 fn forwarded_traffic_is_followed_to_the_egress_and_its_tap() {
     let (a, b) = forwarding_pair();
     let args = ["va", "--target", "198.18.2.2", "--duration", SHORT];
@@ -90,8 +93,9 @@ fn veth_to_the_peer_address_is_local_delivery() {
     assert_eq!(doc["path"]["end"]["kind"], "local-delivery");
     every_send_copied(&doc);
     // TCP, to a sink in the peer namespace.
-    let _sink = b.spawn(&[ZCDOCTOR, "sink", "--listen", "198.18.1.2:5201"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut sink = b.spawn(&[ZCDOCTOR, "sink", "--listen", "198.18.1.2:5201"]);
+    let pid = sink.pid();
+    sink.wait_until("the sink listens", WAIT, || common::listens_on(pid, 5201));
     let (_, doc) = a.check_json(&[
         "va",
         "--protocol",
@@ -479,7 +483,9 @@ fn a_bridge_port_veth_leads_into_the_pod() {
     for ns in [&host, &pod_a] {
         ns.exec_ok(&[common::python(), "-c", hello]);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_for("198.18.5.3 answers the host and pod a", WAIT, || {
+        host.neighbour_resolved("198.18.5.3") && pod_a.neighbour_resolved("198.18.5.3")
+    });
     for (from, dev) in [(&host, "br0"), (&pod_a, "eth0")] {
         let (_, doc) = from.check_json(&[dev, "--target", "198.18.5.3", "--duration", SHORT]);
         let (copied, completions) = every_send_copied(&doc);
@@ -528,7 +534,9 @@ fn a_macvlan_sibling_in_bridge_mode_is_local_delivery() {
     pod1.ip("neigh add 198.18.6.9 lladdr 02:00:00:00:00:0b dev mv1 nud permanent");
     let hello = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('198.18.6.2', 9))";
     pod1.exec_ok(&[common::python(), "-c", hello]);
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_for("the sibling answers pod 1", WAIT, || {
+        pod1.neighbour_resolved("198.18.6.2")
+    });
 
     let (_, doc) = pod1.check_json(&["mv1", "--target", "198.18.6.2", "--duration", SHORT]);
     let (copied, completions) = every_send_copied(&doc);

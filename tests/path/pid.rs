@@ -52,14 +52,20 @@ fn toward(doc: &Value, code: &str, peer: &str) -> Option<Value> {
 /// socket toward its peer, through the veth and the router namespace, with the router's tap.
 fn pid_in_another_namespace_is_diagnosed_along_its_sockets_path() {
     let (a, b) = forwarding_pair();
-    let sender = a.spawn(&[
+    let status = common::tmp_path("status");
+    let _files = common::TmpFiles(vec![status.clone()]);
+    let mut sender = a.spawn(&[
         common::python(),
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_sender.py"),
         "--target",
         "198.18.2.2",
         "--connect",
+        "--status",
+        &status,
     ]);
-    std::thread::sleep(Duration::from_millis(500));
+    sender.wait_until("the sender has sent", Duration::from_secs(10), || {
+        std::fs::read_to_string(&status).is_ok_and(|t| t.contains("READY"))
+    });
     let pid = sender.pid().to_string();
     let check = || check_from_host(&["--pid", &pid]);
     let doc = check();

@@ -190,6 +190,7 @@ fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
             handshake = true;
             break;
         }
+        // Pacing of the poll for the handshake, bounded by the 100 rounds.
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(handshake, "no WireGuard handshake between the namespaces");
