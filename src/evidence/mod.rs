@@ -6,6 +6,7 @@
 mod device;
 mod live;
 mod path;
+mod problems;
 mod process;
 mod taps;
 pub mod validate;
@@ -13,6 +14,7 @@ pub mod validate;
 pub use device::*;
 pub use live::*;
 pub use path::*;
+pub use problems::*;
 pub use process::*;
 pub use taps::*;
 

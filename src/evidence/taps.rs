@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::OsError;
+use super::{OsError, ScanProblem};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct TapScan {
@@ -29,10 +29,9 @@ pub struct TapScan {
     /// several processes may list only some of them. `false` in old recordings.
     #[serde(default)]
     pub owner_walk_stopped_early: bool,
-    /// Sentences of fact on anything that could not be read (what failed and what is
-    /// therefore missing from the scan); never advice.
+    /// What could not be read (and so is missing from the scan), as data.
     #[serde(default)]
-    pub problems: Vec<String>,
+    pub problems: Vec<ScanProblem>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]

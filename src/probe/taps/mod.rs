@@ -50,7 +50,7 @@ mod table;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::evidence::{NetnsRef, Owner, PacketSocket, TapScan};
+use crate::evidence::{NetnsRef, Owner, PacketSocket, ScanProblem, TapScan};
 
 use setting::{PtraceContext, Reading};
 
@@ -103,9 +103,9 @@ fn own_namespace(scan: &mut TapScan) -> Option<(u64, u64)> {
     match netns::own_namespace() {
         Ok(own) => Some(own),
         Err(e) => {
-            scan.problems.push(format!(
-                "cannot stat /proc/thread-self/ns/net ({e}): the diagnosed namespace is unknown"
-            ));
+            scan.problems.push(ScanProblem::OwnNamespaceUnknown {
+                error: e.to_string(),
+            });
             None
         }
     }
@@ -291,28 +291,30 @@ impl super::Probe for TapsProbe {
 /// The probe's one-line detail: per-namespace problems folded into one clause each kind (an
 /// unprivileged run on a host with many containers has one per namespace); the full list stays
 /// in `TapScan::problems`.
-fn summarize_problems(problems: &[String]) -> Vec<String> {
-    const TABLE: &str = "packet table of namespace ";
-    const NAMES: &str = "bound device(s) could not be named";
-    let tables: Vec<&String> = problems.iter().filter(|p| p.starts_with(TABLE)).collect();
-    let names = problems.iter().filter(|p| p.contains(NAMES)).count();
-    let mut out: Vec<String> = problems
-        .iter()
-        .filter(|p| !p.starts_with(TABLE) && !p.contains(NAMES))
-        .cloned()
-        .collect();
+fn summarize_problems(problems: &[ScanProblem]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut tables = Vec::new();
+    let mut unnamed = 0;
+    for p in problems {
+        match p {
+            ScanProblem::PacketTableUnreadable {
+                diagnosed: false, ..
+            } => tables.push(p),
+            ScanProblem::DevicesUnnamed { .. } => unnamed += 1,
+            _ => out.push(p.to_string()),
+        }
+    }
     match tables.as_slice() {
         [] => {}
-        [one] => out.push((*one).clone()),
-        [first, rest @ ..] => out.push(format!(
-            "the packet tables of {} namespaces could not be read (the first: {})",
-            rest.len() + 1,
-            first.trim_start_matches(TABLE)
+        [one] => out.push(one.to_string()),
+        [first, ..] => out.push(format!(
+            "the packet tables of {} namespaces could not be read (the first: {first})",
+            tables.len()
         )),
     }
-    if names > 0 {
+    if unnamed > 0 {
         out.push(format!(
-            "in {names} namespace(s) some bound devices could not be named"
+            "in {unnamed} namespace(s) some bound devices could not be named"
         ));
     }
     out
@@ -324,9 +326,13 @@ mod tests {
 
     #[test]
     fn per_namespace_problems_fold_into_one_clause() {
-        let problems: Vec<String> = (0..30)
-            .map(|n| format!("packet table of namespace net:[{n}] unreadable: EACCES"))
-            .chain(["the descriptors of 3 process(es) could not be read".to_string()])
+        let problems: Vec<ScanProblem> = (0..30)
+            .map(|n| ScanProblem::PacketTableUnreadable {
+                netns: format!("net:[{n}]"),
+                diagnosed: false,
+                error: "EACCES".to_string(),
+            })
+            .chain([ScanProblem::DescriptorsUnreadable { processes: 3 }])
             .collect();
         let folded = summarize_problems(&problems);
         assert_eq!(folded.len(), 2, "{folded:?}");

@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::dirent::{for_each_dirent, parse_u32};
-use crate::evidence::TapScan;
+use crate::evidence::{ScanProblem, TapScan};
 
 /// At most this many processes are remembered per namespace (several, in case one exits).
 const PIDS_PER_NAMESPACE: usize = 4;
@@ -43,8 +43,9 @@ pub(super) fn list_processes(scan: &mut TapScan) -> Vec<Proc> {
     ) {
         Ok(d) => d,
         Err(e) => {
-            scan.problems
-                .push(format!("cannot list /proc ({e}): no process was scanned"));
+            scan.problems.push(ScanProblem::ProcUnlisted {
+                error: e.to_string(),
+            });
             return out;
         }
     };
@@ -77,14 +78,14 @@ pub(super) fn list_processes(scan: &mut TapScan) -> Vec<Proc> {
         true
     });
     if let Err(e) = listed {
-        scan.problems.push(format!(
-            "reading /proc stopped early ({e}): the process list is incomplete"
-        ));
+        scan.problems.push(ScanProblem::ProcListIncomplete {
+            error: e.to_string(),
+        });
     }
     if unreadable_ns > 0 {
-        scan.problems.push(format!(
-            "the network namespace of {unreadable_ns} process(es) could not be read: namespaces only they use are not scanned"
-        ));
+        scan.problems.push(ScanProblem::NamespacesUnreadable {
+            processes: unreadable_ns,
+        });
     }
     out
 }
@@ -136,9 +137,9 @@ fn add_named(map: &mut BTreeMap<u64, Ns>, nsfs_dev: Option<u64>, scan: &mut TapS
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => {
-            scan.problems.push(format!(
-                "cannot list /run/netns ({e}): named namespaces without a process are not scanned"
-            ));
+            scan.problems.push(ScanProblem::NamedNamespacesUnlisted {
+                error: e.to_string(),
+            });
             return;
         }
     };

@@ -20,7 +20,7 @@ use nix::sys::stat::Mode;
 use super::cgroup;
 use super::dirent::{for_each_dirent, parse_u32};
 use super::netns::Proc;
-use crate::evidence::{Owner, TapScan};
+use crate::evidence::{Owner, ScanProblem, TapScan};
 
 /// Below this many processes the walk runs on the calling thread only.
 const PARALLEL_WALK_MIN_PROCESSES: usize = 256;
@@ -79,7 +79,7 @@ struct WalkCounts {
     vanished: u32,
     fds: u64,
     /// Unexpected errors (not permission, not exit), by message.
-    odd: Vec<String>,
+    odd: Vec<ScanProblem>,
 }
 
 impl WalkCounts {
@@ -125,7 +125,7 @@ pub(super) fn walk_owners(procs: &[Proc], taps: &HashSet<u64>, scan: &mut TapSca
         for h in handles {
             match h.join() {
                 Ok(c) => counts.add(c),
-                Err(_) => counts.odd.push("an owner walk thread panicked".to_string()),
+                Err(_) => counts.odd.push(ScanProblem::OwnerWalkPanicked),
             }
         }
     });
@@ -136,12 +136,11 @@ pub(super) fn walk_owners(procs: &[Proc], taps: &HashSet<u64>, scan: &mut TapSca
     scan.owner_walk_stopped_early = shared.remaining.load(Ordering::Acquire) == 0
         && shared.next.load(Ordering::Acquire) < procs.len();
     if counts.unreadable > 0 {
-        scan.problems.push(format!(
-            "the descriptors of {} process(es) could not be read: taps held only by them have no owner",
-            counts.unreadable
-        ));
+        scan.problems.push(ScanProblem::DescriptorsUnreadable {
+            processes: counts.unreadable,
+        });
     }
-    counts.odd.sort();
+    counts.odd.sort_by_key(ScanProblem::to_string);
     counts.odd.dedup();
     scan.problems.extend(counts.odd);
     shared
@@ -186,7 +185,10 @@ fn walk_process(pid: u32, fd_dir: &str, sh: &WalkShared<'_>, c: &mut WalkCounts)
         }
         Err(e) => {
             c.unreadable += 1;
-            c.odd.push(format!("cannot open {fd_dir}: {e}"));
+            c.odd.push(ScanProblem::DescriptorsFailed {
+                path: fd_dir.to_string(),
+                error: e.to_string(),
+            });
             return;
         }
     };
@@ -231,7 +233,10 @@ fn walk_process(pid: u32, fd_dir: &str, sh: &WalkShared<'_>, c: &mut WalkCounts)
     match walked {
         Ok(()) => {}
         Err(Errno::ENOENT | Errno::ESRCH) => c.vanished += 1,
-        Err(e) => c.odd.push(format!("reading {fd_dir} failed: {e}")),
+        Err(e) => c.odd.push(ScanProblem::DescriptorsFailed {
+            path: fd_dir.to_string(),
+            error: e.to_string(),
+        }),
     }
 }
 

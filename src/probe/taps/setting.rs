@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use nix::errno::Errno;
 use procfs::FromRead;
 
-use crate::evidence::{Fanout, IgnoreOutgoing, OsError, TapScan, Unreadable};
+use crate::evidence::{Fanout, IgnoreOutgoing, OsError, ScanProblem, TapScan, Unreadable};
 use crate::probe::sockopt::getsockopt_int;
 
 /// `CAP_SYS_PTRACE` of `linux/capability.h` (libc does not export capability numbers).
@@ -47,7 +47,7 @@ pub(super) struct Reading {
     pub(super) ignore_outgoing: IgnoreOutgoing,
     pub(super) fanout: Option<Fanout>,
     /// Factual notes for `TapScan::problems` (a fanout membership that could not be read).
-    pub(super) problems: Vec<String>,
+    pub(super) problems: Vec<ScanProblem>,
 }
 
 /// Why one holder's socket could not be read: the account and the cause as data.
@@ -245,10 +245,10 @@ fn read_setting(pid: u32, fd: i32, inode: u64, ptrace: &PtraceContext) -> Result
         Ok(v) => decode_fanout(v),
         Err(e) => {
             let op = format!("getsockopt(fd {fd} of pid {pid}, SOL_PACKET, PACKET_FANOUT)");
-            problems.push(format!(
-                "socket {inode}: {}: its fanout group is not recorded",
-                OsError::new(op, e)
-            ));
+            problems.push(ScanProblem::FanoutUnreadable {
+                inode,
+                error: OsError::new(op, e),
+            });
             None
         }
     };

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::os::fd::AsFd;
 
 use super::netns::{Ns, ns_label, open_ns_handle};
-use crate::evidence::TapScan;
+use crate::evidence::{ScanProblem, TapScan};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RawSocket {
@@ -56,9 +56,11 @@ pub(super) fn read_tables(
             }
             Err(e) => {
                 scan.namespaces_unreadable += 1;
-                scan.problems.push(format!(
-                    "packet table of the diagnosed namespace net:[{own}] unreadable: {e}"
-                ));
+                scan.problems.push(ScanProblem::PacketTableUnreadable {
+                    netns: format!("net:[{own}]"),
+                    diagnosed: true,
+                    error: e.to_string(),
+                });
             }
         }
     }
@@ -94,26 +96,27 @@ pub(super) fn read_tables(
             Ok((t, bad, unnamed)) => {
                 bad_lines += bad;
                 if unnamed > 0 {
-                    scan.problems.push(format!(
-                        "namespace {}: {unnamed} bound device(s) could not be named ({why}; read through /proc/PID/net instead)",
-                        ns_label(ino, ns)
-                    ));
+                    scan.problems.push(ScanProblem::DevicesUnnamed {
+                        netns: ns_label(ino, ns),
+                        count: unnamed,
+                        why: why.clone(),
+                    });
                 }
                 results.push((ino, t));
             }
             Err(e2) => {
                 scan.namespaces_unreadable += 1;
-                scan.problems.push(format!(
-                    "packet table of namespace {} unreadable: {why}; {e2}",
-                    ns_label(ino, ns)
-                ));
+                scan.problems.push(ScanProblem::PacketTableUnreadable {
+                    netns: ns_label(ino, ns),
+                    diagnosed: false,
+                    error: format!("{why}; {e2}"),
+                });
             }
         }
     }
     if bad_lines > 0 {
-        scan.problems.push(format!(
-            "{bad_lines} line(s) of /proc/net/packet did not parse and were skipped"
-        ));
+        scan.problems
+            .push(ScanProblem::LinesSkipped { lines: bad_lines });
     }
     scan.namespaces_scanned = u32::try_from(results.len()).unwrap_or(u32::MAX);
     results.sort_by_key(|(ino, _)| *ino);

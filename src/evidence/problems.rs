@@ -1,0 +1,137 @@
+//! What a probe could not read, as data: the kind of failure and its particulars, so a check or
+//! a summary matches on the kind instead of on words. Each has a one-line description of fact
+//! (`Display`), never advice. Recordings made before evidence version 2 hold sentences; those
+//! still load, as [`ScanProblem::Text`] and the like.
+
+use serde::{Deserialize, Serialize};
+
+use super::OsError;
+
+/// Something the tap scan could not read, and therefore what the scan misses.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum ScanProblem {
+    /// The descriptors of this many processes could not be read (permission): taps held only
+    /// by them have no owner.
+    DescriptorsUnreadable { processes: u32 },
+    /// A process's descriptor directory failed otherwise than by permission.
+    DescriptorsFailed { path: String, error: String },
+    /// /proc could not be listed: no process was scanned.
+    ProcUnlisted { error: String },
+    /// Listing /proc stopped early: the process list is incomplete.
+    ProcListIncomplete { error: String },
+    /// The network namespace of this many processes could not be read: namespaces only they
+    /// use are not scanned.
+    NamespacesUnreadable { processes: u32 },
+    /// /run/netns could not be listed: named namespaces without a process are not scanned.
+    NamedNamespacesUnlisted { error: String },
+    /// A thread of the owner walk panicked: its share of the processes is missing.
+    OwnerWalkPanicked,
+    /// The diagnosed namespace could not be identified.
+    OwnNamespaceUnknown { error: String },
+    /// A namespace's packet table could not be read (`netns` as the report labels it).
+    PacketTableUnreadable {
+        netns: String,
+        diagnosed: bool,
+        error: String,
+    },
+    /// A namespace's table was read through /proc/PID/net, where bound devices cannot always be
+    /// named.
+    DevicesUnnamed {
+        netns: String,
+        count: u32,
+        why: String,
+    },
+    /// Lines of /proc/net/packet that did not parse and were skipped.
+    LinesSkipped { lines: u32 },
+    /// A packet socket's fanout group could not be read.
+    FanoutUnreadable { inode: u64, error: OsError },
+    /// As recorded by zcdoctor before evidence version 2.
+    #[serde(untagged)]
+    Text(String),
+}
+
+impl std::fmt::Display for ScanProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanProblem::DescriptorsUnreadable { processes } => write!(
+                f,
+                "the descriptors of {processes} process(es) could not be read: taps held only by them have no owner"
+            ),
+            ScanProblem::DescriptorsFailed { path, error } => {
+                write!(f, "cannot read {path}: {error}")
+            }
+            ScanProblem::ProcUnlisted { error } => {
+                write!(f, "cannot list /proc ({error}): no process was scanned")
+            }
+            ScanProblem::ProcListIncomplete { error } => write!(
+                f,
+                "reading /proc stopped early ({error}): the process list is incomplete"
+            ),
+            ScanProblem::NamespacesUnreadable { processes } => write!(
+                f,
+                "the network namespace of {processes} process(es) could not be read: namespaces only they use are not scanned"
+            ),
+            ScanProblem::NamedNamespacesUnlisted { error } => write!(
+                f,
+                "cannot list /run/netns ({error}): named namespaces without a process are not scanned"
+            ),
+            ScanProblem::OwnerWalkPanicked => f.write_str("an owner walk thread panicked"),
+            ScanProblem::OwnNamespaceUnknown { error } => write!(
+                f,
+                "cannot stat /proc/thread-self/ns/net ({error}): the diagnosed namespace is unknown"
+            ),
+            ScanProblem::PacketTableUnreadable {
+                netns,
+                diagnosed,
+                error,
+            } => {
+                let which = if *diagnosed {
+                    "the diagnosed namespace"
+                } else {
+                    "namespace"
+                };
+                write!(f, "packet table of {which} {netns} unreadable: {error}")
+            }
+            ScanProblem::DevicesUnnamed { netns, count, why } => write!(
+                f,
+                "namespace {netns}: {count} bound device(s) could not be named ({why}; read through /proc/PID/net instead)"
+            ),
+            ScanProblem::LinesSkipped { lines } => write!(
+                f,
+                "{lines} line(s) of /proc/net/packet did not parse and were skipped"
+            ),
+            ScanProblem::FanoutUnreadable { inode, error } => write!(
+                f,
+                "socket {inode}: {error}: its fanout group is not recorded"
+            ),
+            ScanProblem::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_problems_round_trip_and_old_sentences_still_load() {
+        let typed = ScanProblem::PacketTableUnreadable {
+            netns: "net:[4026532]".into(),
+            diagnosed: false,
+            error: "EACCES".into(),
+        };
+        let json = serde_json::to_value(&typed).expect("serialize");
+        assert_eq!(json["problem"], "packet-table-unreadable");
+        assert_eq!(
+            serde_json::from_value::<ScanProblem>(json).expect("load"),
+            typed
+        );
+        let old: ScanProblem =
+            serde_json::from_str("\"an owner walk thread panicked\"").expect("a sentence loads");
+        assert_eq!(
+            old,
+            ScanProblem::Text("an owner walk thread panicked".into())
+        );
+    }
+}
