@@ -110,6 +110,55 @@ impl std::fmt::Display for ScanProblem {
     }
 }
 
+/// Something about a diagnosed process that could not be read.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum ProcessProblem {
+    /// A file of /proc/PID could not be read (comm, cmdline, cgroup).
+    Unreadable { error: OsError },
+    /// /proc/PID/cgroup was read but did not parse.
+    CgroupUnparsed { pid: u32, error: String },
+    /// /proc/PID/fd could not be listed: the sockets and io_uring instances are not read.
+    DescriptorsUnlisted { error: OsError },
+    /// Socket descriptors closed or reused while being read.
+    SocketsVanished { sockets: u32 },
+    /// Socket descriptors that could not be read, of which the first `listed` are listed.
+    SocketsUnread { sockets: u32, listed: u32 },
+    /// More io_uring instances than are recorded.
+    UringsCapped { urings: usize, recorded: usize },
+    /// As recorded by zcdoctor before evidence version 2.
+    #[serde(untagged)]
+    Text(String),
+}
+
+impl std::fmt::Display for ProcessProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessProblem::Unreadable { error } => write!(f, "{error}"),
+            ProcessProblem::CgroupUnparsed { pid, error } => {
+                write!(f, "/proc/{pid}/cgroup: {error}")
+            }
+            ProcessProblem::DescriptorsUnlisted { error } => write!(
+                f,
+                "{error}: its sockets and io_uring instances are not read"
+            ),
+            ProcessProblem::SocketsVanished { sockets } => write!(
+                f,
+                "{sockets} socket descriptor(s) were closed or reused while being read"
+            ),
+            ProcessProblem::SocketsUnread { sockets, listed } => write!(
+                f,
+                "{sockets} socket descriptor(s) could not be read; the first {listed} are listed"
+            ),
+            ProcessProblem::UringsCapped { urings, recorded } => write!(
+                f,
+                "{urings} io_uring instances; the first {recorded} are recorded"
+            ),
+            ProcessProblem::Text(text) => f.write_str(text),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{NetnsRef, OsError};
+use super::{NetnsRef, OsError, ProcessProblem};
 
 /// A value read from the kernel, or why it could not be.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -89,9 +89,9 @@ pub struct ProcessEvidence {
     /// The process's io_uring instances.
     #[serde(default)]
     pub io_urings: Vec<IoUring>,
-    /// Sentences of fact on anything else that could not be read; never advice.
+    /// Anything else that could not be read, as data.
     #[serde(default)]
-    pub problems: Vec<String>,
+    pub problems: Vec<ProcessProblem>,
 }
 
 impl ProcessEvidence {

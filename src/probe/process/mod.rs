@@ -17,6 +17,7 @@ use std::os::unix::fs::MetadataExt;
 
 use crate::evidence::{
     Evidence, Fact, IoUring, NamespaceSysctls, NetnsRef, ProbeName, ProbeState, ProcessEvidence,
+    ProcessProblem,
 };
 
 use super::taps::cgroup;
@@ -100,8 +101,8 @@ pub fn read_process(pid: u32) -> ProcessEvidence {
     };
     let (cmdline, cmdline_truncated) = match limits::cmdline(pid, ProcessEvidence::CMDLINE_MAX) {
         Ok(c) => c,
-        Err(e) => {
-            problems.push(e.to_string());
+        Err(error) => {
+            problems.push(ProcessProblem::Unreadable { error });
             (Vec::new(), false)
         }
     };
@@ -142,47 +143,48 @@ pub fn read_process(pid: u32) -> ProcessEvidence {
 }
 
 /// `/proc/PID/comm` (empty when it cannot be read).
-fn read_comm(pid: u32, problems: &mut Vec<String>) -> String {
+fn read_comm(pid: u32, problems: &mut Vec<ProcessProblem>) -> String {
     match limits::read_bounded(&format!("/proc/{pid}/comm"), 64) {
         Ok((b, _)) => String::from_utf8_lossy(&b).trim_end().to_string(),
-        Err(e) => {
-            problems.push(e.to_string());
+        Err(error) => {
+            problems.push(ProcessProblem::Unreadable { error });
             String::new()
         }
     }
 }
 
 /// The cgroup, systemd unit and container of `pid` from `/proc/PID/cgroup`.
-fn read_cgroup(pid: u32, problems: &mut Vec<String>) -> cgroup::CgroupSummary {
+fn read_cgroup(pid: u32, problems: &mut Vec<ProcessProblem>) -> cgroup::CgroupSummary {
     match limits::read_bounded(&format!("/proc/{pid}/cgroup"), 16384) {
         Ok((b, _)) => match <procfs::ProcessCGroups as procfs::FromRead>::from_read(&b[..]) {
             Ok(c) => cgroup::of_process(&c),
             Err(e) => {
-                problems.push(format!("/proc/{pid}/cgroup: {e}"));
+                problems.push(ProcessProblem::CgroupUnparsed {
+                    pid,
+                    error: e.to_string(),
+                });
                 cgroup::CgroupSummary::default()
             }
         },
-        Err(e) => {
-            problems.push(e.to_string());
+        Err(error) => {
+            problems.push(ProcessProblem::Unreadable { error });
             cgroup::CgroupSummary::default()
         }
     }
 }
 
 /// The socket descriptors the scan could not read, or found closed or reused.
-fn note_unread_sockets(scan: &sockets::SocketScan, problems: &mut Vec<String>) {
+fn note_unread_sockets(scan: &sockets::SocketScan, problems: &mut Vec<ProcessProblem>) {
     if scan.vanished > 0 {
-        problems.push(format!(
-            "{} socket descriptor(s) were closed or reused while being read",
-            scan.vanished
-        ));
+        problems.push(ProcessProblem::SocketsVanished {
+            sockets: scan.vanished,
+        });
     }
     if scan.unreadable_count as usize > scan.unreadable.len() {
-        problems.push(format!(
-            "{} socket descriptor(s) could not be read; the first {} are listed",
-            scan.unreadable_count,
-            scan.unreadable.len()
-        ));
+        problems.push(ProcessProblem::SocketsUnread {
+            sockets: scan.unreadable_count,
+            listed: u32::try_from(scan.unreadable.len()).unwrap_or(u32::MAX),
+        });
     }
 }
 
@@ -215,17 +217,17 @@ fn namespace_sysctls(
 }
 
 /// The io_uring instances of `pid` (the first [`URINGS_MAX`] of `fds`).
-fn read_urings(pid: u32, fds: &[i32], problems: &mut Vec<String>) -> Vec<IoUring> {
+fn read_urings(pid: u32, fds: &[i32], problems: &mut Vec<ProcessProblem>) -> Vec<IoUring> {
     let io_urings = fds
         .iter()
         .take(URINGS_MAX)
         .map(|fd| uring::read(pid, *fd))
         .collect();
     if fds.len() > URINGS_MAX {
-        problems.push(format!(
-            "{} io_uring instances; the first {URINGS_MAX} are recorded",
-            fds.len()
-        ));
+        problems.push(ProcessProblem::UringsCapped {
+            urings: fds.len(),
+            recorded: URINGS_MAX,
+        });
     }
     io_urings
 }
@@ -238,7 +240,7 @@ struct Fds {
 
 /// Socket and io_uring descriptors of `pid` from `/proc/PID/fd`, in descriptor order; sockets
 /// beyond [`ProcessEvidence::SOCKETS_MAX`] only counted.
-fn list_fds(pid: u32, problems: &mut Vec<String>) -> Fds {
+fn list_fds(pid: u32, problems: &mut Vec<ProcessProblem>) -> Fds {
     let mut out = Fds {
         sockets: Vec::new(),
         sockets_not_read: 0,
@@ -248,10 +250,9 @@ fn list_fds(pid: u32, problems: &mut Vec<String>) -> Fds {
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) => {
-            problems.push(format!(
-                "{}: its sockets and io_uring instances are not read",
-                limits::io_error(&format!("open {dir}"), &e)
-            ));
+            problems.push(ProcessProblem::DescriptorsUnlisted {
+                error: limits::io_error(&format!("open {dir}"), &e),
+            });
             return out;
         }
     };
