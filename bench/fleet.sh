@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of `zcdoctor fleet`: 10,000 reports made from fixtures/*.report.json (hostnames
+# Benchmark of `zcdoctor fleet`: 10,000 reports made from fixtures/*/*/report.json (hostnames
 # varied: host00000 … host09999), summarized from a directory and as JSON lines on stdin.
 # Prints wall time (hyperfine when installed, else a loop of `date`) and peak RSS
 # (/usr/bin/time -v). Usage: bench/fleet.sh [N] (default 10000); builds the release binary.
@@ -14,7 +14,7 @@ mkdir "$work/reports"
 python3 - "$n" "$work" <<'PY'
 import glob, json, sys
 n, work = int(sys.argv[1]), sys.argv[2]
-reports = [json.load(open(p)) for p in sorted(glob.glob("fixtures/*.report.json"))]
+reports = [json.load(open(p)) for p in sorted(glob.glob("fixtures/*/*/report.json"))]
 with open(f"{work}/reports.jsonl", "w") as lines:
     for i in range(n):
         r = reports[i % len(reports)]

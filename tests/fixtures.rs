@@ -1,14 +1,16 @@
-//! Recorded hosts in fixtures/: each `NAME.evidence.json` is diagnosed and must give exactly the
-//! findings (code, severity, and where given the device and pid) and the verdict of
-//! `NAME.expect.toml`, and render exactly the recorded reports `NAME.report.json` and
-//! `NAME.report.txt` (human, no color). Each fixture is its own test case. Pure logic: no
-//! privileges, no host access.
+//! Recorded hosts in `fixtures/<area>/<name>/`: each `evidence.json` is diagnosed and must give
+//! exactly the findings (code, severity, and where given the device and pid) and the verdict of
+//! its `expect.toml`, and render exactly the recorded reports `report.json` and `report.txt`
+//! (human, no color). Each fixture is its own test case (`fixture::NAME`); every finding code
+//! fires in at least one. Pure logic: no privileges, no host access.
 //!
 //! After an intended change of the output, `ZCDOCTOR_BLESS=1 cargo test --profile fast --test
 //! fixtures` rewrites the recorded reports; review the diff before committing it.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,6 +19,8 @@ use zcdoctor::evidence::Evidence;
 use zcdoctor::render;
 use zcdoctor::report::{Report, Zerocopy};
 use zcdoctor::vocab::Finding;
+
+use common::fixtures;
 
 #[derive(Deserialize)]
 struct Expect {
@@ -61,34 +65,18 @@ impl ExpectedFinding {
     }
 }
 
-fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures/ exists")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".expect.toml"))
-        .collect();
-    v.sort();
-    v
-}
-
 /// A fixture's name, its expectations and the report diagnosed from its recording.
-fn diagnose_fixture(expect_path: &Path) -> Result<(String, Expect, Report), String> {
-    let name = expect_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".expect.toml"))
-        .ok_or("bad name")?
-        .to_string();
+fn diagnose_fixture(dir: &Path) -> Result<(String, Expect, Report), String> {
+    let name = fixtures::name(dir);
+    let expect_path = dir.join("expect.toml");
     let expect: Expect =
-        toml::from_str(&std::fs::read_to_string(expect_path).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("{name}.expect.toml: {e}"))?;
-    let evidence_path = expect_path.with_file_name(format!("{name}.evidence.json"));
+        toml::from_str(&std::fs::read_to_string(&expect_path).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", expect_path.display()))?;
+    let evidence_path = dir.join("evidence.json");
     let evidence: Evidence = serde_json::from_str(
         &std::fs::read_to_string(&evidence_path).map_err(|e| format!("{name}: {e}"))?,
     )
-    .map_err(|e| format!("{name}.evidence.json: {e}"))?;
+    .map_err(|e| format!("{}: {e}", evidence_path.display()))?;
     let protocol = match expect.protocol.as_str() {
         "tcp" => Protocol::Tcp,
         _ => Protocol::Udp,
@@ -101,8 +89,8 @@ fn diagnose_fixture(expect_path: &Path) -> Result<(String, Expect, Report), Stri
     Ok((name, expect, report))
 }
 
-fn check_fixture(expect_path: &Path) -> Result<(), String> {
-    let (name, expect, report) = diagnose_fixture(expect_path)?;
+fn check_fixture(dir: &Path) -> Result<(), String> {
+    let (name, expect, report) = diagnose_fixture(dir)?;
     let got: Vec<String> = report
         .findings
         .iter()
@@ -144,7 +132,7 @@ fn check_fixture(expect_path: &Path) -> Result<(), String> {
             report.verdict.summary, expect.verdict
         ));
     }
-    check_rendered(expect_path, &report)
+    check_rendered(dir, &report)
 }
 
 /// Compares `got` with the recorded `path`, or records it when `ZCDOCTOR_BLESS=1`.
@@ -173,14 +161,13 @@ fn compare_recorded(path: &Path, got: &[u8]) -> Result<(), String> {
 }
 
 /// The JSON and human reports of a fixture are exactly the recorded ones.
-fn check_rendered(expect_path: &Path, report: &Report) -> Result<(), String> {
-    let base = expect_path.to_string_lossy().replace(".expect.toml", "");
+fn check_rendered(dir: &Path, report: &Report) -> Result<(), String> {
     let mut json = Vec::new();
     render::json(report, &mut json).map_err(|e| e.to_string())?;
-    compare_recorded(Path::new(&format!("{base}.report.json")), &json)?;
+    compare_recorded(&dir.join("report.json"), &json)?;
     let mut text = Vec::new();
     render::human(report, false, &mut text).map_err(|e| e.to_string())?;
-    compare_recorded(Path::new(&format!("{base}.report.txt")), &text)
+    compare_recorded(&dir.join("report.txt"), &text)
 }
 
 fn plain(name: &str, f: fn()) -> libtest_mimic::Trial {
@@ -192,19 +179,13 @@ fn plain(name: &str, f: fn()) -> libtest_mimic::Trial {
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let all = fixtures();
+    let all = fixtures::dirs();
     assert!(all.len() >= 10, "fixtures missing: {}", all.len());
     let mut trials: Vec<libtest_mimic::Trial> = all
         .into_iter()
-        .map(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".expect.toml"))
-                .unwrap_or("?")
-                .to_string();
-            libtest_mimic::Trial::test(format!("fixture::{name}"), move || {
-                check_fixture(&path).map_err(Into::into)
+        .map(|dir| {
+            libtest_mimic::Trial::test(format!("fixture::{}", fixtures::name(&dir)), move || {
+                check_fixture(&dir).map_err(Into::into)
             })
         })
         .collect();
@@ -232,8 +213,7 @@ fn main() {
 }
 
 fn remediation_names_the_actual_device_and_pid() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/seed-bond1-lldpd-dhclient.evidence.json");
+    let path = fixtures::dir("seed-bond1-lldpd-dhclient").join("evidence.json");
     let evidence: Evidence = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let report = diagnose(
         &evidence,
@@ -254,14 +234,8 @@ fn remediation_names_the_actual_device_and_pid() {
 }
 
 fn recordings_round_trip_through_json() {
-    for p in fixtures() {
-        let ev = p.with_file_name(
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .replace(".expect.toml", ".evidence.json"),
-        );
+    for dir in fixtures::dirs() {
+        let ev = dir.join("evidence.json");
         let e: Evidence = serde_json::from_str(&std::fs::read_to_string(&ev).unwrap()).unwrap();
         let again: Evidence = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(e, again, "{}", ev.display());
@@ -278,8 +252,8 @@ fn every_finding_code_fires_in_a_fixture() {
         .collect();
 
     let mut fired: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for p in fixtures() {
-        let (name, _, report) = diagnose_fixture(&p).unwrap_or_else(|e| panic!("{e}"));
+    for dir in fixtures::dirs() {
+        let (name, _, report) = diagnose_fixture(&dir).unwrap_or_else(|e| panic!("{e}"));
         for f in report.findings {
             let by = fired.entry(f.code.to_string()).or_default();
             if !by.contains(&name) {
@@ -352,8 +326,8 @@ fn raw_unsafe(bytes: &[u8], color: bool) -> Vec<(usize, char)> {
 /// sequences (CSI, OSC 0, an OSC 8 link), C1 CSI and bidi overrides renders none of them raw,
 /// with color off and on; the escapes are visible instead.
 fn hostile_names_reach_the_terminal_escaped() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hostile-names.expect.toml");
-    let (_, _, report) = diagnose_fixture(&path).unwrap_or_else(|e| panic!("{e}"));
+    let (_, _, report) =
+        diagnose_fixture(&fixtures::dir("hostile-names")).unwrap_or_else(|e| panic!("{e}"));
     let hostile = [
         &report.host.hostname,
         &report.interface,
@@ -394,13 +368,11 @@ fn hostile_names_reach_the_terminal_escaped() {
 
 /// Every recording in fixtures/ passes the validation `check --from` applies.
 fn every_fixture_is_a_valid_recording() {
-    for p in fixtures() {
-        let ev = p
-            .to_string_lossy()
-            .replace(".expect.toml", ".evidence.json");
+    for dir in fixtures::dirs() {
+        let ev = dir.join("evidence.json");
         let e: Evidence = serde_json::from_str(&std::fs::read_to_string(&ev).unwrap()).unwrap();
         if let Err(err) = zcdoctor::evidence::validate::validate(&e) {
-            panic!("{ev}: {err}");
+            panic!("{}: {err}", ev.display());
         }
     }
 }

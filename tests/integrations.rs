@@ -59,14 +59,10 @@ fn text(b: &[u8]) -> String {
 }
 
 fn fixture_evidence() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures"))
-        .expect("fixtures/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".evidence.json"))
-        .collect();
-    v.sort();
-    v
+    common::fixtures::dirs()
+        .into_iter()
+        .map(|d| d.join("evidence.json"))
+        .collect()
 }
 
 /// `promtool check metrics` on `metrics`: passes with no lint message.
@@ -212,9 +208,18 @@ fn schema_command_prints_the_committed_schema() {
 }
 
 fn fleet_over_the_fixture_reports() {
-    let dir = root().join("fixtures");
-    let d = dir.to_string_lossy().into_owned();
-    let out = zcdoctor(&["fleet", &d, "--format", "json", "--max-hosts", "3"]);
+    // Every fixture's directory: its report.json, and its evidence.json that is no report.
+    let dirs: Vec<String> = common::fixtures::dirs()
+        .iter()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect();
+    let fleet = |args: &[&str]| {
+        let mut all: Vec<&str> = vec!["fleet"];
+        all.extend(dirs.iter().map(String::as_str));
+        all.extend(args);
+        zcdoctor(&all)
+    };
+    let out = fleet(&["--format", "json", "--max-hosts", "3"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).expect("json");
     let reports = fixture_evidence().len() as u64;
@@ -231,7 +236,7 @@ fn fleet_over_the_fixture_reports() {
     let contradicting = s["contradictions"]["count"].as_u64().unwrap_or(0);
     assert!(contradicting >= 1, "{s:#}");
     for format in ["human", "markdown"] {
-        let out = zcdoctor(&["fleet", &d, "--format", format]);
+        let out = fleet(&["--format", format]);
         assert!(out.status.success());
         let t = text(&out.stdout);
         assert!(t.contains("tap-forces-copy") && t.contains("more"), "{t}");
@@ -240,7 +245,8 @@ fn fleet_over_the_fixture_reports() {
     // JSON lines on stdin, and an unreadable line named by its number.
     let mut lines = String::new();
     for name in ["live-clean", "clean-nic"] {
-        let r = std::fs::read_to_string(dir.join(format!("{name}.report.json"))).expect("report");
+        let r = std::fs::read_to_string(common::fixtures::dir(name).join("report.json"))
+            .expect("report");
         let v: Value = serde_json::from_str(&r).expect("json");
         lines.push_str(&v.to_string());
         lines.push('\n');

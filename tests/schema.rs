@@ -6,11 +6,15 @@
 //! schema` rewrites the committed schema; review the diff (an added field keeps
 //! `schema_version` 1, a changed meaning bumps it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use zcdoctor::check::{Protocol, diagnose};
 use zcdoctor::evidence::Evidence;
+
+use common::fixtures;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,39 +62,25 @@ fn every_fixture_report_validates() {
     let v = validator();
     let mut checked = 0;
     let mut live = 0;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures"))
-        .expect("fixtures/")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        let name = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string();
-        if name.ends_with(".report.json") {
-            let doc: Value =
-                serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect(&name);
+    for dir in fixtures::dirs() {
+        let name = fixtures::name(&dir);
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).expect(file);
+        let doc: Value = serde_json::from_str(&read("report.json")).expect(&name);
+        let e = errors(&v, &doc);
+        assert!(e.is_empty(), "{name}/report.json: {e:?}");
+        checked += 1;
+        // Diagnosed anew, for both protocols: the report the binary would print.
+        let ev: Evidence = serde_json::from_str(&read("evidence.json")).expect(&name);
+        for proto in [Protocol::Udp, Protocol::Tcp] {
+            let report = diagnose(&ev, proto, zcdoctor::knowledge::Knowledge::builtin());
+            let doc = serde_json::to_value(&report).expect("report serializes");
             let e = errors(&v, &doc);
-            assert!(e.is_empty(), "{name}: {e:?}");
-            checked += 1;
-        } else if let Some(stem) = name.strip_suffix(".evidence.json") {
-            // Diagnosed anew, for both protocols: the report the binary would print.
-            let ev: Evidence =
-                serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect(&name);
-            for proto in [Protocol::Udp, Protocol::Tcp] {
-                let report = diagnose(&ev, proto, zcdoctor::knowledge::Knowledge::builtin());
-                let doc = serde_json::to_value(&report).expect("report serializes");
-                let e = errors(&v, &doc);
-                assert!(e.is_empty(), "{stem} ({proto}): {e:?}");
-                if report.live_summary.is_some() {
-                    live += 1;
-                }
+            assert!(e.is_empty(), "{name} ({proto}): {e:?}");
+            if report.live_summary.is_some() {
+                live += 1;
             }
-            checked += 1;
         }
+        checked += 1;
     }
     assert!(checked > 40, "only {checked} fixtures checked");
     assert!(live > 10, "only {live} live reports checked");
@@ -99,7 +89,7 @@ fn every_fixture_report_validates() {
 #[test]
 fn the_schema_rejects_what_is_not_a_report() {
     let v = validator();
-    let p = root().join("fixtures/live-clean.report.json");
+    let p = fixtures::dir("live-clean").join("report.json");
     let mut doc: Value =
         serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json");
     assert!(v.is_valid(&doc));

@@ -3,7 +3,7 @@
 //! `check` here reads a recording).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,10 +12,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zcdoctor");
 
+/// The recording of fixture `name`.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(format!("{name}.evidence.json"))
+    crate::common::fixtures::dir(name).join("evidence.json")
 }
 
 /// A fresh directory of this test process.

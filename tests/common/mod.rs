@@ -3,6 +3,7 @@
 //! also when a test panics.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod path;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Records fixtures/guest-* (and bond-admin-down) from real shapes on the guest tier's kernels:
+# Records fixtures/guest/* (and fixtures/offloads/bond-admin-down) from real shapes on the guest
+# tier's kernels:
 #   bash tests/guest/record-fixtures.sh [NAME...]
 # run on the host; with NAMEs only those recordings replace the fixtures of that name.
 # (boots each kernel once under virtme-ng, as tests/guest.rs does; needs a built
 # target/fast/zcdoctor and tests/guest/setup.sh done). The expected findings
-# (fixtures/guest-*.expect.toml) are written by hand from the reports.
+# (fixtures/guest/*/expect.toml) are written by hand from the reports; a new recording goes to
+# fixtures/guest/NAME/, one already recorded replaces its evidence.json wherever its area is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$PWD
@@ -113,6 +115,9 @@ for f in "$out"/*.evidence.json; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .evidence.json)
     if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
-    cp "$f" fixtures/
-    echo "recorded fixtures/$(basename "$f")"
+    dir=$(find fixtures -mindepth 2 -maxdepth 2 -type d -name "$name" | head -1)
+    dir=${dir:-fixtures/guest/$name}
+    mkdir -p "$dir"
+    cp "$f" "$dir/evidence.json"
+    echo "recorded $dir/evidence.json"
 done
