@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::OsError;
+use super::{LiveNote, OsError};
 
 /// The transport the diagnosis is for and the live probe sends.
 #[derive(
@@ -55,7 +55,7 @@ pub struct LiveProbe {
     /// What the probe noticed while setting up, in sentences (a pattern skipped because the
     /// kernel lacks UDP GSO, `SO_BINDTODEVICE` refused, the path MTU it used, …).
     #[serde(default)]
-    pub notes: Vec<String>,
+    pub notes: Vec<LiveNote>,
     /// How busy the host was around the probe, and whether another live probe ran at the same
     /// time (absent in recordings made before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +191,27 @@ pub enum UringUnavailable {
     NoSendZc,
     /// `IORING_SEND_ZC_REPORT_USAGE` was refused (before 6.2): copies cannot be seen.
     NoReportUsage,
+}
+
+impl std::fmt::Display for UringUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UringUnavailable::NoSyscall => f.write_str("io_uring_setup does not exist in this kernel"),
+            UringUnavailable::DisabledBySysctl { value } => {
+                write!(f, "io_uring is disabled by kernel.io_uring_disabled = {value}")
+            }
+            UringUnavailable::Blocked => f.write_str(
+                "io_uring_setup was refused although kernel.io_uring_disabled allows it (a seccomp filter or an LSM)",
+            ),
+            UringUnavailable::SetupFailed => f.write_str("io_uring_setup failed"),
+            UringUnavailable::NoSendZc => {
+                f.write_str("this kernel has no IORING_OP_SEND_ZC (Linux 6.0+)")
+            }
+            UringUnavailable::NoReportUsage => f.write_str(
+                "this kernel refuses IORING_SEND_ZC_REPORT_USAGE (Linux 6.2+), so io_uring copies cannot be seen",
+            ),
+        }
+    }
 }
 
 /// Facts about CPU contention around the live probe: timings measured under contention say

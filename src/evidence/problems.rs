@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::OsError;
+use super::{OsError, RunPattern, UringUnavailable};
 
 /// Something the tap scan could not read, and therefore what the scan misses.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -155,6 +155,75 @@ impl std::fmt::Display for ProcessProblem {
                 "{urings} io_uring instances; the first {recorded} are recorded"
             ),
             ProcessProblem::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// What the live probe noticed while setting up or sending, besides its counts.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(tag = "note", rename_all = "kebab-case")]
+pub enum LiveNote {
+    /// The path MTU the UDP patterns were sized for (from the route, or from the socket).
+    PathMtu {
+        mtu: u32,
+        payload: usize,
+        of_route: bool,
+    },
+    /// No `gso` pattern: a payload of this size leaves no room for several segments.
+    NoGsoPattern { payload: usize },
+    /// A pattern did not run: its socket could not be set up.
+    PatternSkipped { pattern: RunPattern, error: OsError },
+    /// `SO_BINDTODEVICE` was refused: traffic follows the routing table.
+    BindToDeviceRefused { device: String, error: OsError },
+    /// `SO_SNDTIMEO` was refused: a blocked send may delay a stop request.
+    SendTimeoutRefused { error: OsError },
+    /// The io_uring runs of `--api both` did not run (`LiveProbe::io_uring` says why, with the
+    /// kernel's errors).
+    UringRunsSkipped { why: UringUnavailable },
+    /// The io_uring send buffer could not be registered: the zerocopy phase sent from an
+    /// unregistered buffer.
+    UringBufferUnregistered { error: OsError },
+    /// Another io_uring call failed.
+    UringError { error: OsError },
+    /// As recorded by zcdoctor before evidence version 2.
+    #[serde(untagged)]
+    Text(String),
+}
+
+impl std::fmt::Display for LiveNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LiveNote::PathMtu {
+                mtu,
+                payload,
+                of_route,
+            } => write!(
+                f,
+                "path MTU {mtu}: datagrams of {payload} bytes fit it{}",
+                if *of_route { " (MTU of the route)" } else { "" }
+            ),
+            LiveNote::NoGsoPattern { payload } => write!(
+                f,
+                "no gso pattern: a payload of {payload} bytes leaves no room for several segments"
+            ),
+            LiveNote::PatternSkipped { pattern, error } => {
+                write!(f, "{pattern} pattern skipped: {error}")
+            }
+            LiveNote::BindToDeviceRefused { device, error } => write!(
+                f,
+                "SO_BINDTODEVICE {device} refused ({error}): traffic follows the routing table, which also leads through {device}"
+            ),
+            LiveNote::SendTimeoutRefused { error } => write!(
+                f,
+                "SO_SNDTIMEO refused ({error}): a blocked send may delay a stop request"
+            ),
+            LiveNote::UringRunsSkipped { why } => write!(f, "io_uring runs skipped: {why}"),
+            LiveNote::UringBufferUnregistered { error } => write!(
+                f,
+                "registering the io_uring send buffer failed ({error}): the zerocopy phase sent from an unregistered buffer"
+            ),
+            LiveNote::UringError { error } => write!(f, "io_uring: {error}"),
+            LiveNote::Text(text) => f.write_str(text),
         }
     }
 }

@@ -53,7 +53,7 @@ use nix::errno::Errno;
 pub use crate::evidence::Protocol;
 pub use crate::evidence::{ApiRequest, SendApi};
 use crate::evidence::{
-    LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, UringUnavailable,
+    LiveNote, LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, UringUnavailable,
 };
 use crate::probe::netlink;
 
@@ -322,7 +322,7 @@ fn probe_uring(opts: &LiveOptions, probe: &mut LiveProbe) {
         } else {
             probe
                 .notes
-                .push(format!("io_uring runs skipped: {sentence}"));
+                .push(LiveNote::UringRunsSkipped { why: why.clone() });
         }
     }
     probe.io_uring = Some(support);
@@ -355,16 +355,16 @@ fn record_uring_errors(errors: Vec<OsError>, probe: &mut LiveProbe) {
     for e in errors {
         match probe.io_uring.as_mut() {
             Some(s) if e.op.contains("BUFFERS") && s.register_buffers_error.is_none() => {
-                probe.notes.push(format!(
-                    "registering the io_uring send buffer failed ({e}): the zerocopy phase sent from an unregistered buffer"
-                ));
+                probe
+                    .notes
+                    .push(LiveNote::UringBufferUnregistered { error: e.clone() });
                 s.register_buffers_error = Some(e);
             }
             Some(s) => {
-                probe.notes.push(format!("io_uring: {e}"));
+                probe.notes.push(LiveNote::UringError { error: e.clone() });
                 s.ring_errors.push(e);
             }
-            None => probe.notes.push(format!("io_uring: {e}")),
+            None => probe.notes.push(LiveNote::UringError { error: e }),
         }
     }
 }
@@ -386,30 +386,14 @@ fn measure(
 
 /// What is missing for io_uring zerocopy sends, in a sentence of fact.
 fn uring_unavailable_sentence(why: &UringUnavailable, s: &crate::evidence::UringSupport) -> String {
-    let err = |e: &Option<OsError>| e.as_ref().map_or(String::new(), |e| format!(" ({e})"));
-    match why {
-        UringUnavailable::NoSyscall => format!(
-            "io_uring_setup does not exist in this kernel{}",
-            err(&s.setup_error)
-        ),
-        UringUnavailable::DisabledBySysctl { value } => format!(
-            "io_uring is disabled by kernel.io_uring_disabled = {value}{}",
-            err(&s.setup_error)
-        ),
-        UringUnavailable::Blocked => format!(
-            "io_uring_setup was refused although kernel.io_uring_disabled allows it (a seccomp filter or an LSM){}",
-            err(&s.setup_error)
-        ),
-        UringUnavailable::SetupFailed => {
-            format!("io_uring_setup failed{}", err(&s.setup_error))
-        }
-        UringUnavailable::NoSendZc => {
-            "this kernel has no IORING_OP_SEND_ZC (Linux 6.0+)".to_string()
-        }
-        UringUnavailable::NoReportUsage => format!(
-            "this kernel refuses IORING_SEND_ZC_REPORT_USAGE (Linux 6.2+), so io_uring copies cannot be seen{}",
-            err(&s.report_usage_error)
-        ),
+    let error = match why {
+        UringUnavailable::NoSendZc => None,
+        UringUnavailable::NoReportUsage => s.report_usage_error.as_ref(),
+        _ => s.setup_error.as_ref(),
+    };
+    match error {
+        Some(e) => format!("{why} ({e})"),
+        None => why.to_string(),
     }
 }
 

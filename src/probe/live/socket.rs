@@ -11,7 +11,7 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, sockopt};
 use nix::sys::time::TimeVal;
 
 use super::{LiveOptions, Protocol};
-use crate::evidence::OsError;
+use crate::evidence::{LiveNote, OsError};
 use crate::probe::sockopt::{getsockopt_int, setsockopt_int};
 
 /// `SO_SNDTIMEO`: a blocked send returns EAGAIN after this, so a stop request is seen.
@@ -20,7 +20,7 @@ pub(super) const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 /// A socket for `opts.protocol` with `SO_ZEROCOPY`, bound to `opts.iface`, with a send timeout.
 /// A refused `SO_ZEROCOPY` is an error (the probe cannot run); a refused `SO_BINDTODEVICE` or
 /// `SO_SNDTIMEO` is a note.
-pub(super) fn open(opts: &LiveOptions, notes: &mut Vec<String>) -> Result<OwnedFd, OsError> {
+pub(super) fn open(opts: &LiveOptions, notes: &mut Vec<LiveNote>) -> Result<OwnedFd, OsError> {
     let (family, family_name) = if opts.target.is_ipv6() {
         (AddressFamily::Inet6, "AF_INET6")
     } else {
@@ -36,17 +36,16 @@ pub(super) fn open(opts: &LiveOptions, notes: &mut Vec<String>) -> Result<OwnedF
     setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
         .map_err(|e| OsError::new("setsockopt(SO_ZEROCOPY)", e))?;
     if let Err(e) = socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(&opts.iface)) {
-        notes.push(format!(
-            "SO_BINDTODEVICE {} refused ({e}): traffic follows the routing table, which also \
-             leads through {}",
-            opts.iface, opts.iface
-        ));
+        notes.push(LiveNote::BindToDeviceRefused {
+            device: opts.iface.clone(),
+            error: OsError::new("setsockopt(SO_BINDTODEVICE)", e),
+        });
     }
     let timeout = TimeVal::new(0, SEND_TIMEOUT.as_micros() as libc::suseconds_t);
     if let Err(e) = socket::setsockopt(&fd, sockopt::SendTimeout, &timeout) {
-        notes.push(format!(
-            "SO_SNDTIMEO refused ({e}): a blocked send may delay a stop request"
-        ));
+        notes.push(LiveNote::SendTimeoutRefused {
+            error: OsError::new("setsockopt(SO_SNDTIMEO)", e),
+        });
     }
     Ok(fd)
 }

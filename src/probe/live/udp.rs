@@ -9,7 +9,7 @@ use nix::sys::socket::{self, sockopt};
 
 use super::phase::{AlignedBuf, Pattern, Transport};
 use super::{Ctx, LiveOptions, NotRunFact, socket as probe_socket};
-use crate::evidence::{LiveProbe, NotRun, OsError, RunPattern};
+use crate::evidence::{LiveNote, LiveProbe, NotRun, OsError, RunPattern};
 
 /// How long completions may take to arrive after a UDP phase.
 const GRACE: Duration = Duration::from_millis(200);
@@ -62,10 +62,11 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
             Some(fd) => fd,
             None => match connected_socket(opts, &mut Vec::new()) {
                 Ok(fd) => fd,
-                Err(e) => {
-                    probe
-                        .notes
-                        .push(format!("{} pattern skipped: {e}", pattern.name));
+                Err(error) => {
+                    probe.notes.push(LiveNote::PatternSkipped {
+                        pattern: pattern.name,
+                        error,
+                    });
                     continue;
                 }
             },
@@ -73,10 +74,10 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
         if let Some(gso) = pattern.gso_size {
             if let Err(e) = socket::setsockopt(&fd, sockopt::UdpGsoSegment, &libc::c_int::from(gso))
             {
-                probe.notes.push(format!(
-                    "{} pattern skipped: the kernel refused UDP_SEGMENT ({e})",
-                    pattern.name
-                ));
+                probe.notes.push(LiveNote::PatternSkipped {
+                    pattern: pattern.name,
+                    error: OsError::new("setsockopt(UDP_SEGMENT)", e),
+                });
                 continue;
             }
         }
@@ -84,22 +85,23 @@ pub(super) fn run(ctx: &mut Ctx, probe: &mut LiveProbe) {
         let run = super::measure(ctx, &fd, pattern, data, &TRANSPORT);
         probe.runs.push(run);
     }
-    if probe.notes.iter().any(|n| n.starts_with("path MTU ")) {
+    if probe
+        .notes
+        .iter()
+        .any(|n| matches!(n, LiveNote::PathMtu { .. }))
+    {
         // `--api both`: the second API's pass uses the same path.
         return;
     }
-    probe.notes.push(format!(
-        "path MTU {mtu}: datagrams of {payload} bytes fit it{}",
-        if route_mtu.is_some() {
-            " (MTU of the route)"
-        } else {
-            ""
-        }
-    ));
+    probe.notes.push(LiveNote::PathMtu {
+        mtu,
+        payload,
+        of_route: route_mtu.is_some(),
+    });
 }
 
 /// A socket from [`probe_socket::open`], connected to the target.
-fn connected_socket(opts: &LiveOptions, notes: &mut Vec<String>) -> Result<OwnedFd, OsError> {
+fn connected_socket(opts: &LiveOptions, notes: &mut Vec<LiveNote>) -> Result<OwnedFd, OsError> {
     let fd = probe_socket::open(opts, notes)?;
     probe_socket::connect(&fd, opts.target)
         .map_err(|e| OsError::new(format!("connect(UDP, {})", opts.target), e))?;
@@ -112,7 +114,7 @@ fn headers(v6: bool) -> usize {
 }
 
 /// The patterns for a path MTU, and a note when `gso` is left out.
-fn patterns(mtu: u32, v6: bool, oversize: bool) -> (Vec<Pattern>, Option<String>) {
+fn patterns(mtu: u32, v6: bool, oversize: bool) -> (Vec<Pattern>, Option<LiveNote>) {
     let payload = (mtu as usize).saturating_sub(headers(v6)).max(1);
     // Largest UDP payload: 65535 minus the IPv4 header and the UDP header (IPv6's payload
     // length excludes its own header).
@@ -130,11 +132,7 @@ fn patterns(mtu: u32, v6: bool, oversize: bool) -> (Vec<Pattern>, Option<String>
             send_size: payload * segments,
             gso_size: Some(gso),
         }),
-        _ => {
-            note = Some(format!(
-                "no gso pattern: a payload of {payload} bytes leaves no room for several segments"
-            ))
-        }
+        _ => note = Some(LiveNote::NoGsoPattern { payload }),
     }
     if oversize {
         patterns.push(Pattern {
@@ -188,9 +186,6 @@ mod tests {
     fn jumbo_payloads_leave_out_gso() {
         let (p, note) = patterns(65535, false, false);
         assert_eq!(shapes(&p), [(RunPattern::Datagram, 65507, None)]);
-        assert_eq!(
-            note.as_deref(),
-            Some("no gso pattern: a payload of 65507 bytes leaves no room for several segments")
-        );
+        assert_eq!(note, Some(LiveNote::NoGsoPattern { payload: 65507 }));
     }
 }
