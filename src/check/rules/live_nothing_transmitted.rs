@@ -70,7 +70,6 @@ fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
     );
 }
 
-/// The address part of `ADDR:PORT` or `[ADDR]:PORT`.
 
 #[cfg(test)]
 mod tests {
