@@ -874,8 +874,8 @@ fn named_netns_and_pids_are_handles() {
 harness_main!(
     privileged: [
         links_match_ip_link,
-        features_match_ethtool_k,
-        bridge_with_a_port_without_sg_reads_requested_on,
+        features_match_ethtool_k needs ["ethtool"],
+        bridge_with_a_port_without_sg_reads_requested_on needs ["ethtool"],
         missing_device_is_enodev_in_that_namespace,
         route_get_matches_ip_route_get,
         route_lookup_honours_mark_source_and_oif,

@@ -255,5 +255,17 @@ fn human_output_fits_80_columns_without_color() {
 }
 
 harness_main!(
-    privileged: [clean_ifb_predicts_zerocopy, scatter_gather_off_is_a_blocker, tx_checksum_off_is_a_blocker, macvlan_names_the_lower_device_without_sg, bridge_port_without_sg_is_found_below_the_bridge, optmem_is_read_in_the_diagnosed_namespace, loopback_is_local_delivery, default_interface_is_the_default_route_device, unknown_interface_exits_2_listing_the_real_ones, snapshot_then_check_from_gives_the_same_diagnosis, human_output_fits_80_columns_without_color]
+    privileged: [
+        clean_ifb_predicts_zerocopy,
+        scatter_gather_off_is_a_blocker needs ["ethtool"],
+        tx_checksum_off_is_a_blocker needs ["ethtool"],
+        macvlan_names_the_lower_device_without_sg needs ["ethtool"],
+        bridge_port_without_sg_is_found_below_the_bridge needs ["ethtool"],
+        optmem_is_read_in_the_diagnosed_namespace,
+        loopback_is_local_delivery,
+        default_interface_is_the_default_route_device,
+        unknown_interface_exits_2_listing_the_real_ones,
+        snapshot_then_check_from_gives_the_same_diagnosis needs ["ethtool"],
+        human_output_fits_80_columns_without_color needs ["ethtool"],
+    ]
 );

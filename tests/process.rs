@@ -274,11 +274,11 @@ fn a_small_memlock_limit_is_named() {
 
 harness_main!(
     privileged: [
-        zerocopy_on_and_draining_is_not_flagged,
-        zerocopy_off_is_named_with_its_pid,
-        undrained_error_queue_fills_option_memory,
-        a_process_in_another_namespace_is_read_from_the_host,
+        zerocopy_on_and_draining_is_not_flagged needs ["python3"],
+        zerocopy_off_is_named_with_its_pid needs ["python3"],
+        undrained_error_queue_fills_option_memory needs ["python3"],
+        a_process_in_another_namespace_is_read_from_the_host needs ["python3"],
         a_missing_pid_is_a_one_line_error,
-        a_small_memlock_limit_is_named,
+        a_small_memlock_limit_is_named needs ["python3"],
     ]
 );

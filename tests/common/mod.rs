@@ -173,19 +173,26 @@ fn run_named(cases: Vec<(String, Case)>) -> ! {
     libtest_mimic::run(&args, trials).exit()
 }
 
-/// `cases!(privileged: [a, b], plain: [c], on_request: [d]);` writes a test module's
-/// `pub fn cases() -> Vec<Case>` (each list optional, in that order): the binary's `main`
-/// (`harness_modules!`) runs the cases of all its modules.
+/// `cases!(privileged: [a, b needs ["tcpdump"]], plain: [c], on_request: [d]);` writes a test
+/// module's `pub fn cases() -> Vec<Case>` (each list optional, in that order): the binary's
+/// `main` (`harness_modules!`) runs the cases of all its modules. A privileged case that
+/// `needs` outside programs is ignored with the reason where one is missing (failed under
+/// `ZCDOCTOR_REQUIRE_PRIV=1`), as `Case::Needs`.
 #[macro_export]
 macro_rules! cases {
-    (privileged: [$($p:ident),* $(,)?]
+    (privileged: [$($p:ident $(needs [$($tool:literal),* $(,)?])?),* $(,)?]
      $(, plain: [$($t:ident),* $(,)?])?
      $(, on_request: [$($r:ident),* $(,)?])? $(,)?) => {
         /// This module's test cases.
         #[allow(clippy::vec_init_then_push)]
         pub fn cases() -> Vec<$crate::common::Case> {
             #[allow(unused_mut)]
-            let mut cases = vec![$($crate::common::Case::Privileged(stringify!($p), $p)),*];
+            let mut cases = vec![$($crate::common::Case::Needs {
+                name: stringify!($p),
+                tools: &[$($($tool),*)?],
+                privileged: true,
+                f: $p,
+            }),*];
             $($(cases.push($crate::common::Case::Plain(stringify!($t), $t));)*)?
             $($(cases.push($crate::common::Case::OnRequest(stringify!($r), $r));)*)?
             cases
@@ -193,8 +200,8 @@ macro_rules! cases {
     };
 }
 
-/// `harness_main!(privileged: [a, b], plain: [c], on_request: [d]);` writes the `main` of a
-/// test binary of one file (each list optional, in that order).
+/// `harness_main!(privileged: [a, b needs ["ethtool"]], plain: [c], on_request: [d]);` writes
+/// the `main` of a test binary of one file (the lists of `cases!`).
 #[macro_export]
 macro_rules! harness_main {
     ($($lists:tt)*) => {

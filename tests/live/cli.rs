@@ -188,5 +188,14 @@ fn malformed_target_is_exit_2() {
 }
 
 crate::cases!(
-    privileged: [clean_ifb_is_proven_live, tcpdump_is_proven_and_named, offloads_off_are_proven, oversize_datagrams_are_copied_without_gso, own_address_is_local_delivery_and_nothing_is_sent, tiny_optmem_gives_enobufs_with_the_limit_named, tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer, malformed_target_is_exit_2]
+    privileged: [
+        clean_ifb_is_proven_live,
+        tcpdump_is_proven_and_named needs ["tcpdump"],
+        offloads_off_are_proven needs ["ethtool"],
+        oversize_datagrams_are_copied_without_gso,
+        own_address_is_local_delivery_and_nothing_is_sent,
+        tiny_optmem_gives_enobufs_with_the_limit_named,
+        tcp_to_a_sink_behind_veth_is_local_delivery_in_the_peer,
+        malformed_target_is_exit_2,
+    ]
 );

@@ -536,7 +536,27 @@ fn bench_live_probe() {
 }
 
 crate::cases!(
-    privileged: [clean_ifb_completes_without_copies, sg_off_copies, tx_checksum_off_copies, oversize_datagrams_are_copied, bound_tap_copies_unless_it_ignores_outgoing, own_address_is_not_probed, route_through_another_device_is_not_probed, broadcast_route_is_not_probed, missing_route_is_a_lookup_failure, stop_flag_ends_the_probe_early, progress_ticks_at_most_every_200ms, byte_cap_bounds_each_phase, tiny_optmem_gives_enobufs, tcp_over_veth_to_a_local_socket_is_copied, udp_over_veth_to_a_local_address_is_copied, udp_forwarded_through_veth_keeps_zerocopy, tcp_without_a_listener_is_not_run, tcp_connect_is_stopped_by_the_stop_flag, tcp_connect_times_out],
+    privileged: [
+        clean_ifb_completes_without_copies,
+        sg_off_copies needs ["ethtool"],
+        tx_checksum_off_copies needs ["ethtool"],
+        oversize_datagrams_are_copied,
+        bound_tap_copies_unless_it_ignores_outgoing,
+        own_address_is_not_probed,
+        route_through_another_device_is_not_probed,
+        broadcast_route_is_not_probed,
+        missing_route_is_a_lookup_failure,
+        stop_flag_ends_the_probe_early,
+        progress_ticks_at_most_every_200ms,
+        byte_cap_bounds_each_phase,
+        tiny_optmem_gives_enobufs,
+        tcp_over_veth_to_a_local_socket_is_copied,
+        udp_over_veth_to_a_local_address_is_copied,
+        udp_forwarded_through_veth_keeps_zerocopy,
+        tcp_without_a_listener_is_not_run,
+        tcp_connect_is_stopped_by_the_stop_flag,
+        tcp_connect_times_out,
+    ],
     plain: [],
     on_request: [bench_live_probe]
 );

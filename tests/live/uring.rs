@@ -388,5 +388,15 @@ fn disabled_io_uring_is_named() {
 }
 
 crate::cases!(
-    privileged: [clean_ifb_is_proven_by_io_uring, fixed_buffers_are_registered, a_tap_is_seen_by_both_apis, sg_off_is_seen_by_both_apis, local_delivery_in_the_peer_is_seen_by_both_apis, tcp_to_a_sink_through_io_uring, tiny_optmem_stops_sendmsg_but_not_io_uring, small_memlock_is_enomem_and_named, disabled_io_uring_is_named]
+    privileged: [
+        clean_ifb_is_proven_by_io_uring,
+        fixed_buffers_are_registered,
+        a_tap_is_seen_by_both_apis needs ["tcpdump"],
+        sg_off_is_seen_by_both_apis needs ["ethtool"],
+        local_delivery_in_the_peer_is_seen_by_both_apis,
+        tcp_to_a_sink_through_io_uring,
+        tiny_optmem_stops_sendmsg_but_not_io_uring,
+        small_memlock_is_enomem_and_named,
+        disabled_io_uring_is_named,
+    ]
 );

@@ -559,18 +559,18 @@ fn a_macvlan_sibling_in_bridge_mode_is_local_delivery() {
 
 crate::cases!(
     privileged: [
-        vxlan_in_a_pod_is_followed_through_the_host,
-        a_macvlan_sibling_in_bridge_mode_is_local_delivery,
-        vxlan_underlay_follows_a_source_rule,
-        a_bridge_port_veth_leads_into_the_pod,
-        the_receiving_veth_peer_is_judged_as_a_receiver,
-        forwarded_traffic_is_followed_to_the_egress_and_its_tap,
-        forwarded_egress_without_scatter_gather_is_a_blocker,
+        vxlan_in_a_pod_is_followed_through_the_host needs ["tcpdump"],
+        a_macvlan_sibling_in_bridge_mode_is_local_delivery needs ["python3"],
+        vxlan_underlay_follows_a_source_rule needs ["tcpdump"],
+        a_bridge_port_veth_leads_into_the_pod needs ["python3"],
+        the_receiving_veth_peer_is_judged_as_a_receiver needs ["ethtool"],
+        forwarded_traffic_is_followed_to_the_egress_and_its_tap needs ["tcpdump"],
+        forwarded_egress_without_scatter_gather_is_a_blocker needs ["ethtool"],
         veth_to_the_peer_address_is_local_delivery,
-        container_macvlan_over_a_host_lower_with_a_tap,
-        vxlan_underlay_with_a_tap_or_without_checksum,
+        container_macvlan_over_a_host_lower_with_a_tap needs ["ethtool", "tcpdump"],
+        vxlan_underlay_with_a_tap_or_without_checksum needs ["ethtool", "tcpdump"],
         unprivileged_run_says_where_the_path_stops,
         netns_option_diagnoses_inside_another_namespace,
-        bridge_tap_counts_only_on_the_port_the_fdb_uses,
+        bridge_tap_counts_only_on_the_port_the_fdb_uses needs ["tcpdump"],
     ]
 );

@@ -395,11 +395,11 @@ fn pid_with_another_netns_is_refused() {
 
 crate::cases!(
     privileged: [
-        pid_with_another_netns_is_refused,
-        a_server_with_many_peers_is_read_up_to_the_bound,
-        unconnected_socket_is_diagnosed_along_its_namespace_default_route,
-        pid_in_another_namespace_is_diagnosed_along_its_sockets_path,
-        pid_with_many_destinations_is_diagnosed_along_each_way,
-        sockets_routed_by_mark_or_device_get_their_own_way,
+        pid_with_another_netns_is_refused needs ["python3"],
+        a_server_with_many_peers_is_read_up_to_the_bound needs ["python3"],
+        unconnected_socket_is_diagnosed_along_its_namespace_default_route needs ["python3"],
+        pid_in_another_namespace_is_diagnosed_along_its_sockets_path needs ["python3", "tcpdump"],
+        pid_with_many_destinations_is_diagnosed_along_each_way needs ["python3", "tcpdump"],
+        sockets_routed_by_mark_or_device_get_their_own_way needs ["python3", "tcpdump"],
     ]
 );

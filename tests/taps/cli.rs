@@ -332,5 +332,14 @@ fn refused_pidfd_getfd_is_recorded_as_refused() {
 }
 
 crate::cases!(
-    privileged: [tcpdump_on_the_lower_device_of_a_macvlan_forces_copies, own_sockets_bound_unbound_and_ignoring_outgoing, unbound_tap_in_another_namespace_is_not_on_the_path, taps_on_a_bridge_port_and_on_the_bridge, dhclient_is_named_with_a_dhcp_specific_fix, lldpd_tap_is_read_from_the_socket_and_harmless, unprivileged_scan_records_no_owner_for_a_root_held_tap, refused_pidfd_getfd_is_recorded_as_refused]
+    privileged: [
+        tcpdump_on_the_lower_device_of_a_macvlan_forces_copies needs ["tcpdump"],
+        own_sockets_bound_unbound_and_ignoring_outgoing,
+        unbound_tap_in_another_namespace_is_not_on_the_path,
+        taps_on_a_bridge_port_and_on_the_bridge,
+        dhclient_is_named_with_a_dhcp_specific_fix needs ["dhclient"],
+        lldpd_tap_is_read_from_the_socket_and_harmless needs ["lldpd"],
+        unprivileged_scan_records_no_owner_for_a_root_held_tap,
+        refused_pidfd_getfd_is_recorded_as_refused,
+    ]
 );

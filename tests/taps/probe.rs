@@ -446,6 +446,16 @@ fn dump_scan() {
 }
 
 crate::cases!(
-    privileged: [bound_tap_held_by_this_process_is_found_and_not_set, bound_tap_with_ignore_outgoing_reads_set, unbound_tap_has_no_ifindex, fanout_records_own_option_and_group_flags, tap_held_by_no_process_is_unknown_with_no_owner, tcpdump_is_found_and_not_set, dhclient_is_found_and_not_set, lldpd_socket_reads_set, scan_counts_and_never_fails],
+    privileged: [
+        bound_tap_held_by_this_process_is_found_and_not_set,
+        bound_tap_with_ignore_outgoing_reads_set,
+        unbound_tap_has_no_ifindex,
+        fanout_records_own_option_and_group_flags,
+        tap_held_by_no_process_is_unknown_with_no_owner,
+        tcpdump_is_found_and_not_set needs ["tcpdump"],
+        dhclient_is_found_and_not_set needs ["dhclient"],
+        lldpd_socket_reads_set needs ["lldpd"],
+        scan_counts_and_never_fails,
+    ],
     on_request: [dump_scan]
 );
