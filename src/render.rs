@@ -13,8 +13,8 @@ use std::io::{self, BufWriter, Write};
 use owo_colors::{OwoColorize, Style};
 
 use crate::evidence::{
-    Device, DeviceKind, Fact, LiveProbe, PathEnd, PathEvidence, ProbeState, ProcessEvidence,
-    Serving, SocketRouting,
+    Device, DeviceKind, Fact, LiveProbe, NotDiagnosed, PathEnd, PathEvidence, ProbeState,
+    ProcessEvidence, Serving, SocketRouting,
 };
 use crate::report::{Basis, Report, Zerocopy};
 use crate::vocab::Severity;
@@ -372,10 +372,17 @@ fn other_routes(out: &mut dyn Write, p: &Palette, serving: &Serving) -> io::Resu
         }
     }
     if !serving.others.is_empty() {
-        let text = format!(
-            "not diagnosed here (diagnose each with --target): {}",
-            serving.others.join("; ")
-        );
+        let others: Vec<String> = serving.others.iter().map(|o| o.to_string()).collect();
+        let hint = if serving
+            .others
+            .iter()
+            .any(|o| matches!(o, NotDiagnosed::OtherNamespace { .. }))
+        {
+            "diagnose each with --target, and --netns for another namespace"
+        } else {
+            "diagnose each with --target"
+        };
+        let text = format!("not diagnosed here ({hint}): {}", others.join("; "));
         wrap(out, "  ", 2, 4, &escape::text(&text).to_string())?;
     }
     Ok(())

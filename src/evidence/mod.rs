@@ -46,9 +46,9 @@ pub struct Serving {
     /// (at most [`MAX_ROUTES`]; peers whose path is the same share one entry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
-    /// Zerocopy sockets of the process not diagnosed here (`peer: sockets`, and why).
+    /// Destinations of the process's zerocopy sockets not diagnosed here, and why.
     #[serde(default)]
-    pub others: Vec<String>,
+    pub others: Vec<NotDiagnosed>,
 }
 
 impl Serving {

@@ -3,6 +3,8 @@
 //! (`Display`), never advice. Recordings made before evidence version 2 hold sentences; those
 //! still load, as [`ScanProblem::Text`] and the like.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 use super::{OsError, RunPattern, UringUnavailable};
@@ -224,6 +226,116 @@ impl std::fmt::Display for LiveNote {
             ),
             LiveNote::UringError { error } => write!(f, "io_uring: {error}"),
             LiveNote::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// A destination of the diagnosed processes' zerocopy sockets whose way out this report does
+/// not diagnose, and why (`peer` with its `sockets`, as `Serving::sockets` lists them).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum NotDiagnosed {
+    /// Destinations past the `limit` a report reads, only counted.
+    PastReadLimit {
+        destinations: usize,
+        sockets: usize,
+        limit: usize,
+    },
+    /// The sockets live in another network namespace than the diagnosed one.
+    OtherNamespace {
+        peer: IpAddr,
+        sockets: Vec<String>,
+        netns: u64,
+    },
+    /// The run was stopped before this way was read.
+    Interrupted { peer: IpAddr, sockets: Vec<String> },
+    /// The kernel has no route to the peer here.
+    NoRoute {
+        peer: IpAddr,
+        sockets: Vec<String>,
+        error: String,
+    },
+    /// The way out could not be read.
+    Unreadable {
+        peer: IpAddr,
+        sockets: Vec<String>,
+        error: String,
+    },
+    /// Past the `limit` of ways out a report follows.
+    PastWayLimit {
+        peer: IpAddr,
+        sockets: Vec<String>,
+        limit: usize,
+    },
+    /// As recorded by zcdoctor before evidence version 2.
+    #[serde(untagged)]
+    Text(String),
+}
+
+/// `peer: fd …, fd …` (at most 4 sockets named, then how many more).
+fn listed(peer: &IpAddr, sockets: &[String]) -> String {
+    const NAMED: usize = 4;
+    match sockets.get(..NAMED) {
+        Some(named) if sockets.len() > NAMED => format!(
+            "{peer}: {} and {} more",
+            named.join(", "),
+            sockets.len() - NAMED
+        ),
+        _ => format!("{peer}: {}", sockets.join(", ")),
+    }
+}
+
+impl std::fmt::Display for NotDiagnosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotDiagnosed::PastReadLimit {
+                destinations,
+                sockets,
+                limit,
+            } => write!(
+                f,
+                "{destinations} more destination(s) with {sockets} socket(s), not read: a report reads the ways of the {limit} largest groups"
+            ),
+            NotDiagnosed::OtherNamespace {
+                peer,
+                sockets,
+                netns,
+            } => write!(
+                f,
+                "{} (in another network namespace, net:[{netns}])",
+                listed(peer, sockets)
+            ),
+            NotDiagnosed::Interrupted { peer, sockets } => {
+                write!(f, "{} (not read: interrupted)", listed(peer, sockets))
+            }
+            NotDiagnosed::NoRoute {
+                peer,
+                sockets,
+                error,
+            } => write!(
+                f,
+                "{} (no route to it here: {error})",
+                listed(peer, sockets)
+            ),
+            NotDiagnosed::Unreadable {
+                peer,
+                sockets,
+                error,
+            } => write!(
+                f,
+                "{} (its way out could not be read: {error})",
+                listed(peer, sockets)
+            ),
+            NotDiagnosed::PastWayLimit {
+                peer,
+                sockets,
+                limit,
+            } => write!(
+                f,
+                "{} (not diagnosed: a report follows at most {limit} ways out)",
+                listed(peer, sockets)
+            ),
+            NotDiagnosed::Text(text) => f.write_str(text),
         }
     }
 }

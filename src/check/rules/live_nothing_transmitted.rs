@@ -70,7 +70,6 @@ fn nothing_transmitted(ev: &Evidence, live: &LiveProbe, out: &mut Findings) {
     );
 }
 
-
 #[cfg(test)]
 mod tests {
     use crate::check::findings::Code;

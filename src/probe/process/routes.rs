@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{exists, read_process};
 use crate::evidence::Fact;
 use crate::evidence::{
-    Device, Evidence, MAX_ROUTES, PathEnd, PathEvidence, ProcessEvidence, Route, Serving,
-    SocketRouting,
+    Device, Evidence, MAX_ROUTES, NotDiagnosed, PathEnd, PathEvidence, ProcessEvidence, Route,
+    Serving, SocketRouting,
 };
 use crate::probe::{GatherOptions, gather_route};
 
@@ -202,19 +202,6 @@ fn add_peer(also: &mut Vec<IpAddr>, first: IpAddr, peer: IpAddr) {
 /// read of its stack and path, about 2.5 ms): a server with thousands of peers is summed up.
 pub const MAX_DESTINATIONS_READ: usize = 32;
 
-/// `a, b, c and 12 more`: at most four items of a list that may hold thousands.
-fn short_list(items: &[String]) -> String {
-    const SHOWN: usize = 4;
-    if items.len() <= SHOWN {
-        return items.join(", ");
-    }
-    format!(
-        "{} and {} more",
-        items[..SHOWN].join(", "),
-        items.len() - SHOWN
-    )
-}
-
 /// The way out toward one destination, as far as grouping is concerned: every device crossed
 /// (namespace inode, ifindex, the bridge port chosen) and how the path ends.
 /// The family is part of it: an IPv6 destination needs other offloads (checksum) than an IPv4
@@ -286,11 +273,11 @@ pub fn serving(
     );
     if !unread.is_empty() {
         let sockets: usize = unread.iter().map(|d| d.sockets.len()).sum();
-        ways.serving.others.push(format!(
-            "{} more destination(s) with {sockets} socket(s), not read: a report reads the ways of the {} largest groups (diagnose one with --target)",
-            unread.len(),
-            MAX_DESTINATIONS_READ + 1
-        ));
+        ways.serving.others.push(NotDiagnosed::PastReadLimit {
+            destinations: unread.len(),
+            sockets,
+            limit: MAX_DESTINATIONS_READ + 1,
+        });
     }
     for d in read {
         match read_way_out(d, first.netns, opts, stop) {
@@ -301,11 +288,6 @@ pub fn serving(
     Some(ways.serving)
 }
 
-/// `peer: fd …, fd …`: a destination as the report lists it.
-fn listed(d: &SocketDestination) -> String {
-    format!("{}: {}", d.peer, short_list(&d.sockets))
-}
-
 /// The evidence gathered toward destination `d` (its stack and path), or why it is not read:
 /// it is in another namespace than `netns` (the diagnosed one), the run was stopped, or its
 /// route or way out could not be read.
@@ -314,16 +296,17 @@ fn read_way_out(
     netns: u64,
     opts: &GatherOptions,
     stop: &AtomicBool,
-) -> Result<Evidence, String> {
+) -> Result<Evidence, NotDiagnosed> {
+    let (peer, sockets) = (d.peer, d.sockets.clone());
     if d.netns != netns {
-        return Err(format!(
-            "{} (in another network namespace, net:[{}]: diagnose it with --netns and --target)",
-            listed(d),
-            d.netns
-        ));
+        return Err(NotDiagnosed::OtherNamespace {
+            peer,
+            sockets,
+            netns: d.netns,
+        });
     }
     if stop.load(Ordering::Relaxed) {
-        return Err(format!("{} (not read: interrupted)", listed(d)));
+        return Err(NotDiagnosed::Interrupted { peer, sockets });
     }
     let route_opts = GatherOptions {
         path_target: Some(d.peer),
@@ -335,10 +318,17 @@ fn read_way_out(
         prefetched: Vec::new(),
     };
     if let Err(e) = route_opts.route(d.peer) {
-        return Err(format!("{} (no route to it here: {e})", listed(d)));
+        return Err(NotDiagnosed::NoRoute {
+            peer,
+            sockets,
+            error: e.to_string(),
+        });
     }
-    gather_route(&route_opts, stop)
-        .map_err(|e| format!("{} (its way out could not be read: {e})", listed(d)))
+    gather_route(&route_opts, stop).map_err(|e| NotDiagnosed::Unreadable {
+        peer,
+        sockets,
+        error: e.to_string(),
+    })
 }
 
 /// The destinations sorted by their way out: those that leave like the diagnosed path join it,
@@ -376,11 +366,11 @@ impl WaysOut {
                 path: ev.path,
             });
         } else {
-            serving.others.push(format!(
-                "{} (not diagnosed: a report follows at most {} ways out; diagnose it with --target)",
-                listed(d),
-                MAX_ROUTES + 1
-            ));
+            serving.others.push(NotDiagnosed::PastWayLimit {
+                peer: d.peer,
+                sockets: d.sockets.clone(),
+                limit: MAX_ROUTES + 1,
+            });
         }
     }
 }
