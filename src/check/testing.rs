@@ -13,24 +13,34 @@ use crate::vocab::Finding;
 /// A recording from `fixtures/`, by name.
 pub fn fixture(name: &str) -> Evidence {
     let text = match name {
-        "clean-nic" => include_str!("../../fixtures/clean-nic.evidence.json"),
-        "loopback" => include_str!("../../fixtures/loopback.evidence.json"),
-        "bond-sg-requested-on" => include_str!("../../fixtures/bond-sg-requested-on.evidence.json"),
-        "vlan-no-tx-checksum" => include_str!("../../fixtures/vlan-no-tx-checksum.evidence.json"),
-        "seed" => include_str!("../../fixtures/seed-bond1-lldpd-dhclient.evidence.json"),
-        "container-5.15" => include_str!("../../fixtures/container-tcpdump-5.15.evidence.json"),
-        "container-6.18" => include_str!("../../fixtures/container-tcpdump-6.18.evidence.json"),
-        "live-clean" => include_str!("../../fixtures/live-clean.evidence.json"),
-        "live-tap-copied" => include_str!("../../fixtures/live-tap-copied.evidence.json"),
-        "live-enobufs-optmem" => include_str!("../../fixtures/live-enobufs-optmem.evidence.json"),
+        "clean-nic" => include_str!("../../fixtures/taps/clean-nic/evidence.json"),
+        "loopback" => include_str!("../../fixtures/path/loopback/evidence.json"),
+        "bond-sg-requested-on" => {
+            include_str!("../../fixtures/offloads/bond-sg-requested-on/evidence.json")
+        }
+        "vlan-no-tx-checksum" => {
+            include_str!("../../fixtures/offloads/vlan-no-tx-checksum/evidence.json")
+        }
+        "seed" => include_str!("../../fixtures/taps/seed-bond1-lldpd-dhclient/evidence.json"),
+        "container-5.15" => {
+            include_str!("../../fixtures/taps/container-tcpdump-5.15/evidence.json")
+        }
+        "container-6.18" => {
+            include_str!("../../fixtures/taps/container-tcpdump-6.18/evidence.json")
+        }
+        "live-clean" => include_str!("../../fixtures/live/live-clean/evidence.json"),
+        "live-tap-copied" => include_str!("../../fixtures/live/live-tap-copied/evidence.json"),
+        "live-enobufs-optmem" => {
+            include_str!("../../fixtures/live/live-enobufs-optmem/evidence.json")
+        }
         "live-enobufs-memlock" => {
-            include_str!("../../fixtures/live-enobufs-memlock.evidence.json")
+            include_str!("../../fixtures/live/live-enobufs-memlock/evidence.json")
         }
         "live-uring-disabled-sysctl" => {
-            include_str!("../../fixtures/live-uring-disabled-sysctl.evidence.json")
+            include_str!("../../fixtures/live/live-uring-disabled-sysctl/evidence.json")
         }
         "process-pid-many-ways" => {
-            include_str!("../../fixtures/process-pid-many-ways.evidence.json")
+            include_str!("../../fixtures/process/process-pid-many-ways/evidence.json")
         }
         other => panic!("no fixture {other}"),
     };

@@ -158,9 +158,10 @@ mod tests {
     use crate::check::diagnose;
     use crate::evidence::{Evidence, Protocol};
 
+    /// A recording of `fixtures/`, by `area/name`.
     fn fixture(name: &str) -> Report {
         let path = format!(
-            "{}/fixtures/{name}.evidence.json",
+            "{}/fixtures/{name}/evidence.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(path).expect("fixture");
@@ -199,10 +200,10 @@ mod tests {
     #[test]
     fn states_follow_the_plugin_convention() {
         for (name, want) in [
-            ("live-clean", Status::Warning), // zerocopy-slower
-            ("live-tap-copied", Status::Critical),
-            ("clean-nic", Status::Ok),
-            ("live-sample-too-small", Status::Unknown),
+            ("live/live-clean", Status::Warning), // zerocopy-slower
+            ("live/live-tap-copied", Status::Critical),
+            ("taps/clean-nic", Status::Ok),
+            ("live/live-sample-too-small", Status::Unknown),
         ] {
             let r = fixture(name);
             assert_eq!(status(&r), want, "{name}: {}", render(&r));
@@ -214,10 +215,10 @@ mod tests {
     #[test]
     fn one_line_with_valid_perfdata() {
         for name in [
-            "live-clean",
-            "live-tap-copied",
-            "clean-nic",
-            "hostile-names",
+            "live/live-clean",
+            "live/live-tap-copied",
+            "taps/clean-nic",
+            "render/hostile-names",
         ] {
             let text = render(&fixture(name));
             assert_eq!(text.matches('\n').count(), 1, "{text:?}");
@@ -240,7 +241,7 @@ mod tests {
                 assert!(perfdata_ok(&item), "{name}: {item:?}");
             }
         }
-        let text = render(&fixture("live-clean"));
+        let text = render(&fixture("live/live-clean"));
         assert!(text.contains("'gain gso'=1.857143;;;0;"), "{text}");
     }
 

@@ -322,9 +322,10 @@ mod tests {
     use crate::evidence::{Evidence, Protocol};
     use std::time::Duration;
 
+    /// A recording of `fixtures/`, by `area/name`.
     fn fixture(name: &str) -> Report {
         let path = format!(
-            "{}/fixtures/{name}.evidence.json",
+            "{}/fixtures/{name}/evidence.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(path).expect("fixture");
@@ -344,10 +345,10 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_and_no_timestamps() {
         for name in [
-            "live-clean",
-            "live-tap-copied",
-            "clean-nic",
-            "hostile-names",
+            "live/live-clean",
+            "live/live-tap-copied",
+            "taps/clean-nic",
+            "render/hostile-names",
         ] {
             let text = render(&fixture(name), UNIX_EPOCH + T);
             let mut declared = BTreeSet::new();
@@ -377,7 +378,7 @@ mod tests {
 
     #[test]
     fn verdict_findings_and_live_series() {
-        let text = render(&fixture("live-tap-copied"), UNIX_EPOCH + T);
+        let text = render(&fixture("live/live-tap-copied"), UNIX_EPOCH + T);
         assert!(text.contains("zcdoctor_info{version=\""), "{text}");
         assert!(text.contains("zcdoctor_zerocopy{interface=\""), "{text}");
         assert!(text.contains(",state=\"no\"} 1\n"), "{text}");
@@ -393,18 +394,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("} 1700000000.25\n"), "{text}");
-        let clean = render(&fixture("live-clean"), UNIX_EPOCH + T);
+        let clean = render(&fixture("live/live-clean"), UNIX_EPOCH + T);
         assert!(
             clean.contains("zcdoctor_live_gain_ratio{interface=\"ifbz\",protocol=\"udp\"} 1.76")
         );
         assert!(clean.contains("zcdoctor_live_run_gain_ratio{interface=\"ifbz\",protocol=\"udp\",pattern=\"gso\"} 1.857"));
-        let predicted = render(&fixture("clean-nic"), UNIX_EPOCH + T);
+        let predicted = render(&fixture("taps/clean-nic"), UNIX_EPOCH + T);
         assert!(!predicted.contains("zcdoctor_live_"), "{predicted}");
     }
 
     #[test]
     fn hostile_names_stay_inside_their_label() {
-        let report = fixture("hostile-names");
+        let report = fixture("render/hostile-names");
         let text = render(&report, UNIX_EPOCH + T);
         // Every sample line is name{...} value: a quote or line feed in a name cannot end the
         // label or the line early.

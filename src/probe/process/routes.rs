@@ -383,7 +383,7 @@ mod tests {
     #[test]
     fn zerocopy_sockets_are_grouped_by_peer() {
         let ev: crate::evidence::Evidence = serde_json::from_str(include_str!(
-            "../../../fixtures/process-qemu-multifd-optmem.evidence.json"
+            "../../../fixtures/process/process-qemu-multifd-optmem/evidence.json"
         ))
         .expect("fixture parses");
         let dests = zerocopy_destinations(&ev.processes);
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn mark_and_bound_device_set_sockets_apart() {
         let ev: crate::evidence::Evidence = serde_json::from_str(include_str!(
-            "../../../fixtures/process-pid-mark-bound.evidence.json"
+            "../../../fixtures/process/process-pid-mark-bound/evidence.json"
         ))
         .expect("fixture parses");
         let dests = zerocopy_destinations(&ev.processes);
