@@ -64,6 +64,11 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         path_target: None,
         path_routing: Default::default(),
         prefetched: Vec::new(),
+        known_tap_daemons: Knowledge::builtin()
+            .daemons
+            .iter()
+            .flat_map(|d| d.names.iter().cloned())
+            .collect(),
     };
     let request = Request {
         opts,

@@ -340,7 +340,10 @@ fn layers_point_one_way() {
             ],
         ),
         ("knowledge", &["check", "probe", "render", "report"]),
-        ("probe", &["check", "render", "report", "fleet"]),
+        (
+            "probe",
+            &["check", "render", "report", "fleet", "knowledge"],
+        ),
         ("check", &["probe", "render", "fleet", "sink"]),
         ("render", &["probe", "check", "sink"]),
     ];

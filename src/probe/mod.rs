@@ -101,6 +101,9 @@ pub struct GatherOptions {
     /// Those already read (`check --pid` reads them first to find their sockets' peers): the
     /// process probe records these instead of reading them again.
     pub prefetched: Vec<crate::evidence::ProcessEvidence>,
+    /// Process names of the daemons known to hold taps (`checks/tap-daemons.toml`, passed in by
+    /// the caller): the tap probe walks their descriptors first.
+    pub known_tap_daemons: Vec<String>,
 }
 
 /// Why there is nothing to diagnose. Every other failure is a probe's own status.

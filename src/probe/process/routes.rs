@@ -316,6 +316,7 @@ fn read_way_out(
         live: None,
         pids: Vec::new(),
         prefetched: Vec::new(),
+        known_tap_daemons: opts.known_tap_daemons.clone(),
     };
     if let Err(e) = route_opts.route(d.peer) {
         return Err(NotDiagnosed::NoRoute {

@@ -244,17 +244,13 @@ impl super::Probe for TapsProbe {
     }
     fn gather(
         &self,
-        _: &mut super::Context,
+        cx: &mut super::Context,
         ev: &mut crate::evidence::Evidence,
     ) -> Result<super::Outcome, super::GatherError> {
         use crate::evidence::ProbeState;
         let caps = super::host::process_limits();
         let scan = scan(&ScanOptions {
-            known_daemons: crate::knowledge::Knowledge::builtin()
-                .daemons
-                .iter()
-                .flat_map(|d| d.names.iter().cloned())
-                .collect(),
+            known_daemons: cx.opts.known_tap_daemons.clone(),
         });
         let mut detail = format!(
             "{} packet socket(s) in {} namespace(s); {} processes scanned, {} unreadable, {} vanished",
