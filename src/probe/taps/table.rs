@@ -89,29 +89,9 @@ pub(super) fn read_tables(
 
     // Fallback without setns: /proc/PID/net/packet of a process inside.
     for (ino, why) in failed {
-        let ns = namespaces.get(&ino);
-        match ns.map_or(Err("no process is known to live in it".to_string()), |n| {
-            read_table_via_pid(ino, &n.pids)
-        }) {
-            Ok((t, bad, unnamed)) => {
-                bad_lines += bad;
-                if unnamed > 0 {
-                    scan.problems.push(ScanProblem::DevicesUnnamed {
-                        netns: ns_label(ino, ns),
-                        count: unnamed,
-                        why: why.clone(),
-                    });
-                }
-                results.push((ino, t));
-            }
-            Err(e2) => {
-                scan.namespaces_unreadable += 1;
-                scan.problems.push(ScanProblem::PacketTableUnreadable {
-                    netns: ns_label(ino, ns),
-                    diagnosed: false,
-                    error: format!("{why}; {e2}"),
-                });
-            }
+        if let Some((t, bad)) = read_fallback(ino, namespaces.get(&ino), &why, scan) {
+            bad_lines += bad;
+            results.push((ino, t));
         }
     }
     if bad_lines > 0 {
@@ -121,6 +101,40 @@ pub(super) fn read_tables(
     scan.namespaces_scanned = u32::try_from(results.len()).unwrap_or(u32::MAX);
     results.sort_by_key(|(ino, _)| *ino);
     results
+}
+
+/// The table of namespace `ino` read through /proc/PID/net/packet of a process inside it, after
+/// entering it failed (`why`); `None`, and the problem recorded in `scan`, when that fails too.
+fn read_fallback(
+    ino: u64,
+    ns: Option<&Ns>,
+    why: &str,
+    scan: &mut TapScan,
+) -> Option<(NsTable, u32)> {
+    let read = ns.map_or(Err("no process is known to live in it".to_string()), |n| {
+        read_table_via_pid(ino, &n.pids)
+    });
+    match read {
+        Ok((t, bad, unnamed)) => {
+            if unnamed > 0 {
+                scan.problems.push(ScanProblem::DevicesUnnamed {
+                    netns: ns_label(ino, ns),
+                    count: unnamed,
+                    why: why.to_string(),
+                });
+            }
+            Some((t, bad))
+        }
+        Err(e2) => {
+            scan.namespaces_unreadable += 1;
+            scan.problems.push(ScanProblem::PacketTableUnreadable {
+                netns: ns_label(ino, ns),
+                diagnosed: false,
+                error: format!("{why}; {e2}"),
+            });
+            None
+        }
+    }
 }
 
 /// Reads each namespace's table on one worker thread that setns()es from one to the next.
