@@ -78,10 +78,15 @@ impl Knowledge {
     }
 
     fn parse(findings: &str, daemons: &str) -> Knowledge {
-        let entries = match toml::from_str::<FindingsFile>(findings) {
+        let mut entries = match toml::from_str::<FindingsFile>(findings) {
             Ok(f) => f.finding,
             Err(e) => panic!("checks/findings/*.toml is malformed: {e}"),
         };
+        for e in &mut entries {
+            for text in [&mut e.meaning, &mut e.why, &mut e.fix] {
+                *text = unfold(text);
+            }
+        }
         let daemons = match toml::from_str::<DaemonsFile>(daemons) {
             Ok(f) => f.daemon,
             Err(e) => panic!("checks/tap-daemons.toml is malformed: {e}"),
@@ -104,6 +109,12 @@ impl Knowledge {
     }
 }
 
+/// The prose of a knowledge file as one paragraph: its line breaks are only how the TOML source
+/// is laid out (`explain` wraps it to the terminal; a raw newline would be escaped there).
+fn unfold(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +123,13 @@ mod tests {
     fn knowledge_files_parse() {
         let kb = Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML);
         assert!(!kb.entries.is_empty());
+        for e in &kb.entries {
+            assert!(
+                !e.meaning.contains('\n') && !e.why.starts_with(' '),
+                "{}",
+                e.code
+            );
+        }
     }
 
     /// `proven_on` names only kernels of the guest tier (tests/guest/kernels.txt), and `explain`

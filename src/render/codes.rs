@@ -55,7 +55,6 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
     Ok(())
 }
 
-/// `zcdoctor checks`: one line per code.
 /// `zcdoctor checks --format markdown`: a table of every code (the one docs/codes.md opens with).
 pub fn list_markdown(entries: &[Entry], out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "| Code | Severity | Title |\n|---|---|---|")?;
@@ -72,6 +71,7 @@ pub fn list_json(entries: &[Entry], out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)
 }
 
+/// `zcdoctor checks`: one line per code.
 pub fn list(entries: &[Entry], color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
     for e in entries {
