@@ -215,8 +215,7 @@ fn snapshot(args: &SnapshotArgs, stdout: &mut dyn Write) -> Result<u8> {
     if args.output.as_os_str() == "-" {
         writeln!(stdout, "{text}")?;
     } else {
-        std::fs::write(&args.output, text + "\n")
-            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        cli::output::write_atomic(&args.output, (text + "\n").as_bytes())?;
         let path = args.output.display().to_string();
         eprintln!(
             "zcdoctor: recorded {} to {} (diagnose it with `zcdoctor check --from {}`)",

@@ -23,14 +23,16 @@ fn temp_path(path: &Path) -> PathBuf {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let shown = path.display().to_string();
     let tmp = temp_path(path);
+    // Opened first and apart: a temporary file this call did not create (EEXIST: another
+    // writer's, or a planted link) is never removed below.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .with_context(|| format!("cannot create a temporary file beside {shown}"))?;
     let result = (|| -> Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .with_context(|| format!("cannot create a temporary file beside {shown}"))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -71,6 +73,12 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(write_atomic(&dir.join("no-such-dir/x.prom"), b"x").is_err());
+        // A temporary name already taken is refused and left alone.
+        let taken = temp_path(&path);
+        std::fs::write(&taken, "someone else's").unwrap();
+        assert!(write_atomic(&path, b"newer\n").is_err());
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "someone else's");
+        std::fs::remove_file(&taken).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
