@@ -13,7 +13,29 @@ use std::path::Path;
 const AREAS: [&str; 7] = [
     "kernel", "path", "offloads", "memory", "taps", "live", "process",
 ];
-const ROLES: [&str; 3] = ["predicts-copies", "explains-copies", "path-uncertain"];
+/// The roles a finding may have, each a predicate of `Code` (`role_<name>`) with its doc.
+const ROLES: [(&str, &str); 5] = [
+    (
+        "predicts-copies",
+        "Codes whose finding predicts that sends are copied.",
+    ),
+    (
+        "explains-copies",
+        "Codes that can explain copies seen live besides the predictors.",
+    ),
+    (
+        "path-uncertain",
+        "Codes that say part of the path could not be inspected.",
+    ),
+    (
+        "oversize-only",
+        "Codes that predict copies of the live probe's oversize experiment only.",
+    ),
+    (
+        "contradiction",
+        "Codes that say the live result contradicts the prediction.",
+    ),
+];
 
 struct Entry {
     name: String,
@@ -58,51 +80,65 @@ fn read_entries(dir: &Path) -> Vec<Entry> {
         else {
             continue;
         };
-        let kebab = name.split('-').all(|w| {
-            !w.is_empty()
-                && w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-        assert!(kebab, "{}: a code is kebab-case", path.display());
+        let kebab = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
+        assert!(
+            kebab,
+            "{}: a code is kebab-case and starts with a letter",
+            path.display()
+        );
         let body = match std::fs::read_to_string(&path) {
             Ok(b) => b,
             Err(e) => panic!("cannot read {}: {e}", path.display()),
         };
+        let table = match body.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => panic!("{} is not TOML: {e}", path.display()),
+        };
+        assert!(
+            !table.contains_key("code"),
+            "{}: the file name is the code; no `code` key",
+            path.display()
+        );
         entries.push(Entry {
             name: name.to_string(),
-            area: area_of(&path, &body),
-            roles: roles_of(&path, &body),
+            area: area_of(&path, &table),
+            roles: roles_of(&path, &table),
             body,
         });
     }
     entries
 }
 
-/// The value of a top-level `key = ...` line (the full TOML is parsed and checked at run time
-/// by knowledge.rs and its tests; this reads only the two keys the code needs).
-fn value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(key)?.trim_start().strip_prefix('='))
-        .map(str::trim)
-}
-
-fn area_of(path: &Path, body: &str) -> usize {
-    let area = value(body, "area").unwrap_or_default().trim_matches('"');
+/// The file's `area`, as its rank in [`AREAS`].
+fn area_of(path: &Path, table: &toml::Table) -> usize {
+    let area = table
+        .get("area")
+        .and_then(toml::Value::as_str)
+        .unwrap_or_default();
     match AREAS.iter().position(|a| *a == area) {
         Some(i) => i,
         None => panic!("{}: area {area:?} is not one of {AREAS:?}", path.display()),
     }
 }
 
-fn roles_of(path: &Path, body: &str) -> Vec<&'static str> {
-    let Some(list) = value(body, "roles") else {
+/// The file's `roles`, each one of [`ROLES`].
+fn roles_of(path: &Path, table: &toml::Table) -> Vec<&'static str> {
+    let Some(list) = table.get("roles") else {
         return Vec::new();
     };
-    let list = list.trim_start_matches('[').trim_end_matches(']');
+    let Some(list) = list.as_array() else {
+        panic!("{}: roles is a list of strings", path.display());
+    };
     let mut roles = Vec::new();
-    for word in list.split(',').map(|w| w.trim().trim_matches('"')) {
-        match ROLES.iter().find(|r| **r == word) {
-            Some(r) => roles.push(*r),
+    for word in list {
+        let word = word.as_str().unwrap_or_default();
+        match ROLES.iter().find(|(r, _)| *r == word) {
+            Some((r, _)) => roles.push(*r),
             None => panic!("{}: role {word:?} is not one of {ROLES:?}", path.display()),
         }
     }
@@ -148,20 +184,7 @@ fn code_rs(entries: &[Entry]) -> String {
         let _ = writeln!(s, "            Code::{} => \"{}\",", camel(&e.name), e.name);
     }
     s.push_str("        }\n    }\n");
-    for (role, doc) in [
-        (
-            "predicts-copies",
-            "Codes whose finding predicts that sends are copied.",
-        ),
-        (
-            "explains-copies",
-            "Codes that can explain copies seen live besides the predictors.",
-        ),
-        (
-            "path-uncertain",
-            "Codes that say part of the path could not be inspected.",
-        ),
-    ] {
+    for (role, doc) in ROLES {
         let names: Vec<String> = entries
             .iter()
             .filter(|e| e.roles.contains(&role))

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::findings::Code;
+use super::findings::{Code, Findings};
 use super::hops::{Hop, Toward, Way, every_hop, with_toward};
 use crate::evidence::{Device, DeviceKind, Evidence, HopRole, Protocol};
 use crate::vocab::Severity;
@@ -394,4 +394,36 @@ fn uppers_of(stack: &[&Device], name: &str) -> Vec<String> {
         current = up.name.clone();
     }
     out
+}
+/// Raises `offload.code` on the lowest devices of `hops` that lack `offload`, or passes it: the
+/// one way `no-scatter-gather` and `no-tx-checksum` are raised. `usual` is the finding's
+/// severity before a partial carrier lowers it; `None`: the knowledge base's.
+pub fn raise(
+    hops: &[Hop],
+    protocol: Protocol,
+    offload: &'static Offload,
+    usual: Option<Severity>,
+    out: &mut Findings,
+) {
+    let usual = usual
+        .or_else(|| out.kb().entry(offload.code).map(|e| e.severity))
+        .unwrap_or(Severity::Warning);
+    match coverage(hops, offload) {
+        Coverage::On(checked) if checked.is_empty() => {}
+        Coverage::On(checked) => out.pass(
+            offload.code.as_str(),
+            format!("{} on: {}", offload.label, name_list(&checked)),
+        ),
+        Coverage::Lacking(lacking) => {
+            for l in lacking {
+                out.raise_as(
+                    offload.code,
+                    l.severity(usual),
+                    l.summary(protocol),
+                    l.evidence(protocol),
+                    l.remediation(),
+                );
+            }
+        }
+    }
 }

@@ -207,7 +207,7 @@ fn possible(findings: &[Finding]) -> Vec<String> {
     findings
         .iter()
         .filter(|f| f.severity == Severity::Warning && f.code.predicts_copies())
-        .filter(|f| f.code != crate::vocab::Code::UdpFragmentation)
+        .filter(|f| !f.code.oversize_only())
         .map(|f| match f.evidence.get("device").and_then(Value::as_str) {
             Some(d) => format!("{} on {d}", f.code),
             None => f.code.to_string(),

@@ -247,8 +247,10 @@ impl Fleet {
                 continue;
             }
             seen.push(&f.code);
-            contradicts |= f.code == Code::LiveContradictsPrediction.as_str()
-                || f.code == Code::CopiesUnexplained.as_str();
+            contradicts |= f
+                .code
+                .parse::<Code>()
+                .is_ok_and(Code::contradicts_prediction);
             let code = cut(&f.code, MAX_NAME);
             if !self.codes.contains_key(&code) && self.codes.len() >= MAX_CODES {
                 self.codes_dropped += 1;

@@ -21,6 +21,17 @@ impl Code {
     pub fn leaves_path_uncertain(self) -> bool {
         self.role_path_uncertain()
     }
+
+    /// Codes that predict copies of the live probe's oversize experiment only
+    /// (`oversize-only`: `udp-fragmentation`), so they explain none of the measured traffic.
+    pub fn oversize_only(self) -> bool {
+        self.role_oversize_only()
+    }
+
+    /// Codes that say the live result contradicts the prediction (`contradiction`).
+    pub fn contradicts_prediction(self) -> bool {
+        self.role_contradiction()
+    }
 }
 
 impl std::fmt::Display for Code {

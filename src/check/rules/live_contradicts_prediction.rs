@@ -19,8 +19,7 @@ pub fn check(_: &Context, at: &Step, out: &mut Findings) {
     if m.totals.copied > 0 || !m.gaps.is_empty() || completions == 0 {
         return;
     }
-    let predicted_by =
-        out.blocking_codes_where(|c| c.predicts_copies() && c != Code::UdpFragmentation);
+    let predicted_by = out.blocking_codes_where(|c| c.predicts_copies() && !c.oversize_only());
     if predicted_by.is_empty() {
         return;
     }

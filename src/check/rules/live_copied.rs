@@ -34,7 +34,7 @@ pub fn check(_: &Context, at: &Step, out: &mut Findings) {
 
 /// The codes raised so far that explain copies seen live (the oversize run's own excepted).
 pub fn explained_by(out: &Findings) -> Vec<Code> {
-    out.codes_where(|c| c.explains_copies() && c != Code::UdpFragmentation)
+    out.codes_where(|c| c.explains_copies() && !c.oversize_only())
 }
 
 fn copied(m: &Measured, out: &mut Findings) {

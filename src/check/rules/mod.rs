@@ -120,3 +120,31 @@ fn live(cx: &Context, out: &mut Findings) {
     ask(cx, &Step::Live(&measured), out);
     ask(cx, &Step::LiveEnd(&measured), out);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::vocab::Code;
+
+    /// One rule per code and one code per rule: `tap_forces_copy` is the rule of
+    /// `tap-forces-copy` (the code list comes from checks/findings/, the rule list from here).
+    #[test]
+    fn every_code_has_its_rule_and_every_rule_its_code() {
+        let rules: Vec<String> = super::RULES
+            .iter()
+            .map(|(n, _)| n.replace('_', "-"))
+            .collect();
+        for code in Code::ALL {
+            assert!(
+                rules.iter().any(|r| r == code.as_str()),
+                "{code} has no rule: add src/check/rules/{}.rs and its line in rules!",
+                code.as_str().replace('-', "_")
+            );
+        }
+        for rule in &rules {
+            assert!(
+                rule.parse::<Code>().is_ok(),
+                "rule {rule} raises no code of checks/findings/"
+            );
+        }
+    }
+}

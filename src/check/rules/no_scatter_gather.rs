@@ -8,45 +8,13 @@
 
 use crate::check::context::{Context, Step};
 use crate::check::findings::Findings;
-use crate::check::hops::Hop;
-use crate::check::offloads::{Coverage, Offload, SG, coverage, name_list};
-use crate::evidence::Protocol;
-use crate::vocab::Severity;
+use crate::check::offloads::{SG, raise};
 
 pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
     if !matches!(at, Step::Devices) || cx.carriers.all.is_empty() {
         return;
     }
-    raise(&cx.carriers.all, cx.protocol, &SG, Severity::Blocker, out);
-}
-
-/// Raises `offload.code` on the lowest devices of `hops` that lack `offload`, or passes it.
-/// (Shared with `no_tx_checksum`, which raises the same way for another feature group.)
-pub fn raise(
-    hops: &[Hop],
-    protocol: Protocol,
-    offload: &'static Offload,
-    usual: Severity,
-    out: &mut Findings,
-) {
-    match coverage(hops, offload) {
-        Coverage::On(checked) if checked.is_empty() => {}
-        Coverage::On(checked) => out.pass(
-            offload.code.as_str(),
-            format!("{} on: {}", offload.label, name_list(&checked)),
-        ),
-        Coverage::Lacking(lacking) => {
-            for l in lacking {
-                out.raise_as(
-                    offload.code,
-                    l.severity(usual),
-                    l.summary(protocol),
-                    l.evidence(protocol),
-                    l.remediation(),
-                );
-            }
-        }
-    }
+    raise(&cx.carriers.all, cx.protocol, &SG, None, out);
 }
 
 #[cfg(test)]

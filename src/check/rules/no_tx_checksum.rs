@@ -7,10 +7,9 @@
 //! the ways crossing each device, through the offload analysis of `check/offloads.rs`.
 //! Explanation and fix text: checks/findings/no-tx-checksum.toml
 
-use super::no_scatter_gather::raise;
 use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
-use crate::check::offloads::{CSUM_V4, CSUM_V6};
+use crate::check::offloads::{CSUM_V4, CSUM_V6, raise};
 use crate::vocab::Severity;
 
 pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
@@ -19,13 +18,19 @@ pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
         return;
     }
     if !c.v6.is_empty() {
-        raise(&c.v6, cx.protocol, &CSUM_V6, Severity::Blocker, out);
+        raise(&c.v6, cx.protocol, &CSUM_V6, None, out);
     }
     if !c.v4.is_empty() {
-        raise(&c.v4, cx.protocol, &CSUM_V4, Severity::Blocker, out);
+        raise(&c.v4, cx.protocol, &CSUM_V4, None, out);
         // IPv6 matters too unless the probe showed the traffic is IPv4; a gap there is lesser.
         if !out.has(Code::NoTxChecksum) && !c.v4_only.is_empty() {
-            raise(&c.v4_only, cx.protocol, &CSUM_V6, Severity::Warning, out);
+            raise(
+                &c.v4_only,
+                cx.protocol,
+                &CSUM_V6,
+                Some(Severity::Warning),
+                out,
+            );
         }
     }
 }
