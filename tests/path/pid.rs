@@ -134,19 +134,30 @@ fn pid_with_many_destinations_is_diagnosed_along_each_way() {
     let pid = sender.pid().to_string();
     let doc = check_from_host(&["--pid", &pid]);
     println!("kernel, per peer: {kernel}");
-    let copied_all = |peer: &str| copied_all_of(&kernel[peer]);
-    // The kernel: forwarded traffic kept zerocopy; every other way copied every send.
+    assert_only_forwarded_kept_zerocopy(&kernel);
+    assert_serving_way_and_routes(&doc);
+    assert_each_copying_way_named(&doc, dump.pid(), &b.name);
+    println!("verdict: {}", doc["verdict"]["summary"]);
+    second_pid_joins_the_ifbq_way(&a, &pid);
+}
+
+/// The kernel's count per peer: forwarded traffic kept zerocopy; every other way copied every
+/// send.
+fn assert_only_forwarded_kept_zerocopy(kernel: &Value) {
     assert_eq!(kernel["198.18.2.2"]["copied"], 0, "{kernel}");
     assert_eq!(kernel["198.18.2.3"]["copied"], 0, "{kernel}");
     for peer in ["198.18.3.2", "198.18.1.2", "198.18.1.1"] {
-        assert!(copied_all(peer), "{peer}: {kernel}");
+        assert!(copied_all_of(&kernel[peer]), "{peer}: {kernel}");
     }
+}
 
-    // zcdoctor: the largest group's way is the diagnosed one, 198.18.2.3 shares it.
+/// zcdoctor: the largest group's way is the diagnosed one, 198.18.2.3 shares it; the other
+/// ways are routes out of ifbq, va (to the router's own address) and lo.
+fn assert_serving_way_and_routes(doc: &Value) {
     let serving = &doc["serving"];
     assert_eq!(serving["peer"], "198.18.2.2", "{serving:#}");
     assert_eq!(doc["interface"], "va");
-    assert_eq!(roles(&doc), ["veth-peer", "forwarded-egress"]);
+    assert_eq!(roles(doc), ["veth-peer", "forwarded-egress"]);
     let sockets = serving["sockets"].to_string();
     assert!(
         sockets.contains("198.18.2.2:9") && sockets.contains("198.18.2.3:9"),
@@ -176,15 +187,17 @@ fn pid_with_many_destinations_is_diagnosed_along_each_way() {
         serving["routes"][1]["path"]["end"]["kind"],
         "local-delivery"
     );
+}
 
-    // Each copying way named with its culprit; nothing blamed on the clean one.
-    let toward = |code: &str, peer: &str| toward(&doc, code, peer);
-    let tap =
-        toward("tap-forces-copy", "198.18.3.2").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
-    assert_eq!(pids(&tap), [u64::from(dump.pid())]);
+/// Each copying way named with its culprit (tcpdump `dump_pid` on ifbq, local delivery in the
+/// router namespace `router` and over lo); nothing blamed on the clean one.
+fn assert_each_copying_way_named(doc: &Value, dump_pid: u32, router: &str) {
+    let toward = |code: &str, peer: &str| toward(doc, code, peer);
+    let tap = toward("tap-forces-copy", "198.18.3.2").unwrap_or_else(|| panic!("{:?}", codes(doc)));
+    assert_eq!(pids(&tap), [u64::from(dump_pid)]);
     assert_eq!(tap["evidence"]["device"], "ifbq");
     let local = toward("local-delivery", "198.18.1.2").expect("local delivery in the router");
-    assert_eq!(local["evidence"]["netns"]["name"], b.name.as_str());
+    assert_eq!(local["evidence"]["netns"]["name"], router);
     let lo = toward("local-delivery", "198.18.1.1").expect("local delivery over lo");
     assert_eq!(lo["evidence"]["device"], "lo");
     let blockers: Vec<&Value> = doc["findings"]
@@ -193,18 +206,19 @@ fn pid_with_many_destinations_is_diagnosed_along_each_way() {
         .iter()
         .filter(|f| f["severity"] == "blocker")
         .collect();
-    assert_eq!(blockers.len(), 3, "{:?}", codes(&doc));
+    assert_eq!(blockers.len(), 3, "{:?}", codes(doc));
     assert!(blockers.iter().all(|f| f["evidence"]["toward"].is_string()));
     assert_eq!(doc["verdict"]["zerocopy"], "no");
-    println!("verdict: {}", doc["verdict"]["summary"]);
+}
 
-    // A second process, --pid repeated: its socket to 198.18.3.3 leaves by ifbq too, so it
-    // joins that way, labelled with its pid.
-    let (mut second, counts2, _files2) = multi_sender(&a, &["198.18.3.3"]);
+/// A second process, --pid repeated: its socket to 198.18.3.3 leaves by ifbq too, so it joins
+/// that way, labelled with its pid.
+fn second_pid_joins_the_ifbq_way(a: &common::Netns, pid: &str) {
+    let (mut second, counts2, _files2) = multi_sender(a, &["198.18.3.3"]);
     let kernel2 = kernel_counts(&counts2, &mut second);
     assert!(copied_all_of(&kernel2["198.18.3.3"]), "{kernel2}");
     let pid2 = second.pid().to_string();
-    let doc = check_from_host(&["--pid", &pid, "--pid", &pid2]);
+    let doc = check_from_host(&["--pid", pid, "--pid", &pid2]);
     let serving = &doc["serving"];
     assert_eq!(serving["also_pids"], serde_json::json!([second.pid()]));
     let ifbq = serving["routes"]

@@ -109,72 +109,66 @@ fn ip_tunnels_tap_on_underlay(_: &Kernel) -> Outcome {
 
 /// WireGuard with a real peer across a veth: it encrypts in place after skb_cow_data(), so
 /// every send is copied (or refused with ENOBUFS).
-fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
-    let a = Netns::new("gtwga");
-    let b = Netns::new("gtwgb");
-    a.veth_to(&b);
-    let key = |ns: &Netns| -> (String, String) {
-        let private = String::from_utf8_lossy(&ns.exec_ok(&["wg", "genkey"]).stdout)
-            .trim()
-            .to_string();
-        let out = std::process::Command::new("wg")
-            .arg("pubkey")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().map(|mut i| i.write_all(private.as_bytes()));
-                c.wait_with_output()
-            })
-            .expect("wg pubkey");
-        (
-            private,
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )
-    };
-    let (ka, pa) = key(&a);
-    let (kb, pb) = key(&b);
-    for (ns, private, peer, me, other, endpoint) in [
-        (
-            &a,
-            &ka,
-            &pb,
-            "198.18.11.1/24",
-            "198.18.11.2/32",
-            "198.18.1.2:51820",
-        ),
-        (
-            &b,
-            &kb,
-            &pa,
-            "198.18.11.2/24",
-            "198.18.11.1/32",
-            "198.18.1.1:51820",
-        ),
-    ] {
-        let file = crate::common::tmp_path("key");
-        let _files = crate::common::TmpFiles(vec![file.clone()]);
-        std::fs::write(&file, private).expect("key file");
-        ns.ip("link add wg0 type wireguard");
-        ns.exec_ok(&[
-            "wg",
-            "set",
-            "wg0",
-            "listen-port",
-            "51820",
-            "private-key",
-            &file,
-            "peer",
-            peer,
-            "allowed-ips",
-            other,
-            "endpoint",
-            endpoint,
-        ]);
-        ns.ip(&format!("addr add {me} dev wg0"));
-        ns.ip("link set wg0 up");
-    }
+/// A WireGuard key pair made by `wg` in `ns`: (private, public).
+fn wg_keypair(ns: &Netns) -> (String, String) {
+    let private = String::from_utf8_lossy(&ns.exec_ok(&["wg", "genkey"]).stdout)
+        .trim()
+        .to_string();
+    let out = std::process::Command::new("wg")
+        .arg("pubkey")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().map(|mut i| i.write_all(private.as_bytes()));
+            c.wait_with_output()
+        })
+        .expect("wg pubkey");
+    (
+        private,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+/// One end of the WireGuard pair: `wg0` in `ns` with `private`, address `me`, and the peer
+/// `peer` (public key) for `other`, reached at `endpoint` over the veth.
+struct WgEnd<'a> {
+    ns: &'a Netns,
+    private: &'a str,
+    peer: &'a str,
+    me: &'a str,
+    other: &'a str,
+    endpoint: &'a str,
+}
+
+/// Creates and configures `wg0` of one end, up.
+fn wg_link_up(end: &WgEnd) {
+    let file = crate::common::tmp_path("key");
+    let _files = crate::common::TmpFiles(vec![file.clone()]);
+    std::fs::write(&file, end.private).expect("key file");
+    end.ns.ip("link add wg0 type wireguard");
+    end.ns.exec_ok(&[
+        "wg",
+        "set",
+        "wg0",
+        "listen-port",
+        "51820",
+        "private-key",
+        &file,
+        "peer",
+        end.peer,
+        "allowed-ips",
+        end.other,
+        "endpoint",
+        end.endpoint,
+    ]);
+    end.ns.ip(&format!("addr add {} dev wg0", end.me));
+    end.ns.ip("link set wg0 up");
+}
+
+/// Sends one datagram from `a` to the peer and waits for the handshake it starts.
+fn wg_handshake(a: &Netns) {
     // The first packets wait for the handshake in a queue of 128, which drops the oldest:
     // a dropped packet is freed uncopied and completes as "zerocopy". Handshake first.
     a.exec_ok(&[
@@ -194,23 +188,54 @@ fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(handshake, "no WireGuard handshake between the namespaces");
-    let (_, doc) = live(&a, "wg0", "198.18.11.2");
-    let f = finding(&doc, "tunnel-encrypts").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+}
+
+/// The live report over WireGuard: `tunnel-encrypts` a blocker, nothing unexplained, and
+/// (almost) every send copied.
+fn assert_encryption_copies(doc: &serde_json::Value) {
+    let f = finding(doc, "tunnel-encrypts").unwrap_or_else(|| panic!("{:?}", codes(doc)));
     assert_eq!(f["severity"], "blocker", "{f:#}");
     assert!(
-        finding(&doc, "copies-unexplained").is_none(),
+        finding(doc, "copies-unexplained").is_none(),
         "{:?}",
-        codes(&doc)
+        codes(doc)
     );
-    let (copied, completions) = crate::common::path::copied_and_completions(&doc);
+    let (copied, completions) = crate::common::path::copied_and_completions(doc);
     // Every packet WireGuard encrypts is copied; the few it drops under the probe's load (its
     // queues are bounded) are freed uncopied and complete as zerocopy, or ENOBUFS stops sends.
-    let enobufs = finding(&doc, "zerocopy-enobufs").is_some();
+    let enobufs = finding(doc, "zerocopy-enobufs").is_some();
     assert!(
         (completions > 0 && copied * 10 >= completions * 9) || enobufs,
         "{copied} of {completions} copied, findings {:?}",
-        codes(&doc)
+        codes(doc)
     );
+}
+
+fn wireguard_with_a_real_peer(_: &Kernel) -> Outcome {
+    let a = Netns::new("gtwga");
+    let b = Netns::new("gtwgb");
+    a.veth_to(&b);
+    let (ka, pa) = wg_keypair(&a);
+    let (kb, pb) = wg_keypair(&b);
+    wg_link_up(&WgEnd {
+        ns: &a,
+        private: &ka,
+        peer: &pb,
+        me: "198.18.11.1/24",
+        other: "198.18.11.2/32",
+        endpoint: "198.18.1.2:51820",
+    });
+    wg_link_up(&WgEnd {
+        ns: &b,
+        private: &kb,
+        peer: &pa,
+        me: "198.18.11.2/24",
+        other: "198.18.11.1/32",
+        endpoint: "198.18.1.1:51820",
+    });
+    wg_handshake(&a);
+    let (_, doc) = live(&a, "wg0", "198.18.11.2");
+    assert_encryption_copies(&doc);
     prove("tunnel-encrypts");
     Outcome::Ran(summary(&doc))
 }
