@@ -23,6 +23,9 @@ pub struct Shortfall {
     pub reasons: Vec<String>,
     /// Primary runs whose sends were not transmitted.
     pub untransmitted: Vec<RunPattern>,
+    /// Primary runs (their labels) with too few completions or too short a zerocopy phase to
+    /// prove anything: each is one of `reasons`.
+    pub short_runs: Vec<String>,
 }
 
 impl Shortfall {
@@ -67,6 +70,7 @@ pub fn shortfall(live: &LiveProbe) -> Shortfall {
             .as_ref()
             .is_some_and(|p| p.ended_by == Some(PhaseEnd::ByteCap));
         if r.completions < MIN_PROOF_COMPLETIONS || (seconds < MIN_PROOF_SECONDS && !capped) {
+            out.short_runs.push(r.label());
             out.reasons.push(format!(
                 "{} run: {} zerocopy completions in {:.3} s (a proof needs at least {} completions and {} s)",
                 r.label(), r.completions, seconds, MIN_PROOF_COMPLETIONS, MIN_PROOF_SECONDS

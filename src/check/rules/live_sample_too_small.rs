@@ -23,12 +23,7 @@ fn sample_too_small(ev: &Evidence, m: &Measured, out: &mut Findings) {
     let (live, gaps, totals) = (m.live, &m.gaps, m.totals);
     let mut reasons = gaps.reasons.clone();
     // Runs whose proof is already short are named once; others may still be too short to time.
-    for r in primary_runs(live).filter(|r| {
-        !gaps
-            .reasons
-            .iter()
-            .any(|g| g.starts_with(&format!("{} run:", r.label())))
-    }) {
+    for r in primary_runs(live).filter(|r| !gaps.short_runs.contains(&r.label())) {
         for (name, phase) in [("copy", &r.copy_phase), ("zerocopy", &r.zerocopy_phase)] {
             if let Some(p) = phase.as_ref().filter(|p| !p.timed_enough()) {
                 reasons.push(format!(
