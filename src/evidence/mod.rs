@@ -9,6 +9,7 @@ mod path;
 mod problems;
 mod process;
 mod taps;
+mod uring;
 pub mod validate;
 
 pub use device::*;
@@ -17,6 +18,7 @@ pub use path::*;
 pub use problems::*;
 pub use process::*;
 pub use taps::*;
+pub use uring::*;
 
 use std::collections::BTreeMap;
 
