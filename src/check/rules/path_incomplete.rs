@@ -9,7 +9,9 @@ use serde_json::json;
 use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
 use crate::check::hops::with_toward;
-use crate::evidence::PathEnd;
+use nix::errno::Errno;
+
+use crate::evidence::{OsError, PathEnd};
 
 pub fn check(_: &Context, at: &Step, out: &mut Findings) {
     let Step::WayEnd(way) = at else {
@@ -35,8 +37,17 @@ pub fn check(_: &Context, at: &Step, out: &mut Findings) {
             if hops == 0 { "" } else { "s" }
         ),
         evidence,
-        vec![
-            "Run zcdoctor as root from the host namespace (it enters other namespaces with setns), or inside the namespace the path continues in.".to_string(),
-        ],
+        vec![advice(error.as_ref())],
     );
+}
+
+/// Root helps only where the kernel refused for want of privilege; any other stop (no peer, no
+/// tunnel parameters, a routing loop) is diagnosed from the namespace the path continues in.
+fn advice(error: Option<&OsError>) -> String {
+    let refused = error.is_some_and(|e| matches!(e.errno(), Errno::EPERM | Errno::EACCES));
+    if refused {
+        "Run zcdoctor as root from the host namespace (it enters other namespaces with setns), or inside the namespace the path continues in.".to_string()
+    } else {
+        "Diagnose the rest of the path from the namespace it continues in: `zcdoctor check --netns NS` (a name, a path, or the pid of a process living there), with the device named above.".to_string()
+    }
 }
