@@ -171,9 +171,9 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Check(args) => check(&args, stdout),
         Command::Snapshot(args) => snapshot(&args, stdout),
-        Command::Explain { code, color } => explain(&code, color, stdout),
+        Command::Explain { code, out, color } => explain(&code, &out, color, stdout),
         Command::Checks { out, color } => checks(&out, color, stdout),
-        Command::Probes => probes(stdout),
+        Command::Probes { out } => probes(&out, stdout),
         Command::Fleet(args) => fleet(&args, stdout),
         Command::Schema => {
             serde_json::to_writer_pretty(&mut *stdout, &zcdoctor::report::json_schema())?;
@@ -227,11 +227,19 @@ fn snapshot(args: &SnapshotArgs, stdout: &mut dyn Write) -> Result<u8> {
     Ok(0)
 }
 
-fn explain(code: &str, color: ColorChoice, stdout: &mut dyn Write) -> Result<u8> {
+fn explain(code: &str, out: &OutputArgs, color: ColorChoice, stdout: &mut dyn Write) -> Result<u8> {
     let kb = Knowledge::builtin();
     match code.parse::<Code>().ok().and_then(|c| kb.entry(c)) {
         Some(entry) => {
-            render::explain(entry, use_color(color), stdout)?;
+            let mut text = Vec::with_capacity(4 << 10);
+            match out.format() {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut text, entry)?;
+                    text.push(b'\n');
+                }
+                _ => render::explain(entry, color_for(out, color), &mut text)?,
+            }
+            emit(out, &text, stdout)?;
             Ok(0)
         }
         None => {
@@ -256,17 +264,31 @@ fn checks(out: &OutputArgs, color: ColorChoice, stdout: &mut dyn Write) -> Resul
     Ok(0)
 }
 
-fn probes(stdout: &mut dyn Write) -> Result<u8> {
-    for p in probe::REGISTRY {
-        writeln!(
-            stdout,
-            "{:<9} {}{}\n          privileges: {}",
-            p.name(),
-            p.reads(),
-            if p.required() { " (required)" } else { "" },
-            p.privileges()
-        )?;
+fn probes(out: &OutputArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let mut text = Vec::with_capacity(4 << 10);
+    if matches!(out.format(), Format::Json) {
+        let list: Vec<serde_json::Value> = probe::REGISTRY
+            .iter()
+            .map(|p| {
+                serde_json::json!({"name": p.name(), "reads": p.reads(),
+                    "privileges": p.privileges(), "required": p.required()})
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut text, &list)?;
+        text.push(b'\n');
+    } else {
+        for p in probe::REGISTRY {
+            writeln!(
+                text,
+                "{:<9} {}{}\n          privileges: {}",
+                p.name(),
+                p.reads(),
+                if p.required() { " (required)" } else { "" },
+                p.privileges()
+            )?;
+        }
     }
+    emit(out, &text, stdout)?;
     Ok(0)
 }
 

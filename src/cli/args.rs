@@ -33,6 +33,8 @@ pub enum Command {
     Explain {
         /// A finding code, e.g. tap-forces-copy (see `zcdoctor checks`).
         code: String,
+        #[command(flatten)]
+        out: OutputArgs,
         #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
         color: ColorChoice,
     },
@@ -44,7 +46,10 @@ pub enum Command {
         color: ColorChoice,
     },
     /// List the probes: what each reads and the privileges it needs (select with --skip/--only).
-    Probes,
+    Probes {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Receive and discard live-probe traffic (TCP and UDP) on ADDR:PORT.
     Sink(SinkArgs),
     /// Summarize many JSON reports (files, directories of *.json, or `-` for JSON lines on

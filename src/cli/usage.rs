@@ -58,6 +58,8 @@ fn refused(cli: &Cli) -> Option<String> {
         }
         Command::Fleet(args) => return args.out.refusal("fleet", &[Human, Json, Markdown]),
         Command::Checks { out, .. } => return out.refusal("checks", &[Human, Json, Markdown]),
+        Command::Explain { out, .. } => return out.refusal("explain", &[Human, Json]),
+        Command::Probes { out } => return out.refusal("probes", &[Human, Json]),
         Command::Snapshot(args) => &args.probe,
         _ => return None,
     };
@@ -230,11 +232,15 @@ mod tests {
                 &["human", "json", "markdown"],
                 &["prometheus", "nagios"],
             ),
+            ("explain", &["human", "json"], &["markdown", "nagios"]),
+            ("probes", &["human", "json"], &["markdown", "prometheus"]),
         ] {
             let line = |extra: &[&'static str]| {
                 let mut args = vec!["zcdoctor", cmd];
-                if cmd == "fleet" {
-                    args.push("r.json");
+                match cmd {
+                    "fleet" => args.push("r.json"),
+                    "explain" => args.push("optmem-low"),
+                    _ => {}
                 }
                 args.extend_from_slice(extra);
                 args
