@@ -113,8 +113,54 @@ pub enum PathEnd {
     LocalDelivery { netns: NetnsRef, address: IpAddr },
     /// A hop could not be followed.
     Incomplete {
+        /// Where the walk stopped, as data (absent in recordings made before it existed).
+        #[serde(default, skip_serializing_if = "PathStop::is_unknown")]
+        stop: PathStop,
+        /// The same in a line of fact, with its particulars.
         reason: String,
         #[serde(default)]
         error: Option<OsError>,
     },
+}
+
+/// Where a path walk stopped.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathStop {
+    /// More hops than a walk follows (a routing loop?).
+    HopLimit,
+    /// A namespace's link table could not be read.
+    LinkTable,
+    /// A device the walk needed (a veth's peer, a route's device) is not there.
+    DeviceMissing,
+    /// A device's stack (what is below it) could not be read.
+    DeviceStack,
+    /// No namespace zcdoctor can open has the id a device names.
+    NamespaceUnknown,
+    /// A namespace could not be opened or entered.
+    NamespaceUnenterable,
+    /// zcdoctor's own namespace could not be read.
+    OwnNamespace,
+    /// A route lookup failed.
+    RouteLookup,
+    /// The route leads nowhere the walk can follow (not unicast, or no device).
+    RouteNowhere,
+    /// The namespace the traffic reaches does not forward it.
+    NotForwarded,
+    /// A tunnel's parameters could not be read.
+    Tunnel,
+    /// A tunnel has no fixed remote (external or learning): its underlay depends on each
+    /// destination.
+    TunnelRemote,
+    /// Not recorded (an older recording).
+    #[default]
+    Unknown,
+}
+
+impl PathStop {
+    pub fn is_unknown(&self) -> bool {
+        *self == PathStop::Unknown
+    }
 }

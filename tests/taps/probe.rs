@@ -155,8 +155,16 @@ fn fanout_tap(ns: &Netns, group: u16, type_flags: u16, own_ignore_outgoing: bool
         let nsfile = std::fs::File::open(&path).expect("open netns");
         nix::sched::setns(&nsfile, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2); checked below before being owned.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+        // SAFETY: plain socket(2); checked below before being owned. Close-on-exec: a tcpdump
+        // another test spawns meanwhile must not inherit it (the owner walk would then find
+        // that tcpdump holding it, and stop there).
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
         assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
         // SAFETY: raw is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };

@@ -19,7 +19,7 @@ use super::netns::NetnsHandle;
 use super::{Context, GatherError, GatherOptions, Outcome, Probe};
 use crate::evidence::{
     Device, DeviceKind, Entered, Evidence, HopRole, NetnsRef, OsError, PathEnd, PathEvidence,
-    ProbeName, Segment,
+    PathStop, ProbeName, Segment,
 };
 use walker::Walker;
 
@@ -141,7 +141,11 @@ fn walk(opts: &GatherOptions, stack: &[Device], target: Option<IpAddr>) -> Optio
     };
     let end = loop {
         if segments.len() >= MAX_HOPS {
-            break incomplete(format!("more than {MAX_HOPS} hops (a routing loop?)"), None);
+            break incomplete(
+                PathStop::HopLimit,
+                format!("more than {MAX_HOPS} hops (a routing loop?)"),
+                None,
+            );
         }
         match walker.step(&position) {
             Ok(None) => break PathEnd::Wire,
@@ -188,8 +192,23 @@ pub(super) fn is_tunnel(dev: &Device) -> bool {
     )
 }
 
-pub(super) fn incomplete(reason: String, error: Option<OsError>) -> PathEnd {
-    PathEnd::Incomplete { reason, error }
+pub(super) fn incomplete(stop: PathStop, reason: String, error: Option<OsError>) -> PathEnd {
+    PathEnd::Incomplete {
+        stop,
+        reason,
+        error,
+    }
+}
+
+/// The calling thread's namespace's links, or where the walk stops.
+pub(super) fn links_here() -> Result<Vec<crate::probe::netlink::Link>, PathEnd> {
+    crate::probe::netlink::dump_links().map_err(|e| {
+        incomplete(
+            PathStop::LinkTable,
+            format!("cannot read the link table: {e}"),
+            e.to_os_error(),
+        )
+    })
 }
 
 pub(super) fn label(ns: &NetnsRef) -> String {

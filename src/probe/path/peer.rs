@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::incomplete;
-use crate::evidence::{Device, DeviceKind, PathEnd, RouteInfo, RouteType};
+use super::{incomplete, links_here};
+use crate::evidence::{Device, DeviceKind, PathEnd, PathStop, RouteInfo, RouteType};
 use crate::probe::GatherOptions;
 use crate::probe::netlink::{self, Link, NetlinkError, RouteQuery};
 use crate::probe::stack::{self, UnknownInterface};
@@ -41,10 +41,10 @@ pub(super) fn veth_peer_view(
     target: Option<IpAddr>,
     source: Option<IpAddr>,
 ) -> Result<PeerView, PathEnd> {
-    let links = netlink::dump_links()
-        .map_err(|e| incomplete(format!("cannot read the link table: {e}"), e.to_os_error()))?;
+    let links = links_here()?;
     let Some(peer) = links.iter().find(|l| l.ifindex == peer_index) else {
         return Err(incomplete(
+            PathStop::DeviceMissing,
             format!("the veth peer (ifindex {peer_index}) is not in the namespace its id names"),
             None,
         ));
@@ -88,7 +88,7 @@ impl PeerNamespace<'_> {
     /// The peer device and what is below it, then its bridge when it is a port, with offloads.
     fn peer_stack(&self) -> Result<Vec<Device>, PathEnd> {
         let mut peer_stack = stack::stack_from_links(self.links, &self.peer.name)
-            .map_err(|e| incomplete(e.to_string(), None))?;
+            .map_err(|e| incomplete(PathStop::DeviceStack, e.to_string(), None))?;
         if self.l3.ifindex != self.peer.ifindex
             && let Ok(bridge) = stack::stack_from_links(self.links, &self.l3.name)
             && let Some(br) = bridge.into_iter().next()
@@ -148,7 +148,7 @@ impl PeerNamespace<'_> {
         };
         let egress = self
             .egress_stack(&self.l3.name)
-            .map_err(|e| incomplete(e.to_string(), None))?;
+            .map_err(|e| incomplete(PathStop::DeviceStack, e.to_string(), None))?;
         let why = format!(
             "{t} is on {}'s network (the route leaves through {} itself, ifindex {}): bridged there, not routed",
             self.l3.name,
@@ -172,6 +172,7 @@ impl PeerNamespace<'_> {
         };
         match route {
             Err(e) => PeerNext::Failed(incomplete(
+                PathStop::RouteLookup,
                 format!("the route lookup in the peer namespace failed: {e}"),
                 e.to_os_error(),
             )),
@@ -230,10 +231,13 @@ impl PeerNamespace<'_> {
                             format!("{why} leaves through {name} (ifindex {out})"),
                         )
                     }
-                    Err(e) => PeerNext::Failed(incomplete(e.to_string(), None)),
+                    Err(e) => {
+                        PeerNext::Failed(incomplete(PathStop::DeviceStack, e.to_string(), None))
+                    }
                 }
             }
             _ => PeerNext::Failed(incomplete(
+                PathStop::RouteNowhere,
                 format!("{why}: route type {} leads nowhere", r.route_type),
                 None,
             )),

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 use super::peer::{PeerNext, PeerView, veth_peer_view};
-use super::{Known, Next, Position, Step, incomplete, is_tunnel, label, segment};
+use super::{Known, Next, Position, Step, incomplete, is_tunnel, label, links_here, segment};
 use crate::evidence::{
-    Device, DeviceKind, Encapsulation, Entered, HopRole, OsError, PathEnd, RouteType,
+    Device, DeviceKind, Encapsulation, Entered, HopRole, OsError, PathEnd, PathStop, RouteType,
 };
 use crate::probe::netlink::{self, RouteQuery};
 use crate::probe::netns;
@@ -111,7 +111,11 @@ impl Walker {
     /// Into the peer namespace of a veth: local delivery there, or the route it forwards along.
     fn through_veth(&mut self, at: &Position, veth: &Device) -> Result<Step, PathEnd> {
         let Some(peer_index) = veth.link_ifindex else {
-            return Err(incomplete(format!("{} names no peer", veth.name), None));
+            return Err(incomplete(
+                PathStop::DeviceMissing,
+                format!("{} names no peer", veth.name),
+                None,
+            ));
         };
         let ns = match (veth.link_netnsid, &at.ns) {
             (Some(id), _) => self.namespace_of(at, id)?,
@@ -287,6 +291,7 @@ impl Walker {
             }
         }
         Err(incomplete(
+            PathStop::NamespaceUnknown,
             format!(
                 "no namespace zcdoctor can enter has id {id} as {} sees it (a namespace without a name or a process, or one it may not open)",
                 at.ns
@@ -308,6 +313,7 @@ fn beyond(ns: Known, role: HopRole, why: String, view: PeerView) -> Step {
     let next = match view.next {
         PeerNext::Local(address) => Next::End(PathEnd::LocalDelivery { netns, address }),
         PeerNext::NotForwarded(reason) => Next::End(incomplete(
+            PathStop::NotForwarded,
             format!("namespace {}: {reason}", label(&netns)),
             None,
         )),
@@ -383,8 +389,13 @@ fn ipvlan_holding(mac: &[u8], addr: IpAddr) -> Option<(u32, String)> {
 
 /// The probe's own namespace as a [`Known`] (for a veth whose peer shares it).
 fn current() -> Result<Known, PathEnd> {
-    let handle = netns::netns_of_pid(std::process::id())
-        .map_err(|e| incomplete(format!("cannot read this process's namespace: {e}"), None))?;
+    let handle = netns::netns_of_pid(std::process::id()).map_err(|e| {
+        incomplete(
+            PathStop::OwnNamespace,
+            format!("cannot read this process's namespace: {e}"),
+            None,
+        )
+    })?;
     Ok(Known {
         handle,
         entered: Entered::Current,
@@ -432,11 +443,18 @@ fn tunnel_of(at: &Position, dev: &Device) -> Result<netlink::Tunnel, PathEnd> {
     let ifindex = dev.ifindex;
     let tunnel = in_ns(at.ns.as_ref(), move || netlink::tunnel(ifindex))?.map_err(|e| {
         incomplete(
+            PathStop::Tunnel,
             format!("cannot read {}'s tunnel: {e}", dev.name),
             e.to_os_error(),
         )
     })?;
-    tunnel.ok_or_else(|| incomplete(format!("{} reports no tunnel parameters", dev.name), None))
+    tunnel.ok_or_else(|| {
+        incomplete(
+            PathStop::Tunnel,
+            format!("{} reports no tunnel parameters", dev.name),
+            None,
+        )
+    })
 }
 
 /// Where tunnel `dev` sends its packets: its remote, else its multicast group, else (WireGuard,
@@ -451,13 +469,11 @@ fn tunnel_remote(at: &Position, dev: &Device, tunnel: &netlink::Tunnel) -> Resul
         None
     };
     tunnel.remote.or(tunnel.group).or(endpoint).ok_or_else(|| {
-        incomplete(
-            format!(
-                "{} has no fixed remote (external or learning): its underlay depends on each destination",
-                dev.name
-            ),
-            None,
-        )
+        let reason = format!(
+            "{} has no fixed remote (external or learning): its underlay depends on each destination",
+            dev.name
+        );
+        incomplete(PathStop::TunnelRemote, reason, None)
     })
 }
 
@@ -476,6 +492,7 @@ fn underlay_egress(
     })
     .map_err(|e| {
         incomplete(
+            PathStop::RouteLookup,
             format!("no route to {name}'s remote {remote}: {e}"),
             e.to_os_error(),
         )
@@ -485,6 +502,7 @@ fn underlay_egress(
         .filter(|_| route.route_type == RouteType::Unicast)
     else {
         return Err(incomplete(
+            PathStop::RouteNowhere,
             format!(
                 "the route to {name}'s remote {remote} is {}",
                 route.route_type
@@ -507,6 +525,7 @@ fn in_ns<T: Send>(ns: Option<&Known>, f: impl FnOnce() -> T + Send) -> Result<T,
     };
     let file = File::open(&ns.handle.path).map_err(|e| {
         incomplete(
+            PathStop::NamespaceUnenterable,
             format!("cannot open {}: {e}", ns.handle.path.display()),
             e.raw_os_error().map(|n| {
                 OsError::new(
@@ -518,6 +537,7 @@ fn in_ns<T: Send>(ns: Option<&Known>, f: impl FnOnce() -> T + Send) -> Result<T,
     })?;
     netns::in_netns(&file, f).map_err(|e| {
         incomplete(
+            PathStop::NamespaceUnenterable,
             format!(
                 "cannot enter namespace {}: {}",
                 label(&ns.netns_ref()),
@@ -530,17 +550,17 @@ fn in_ns<T: Send>(ns: Option<&Known>, f: impl FnOnce() -> T + Send) -> Result<T,
 
 /// The device with `ifindex` in the calling thread's namespace, with its stack and features.
 fn stack_by_index(ifindex: u32) -> Result<Vec<Device>, PathEnd> {
-    let links = netlink::dump_links()
-        .map_err(|e| incomplete(format!("cannot read the link table: {e}"), e.to_os_error()))?;
+    let links = links_here()?;
     let Some(link) = links.iter().find(|l| l.ifindex == ifindex) else {
         return Err(incomplete(
+            PathStop::DeviceMissing,
             format!("no device with ifindex {ifindex}"),
             None,
         ));
     };
     let name = link.name.clone();
-    let mut devices =
-        stack::stack_from_links(&links, &name).map_err(|e| incomplete(e.to_string(), None))?;
+    let mut devices = stack::stack_from_links(&links, &name)
+        .map_err(|e| incomplete(PathStop::DeviceStack, e.to_string(), None))?;
     for dev in &mut devices {
         dev.features = netlink::features(&dev.name).ok();
     }
