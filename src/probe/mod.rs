@@ -17,6 +17,7 @@ pub mod request;
 mod sockopt;
 pub mod stack;
 pub mod taps;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

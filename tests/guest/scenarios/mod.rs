@@ -8,6 +8,7 @@ mod bridge;
 mod pods;
 mod tunnels;
 mod vrf;
+mod watch;
 
 use serde_json::Value;
 
@@ -39,6 +40,7 @@ pub const ALL: &[Scenario] = &[
     boundaries::IO_URING_SEND_ZC_WITH_A_TAP,
     boundaries::TCP_AND_UDP_TO_A_LOCAL_RECEIVER,
     vrf::TAP_ON_THE_VRF_DEVICE,
+    watch::BTF_OFFSETS,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.
