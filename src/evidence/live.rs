@@ -69,6 +69,25 @@ pub struct LiveProbe {
     pub io_uring: Option<UringSupport>,
 }
 
+impl LiveProbe {
+    /// A probe toward `target` that has sent nothing yet.
+    pub fn new(protocol: Protocol, target: std::net::SocketAddr, api: ApiRequest) -> LiveProbe {
+        LiveProbe {
+            protocol,
+            target,
+            route: None,
+            not_run: None,
+            not_run_cause: None,
+            runs: Vec::new(),
+            interrupted: false,
+            notes: Vec::new(),
+            contention: None,
+            api,
+            io_uring: None,
+        }
+    }
+}
+
 /// The interface a live run sends through.
 #[derive(
     Debug, Clone, Copy, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq, Hash,

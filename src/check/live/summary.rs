@@ -113,17 +113,12 @@ mod tests {
 
     fn live(runs: Vec<LiveRun>) -> LiveProbe {
         LiveProbe {
-            protocol: Protocol::Udp,
-            target: ([198, 18, 0, 2], 9).into(),
-            route: None,
-            not_run: None,
-            not_run_cause: None,
             runs,
-            interrupted: false,
-            notes: vec![],
-            contention: None,
-            api: Default::default(),
-            io_uring: None,
+            ..LiveProbe::new(
+                Protocol::Udp,
+                ([198, 18, 0, 2], 9).into(),
+                Default::default(),
+            )
         }
     }
 

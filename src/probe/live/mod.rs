@@ -241,19 +241,7 @@ impl super::Probe for LiveProbeRunner {
 pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)) -> LiveProbe {
     let started = Instant::now();
     let busy = contention::before(&opts.lock_path);
-    let mut probe = LiveProbe {
-        protocol: opts.protocol,
-        target: opts.target,
-        route: None,
-        not_run: None,
-        not_run_cause: None,
-        runs: Vec::new(),
-        interrupted: false,
-        notes: Vec::new(),
-        contention: None,
-        api: opts.api,
-        io_uring: None,
-    };
+    let mut probe = LiveProbe::new(opts.protocol, opts.target, opts.api);
     look_up_route(opts, &mut probe);
     if probe.not_run.is_none() && opts.api.includes_io_uring() {
         probe_uring(opts, &mut probe);

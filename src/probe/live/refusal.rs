@@ -150,19 +150,11 @@ mod tests {
 
     #[test]
     fn records_sentence_and_cause_together() {
-        let mut probe = LiveProbe {
-            protocol: Protocol::Udp,
-            target: ([198, 18, 0, 2], 9).into(),
-            route: None,
-            not_run: None,
-            not_run_cause: None,
-            runs: Vec::new(),
-            interrupted: false,
-            notes: Vec::new(),
-            contention: None,
-            api: ApiRequest::Sendmsg,
-            io_uring: None,
-        };
+        let mut probe = LiveProbe::new(
+            Protocol::Udp,
+            ([198, 18, 0, 2], 9).into(),
+            ApiRequest::Sendmsg,
+        );
         NotRunFact {
             sentence: "s".into(),
             cause: NotRun::NoDevice,

@@ -146,17 +146,7 @@ impl FeatureReader {
                 NlmF::empty(),
                 request,
             )
-            .map_err(|e| match e {
-                NetlinkError::Kernel {
-                    op,
-                    errno: Errno::ENODEV,
-                    ..
-                } => NetlinkError::NoDevice {
-                    op,
-                    ifname: ifname.to_string(),
-                },
-                e => e,
-            })?;
+            .map_err(|e| e.for_device(ifname))?;
         let sets = parse_features_reply(&reply.messages).map_err(|e| conn.malformed(e))?;
         let names = match self.names.take() {
             Some(names) => names,

@@ -121,6 +121,22 @@ pub enum NetlinkError {
 }
 
 impl NetlinkError {
+    /// A request about device `ifname`: the kernel's ENODEV becomes [`NetlinkError::NoDevice`],
+    /// naming it.
+    pub(crate) fn for_device(self, ifname: &str) -> NetlinkError {
+        match self {
+            NetlinkError::Kernel {
+                op,
+                errno: Errno::ENODEV,
+                ..
+            } => NetlinkError::NoDevice {
+                op,
+                ifname: ifname.to_string(),
+            },
+            e => e,
+        }
+    }
+
     /// What was asked: `rtnetlink link dump`, `route get`, `ethtool features of eth0`, …
     pub fn op(&self) -> &str {
         match self {

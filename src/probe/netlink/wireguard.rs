@@ -15,7 +15,6 @@ use neli::{
     genl::{AttrTypeBuilder, Genlmsghdr, GenlmsghdrBuilder, Nlattr, NlattrBuilder},
     types::{Buffer, GenlBuffer},
 };
-use nix::errno::Errno;
 
 use super::{Conn, NetlinkError, ethtool::resolve_family, tunnel::be16};
 
@@ -60,17 +59,7 @@ pub fn wireguard_endpoints(ifname: &str) -> Result<Vec<SocketAddr>, NetlinkError
     let request = wg_request(ifname).map_err(|e| conn.build_error(e))?;
     let messages = conn
         .dump::<u16, _, Genlmsghdr<WgCmd, WgDeviceAttr>>(family, request, "wireguard peer list")
-        .map_err(|e| match e {
-            NetlinkError::Kernel {
-                op,
-                errno: Errno::ENODEV,
-                ..
-            } => NetlinkError::NoDevice {
-                op,
-                ifname: ifname.to_string(),
-            },
-            e => e,
-        })?;
+        .map_err(|e| e.for_device(ifname))?;
     Ok(messages
         .iter()
         .flat_map(|(_, msg)| parse_wg_endpoints(msg))
