@@ -301,6 +301,7 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         tables::live_table(out, &p, live)?;
     }
     findings(out, &p, report)?;
+    process_notes(out, &p, report)?;
     passed_and_not_run(out, &p, report)
 }
 
@@ -425,6 +426,19 @@ fn findings(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()>
             let lead = if i == 0 { "  fix: " } else { "       " };
             wrap(out, &p.good(lead), lead.len(), 7, step)?;
         }
+    }
+    Ok(())
+}
+
+/// The notes on the processes diagnosed by pid, each naming its process.
+fn process_notes(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()> {
+    if report.process_notes.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", p.dim("Notes:"))?;
+    for note in &report.process_notes {
+        wrap(out, "  • ", 4, 4, &note.text)?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::evidence::{
     Serving, TapScan,
 };
 use crate::kernel::KernelFeatureState;
-use crate::vocab::{Finding, Passed, Severity};
+use crate::vocab::{Finding, Passed, ProcessNote, Severity};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -94,6 +94,11 @@ pub struct Report {
     /// Applications diagnosed by pid (`--pid`), as read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<ProcessEvidence>,
+    /// Background on each process of `processes`, whatever the findings: QEMU's migration
+    /// channels and counter (`qemu`), `zcdoctor watch --pid PID` for one with zerocopy sockets
+    /// (`watch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub process_notes: Vec<ProcessNote>,
 }
 
 /// Kernel features the live probe tried (io_uring's opcode probe and its copy report): the
@@ -118,6 +123,7 @@ impl Report {
         let Diagnosis {
             findings,
             passed,
+            process_notes,
             verdict,
             live_summary,
         } = diagnosis;
@@ -150,6 +156,7 @@ impl Report {
             live_probe: evidence.live.clone(),
             live_summary,
             processes: evidence.processes.clone(),
+            process_notes,
         }
     }
 
@@ -164,6 +171,8 @@ pub struct Diagnosis {
     /// Ranked: blockers first.
     pub findings: Vec<Finding>,
     pub passed: Vec<Passed>,
+    /// Background on the processes diagnosed by pid.
+    pub process_notes: Vec<ProcessNote>,
     pub verdict: Verdict,
     pub live_summary: Option<LiveSummary>,
 }

@@ -32,10 +32,22 @@ struct Sender {
 
 impl Sender {
     fn start(ns: &Netns, prefix: &[&str], args: &[&str], ready: &str) -> Sender {
+        Sender::start_with(ns, prefix, python(), args, ready)
+    }
+
+    /// As [`Sender::start`], with `interpreter` run for python (a link to it under another
+    /// name gives the process that comm).
+    fn start_with(
+        ns: &Netns,
+        prefix: &[&str],
+        interpreter: &str,
+        args: &[&str],
+        ready: &str,
+    ) -> Sender {
         let status = tmp_path("status");
         let files = TmpFiles(vec![status.clone()]);
         let mut cmd: Vec<&str> = prefix.to_vec();
-        cmd.extend([python(), SENDER, "--status", &status]);
+        cmd.extend([interpreter, SENDER, "--status", &status]);
         cmd.extend(args);
         let mut culprit = ns.spawn(&cmd);
         let s = status.clone();
@@ -272,6 +284,134 @@ fn a_small_memlock_limit_is_named() {
     );
 }
 
+/// The report's notes on `pid`: (about, text) each.
+fn notes_on(doc: &Value, pid: u32) -> Vec<(String, String)> {
+    doc["process_notes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n["pid"] == pid)
+        .map(|n| {
+            (
+                n["about"].as_str().unwrap().into(),
+                n["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// The human report of `check ifbz --pid PID`, its words joined by single spaces (so a
+/// command wrapped over two lines is found whole).
+fn human_words(ns: &Netns, pid: u32) -> String {
+    let pid = pid.to_string();
+    let out = ns.zcdoctor(&[
+        "check",
+        "ifbz",
+        "--skip",
+        "taps",
+        "--fail-on",
+        "never",
+        "--pid",
+        &pid,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A QEMU nothing flags (our draining sender, exec'd through a link named `qemu-system-zcd…`:
+/// comm `qemu-system-zcd`) is still named as QEMU, told where QEMU counts its copies, and
+/// pointed at `watch` by its pid, in the JSON and the human report.
+fn a_qemu_nothing_flags_still_gets_its_notes() {
+    let ns = black_hole("qemuok");
+    let link = format!("/tmp/qemu-system-zcd-{}-{}", std::process::id(), ns.name);
+    std::os::unix::fs::symlink(python(), &link).expect("link to python");
+    let _link = TmpFiles(vec![link.clone()]);
+    let s = Sender::start_with(
+        &ns,
+        &[],
+        &link,
+        &["--zerocopy", "on", "--drain", "yes"],
+        "READY",
+    );
+    let pid = s.pid();
+    let doc = check_pid(&ns, pid);
+    assert_eq!(the_process(&doc)["comm"], "qemu-system-zcd");
+    // Only the tap scan this test skips is reported: nothing about the process.
+    assert_eq!(codes(&doc), ["taps-not-checked"]);
+    let notes = notes_on(&doc, pid);
+    let about: Vec<&str> = notes.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(about, ["qemu", "qemu", "watch"], "{notes:?}");
+    assert!(
+        notes[0].1.contains(&format!("(pid {pid}")),
+        "{}",
+        notes[0].1
+    );
+    assert!(
+        notes[0]
+            .1
+            .contains("is QEMU. It has no connected TCP socket")
+    );
+    assert!(
+        notes[1]
+            .1
+            .contains("`query-migrate` (ram.dirty-sync-missed-zero-copy, QEMU 7.1+)")
+    );
+    assert!(
+        notes[1]
+            .1
+            .contains("virsh qemu-monitor-command DOMAIN --pretty")
+    );
+    let watch = format!("`zcdoctor watch --pid {pid}`");
+    assert!(notes[2].1.contains(&watch), "{}", notes[2].1);
+    let human = human_words(&ns, pid);
+    assert!(human.contains("Notes:"), "{human}");
+    assert!(
+        human.contains(&watch) && human.contains("is QEMU"),
+        "{human}"
+    );
+    println!("(g) pid {pid}: {}", notes[2].1);
+}
+
+/// A real QEMU (`-machine none`, paused, no migration): no socket, so `zerocopy-not-requested`,
+/// and beside it the QEMU notes; no zerocopy socket, so no `watch` note.
+fn a_real_qemu_is_named_as_qemu() {
+    let ns = black_hole("qemu");
+    let mut qemu = ns.spawn(&[
+        "qemu-system-x86_64",
+        "-machine",
+        "none",
+        "-accel",
+        "tcg",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-S",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+    ]);
+    let pid = qemu.pid();
+    let comm = format!("/proc/{pid}/comm");
+    qemu.wait_until("QEMU running", WAIT, move || {
+        std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "qemu-system-x86")
+    });
+    let doc = check_pid(&ns, pid);
+    let f = finding(&doc, "zerocopy-not-requested").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(pids(f), [u64::from(pid)]);
+    let notes = notes_on(&doc, pid);
+    let about: Vec<&str> = notes.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(about, ["qemu", "qemu"], "{notes:?}");
+    assert!(
+        notes[0].1.contains(&format!("qemu-system-x86 (pid {pid}")),
+        "{}",
+        notes[0].1
+    );
+    assert!(notes[1].1.contains("dirty-sync-missed-zero-copy"));
+    println!("(h) QEMU pid {pid}: {}", notes[0].1);
+}
+
 harness_main!(
     privileged: [
         zerocopy_on_and_draining_is_not_flagged needs ["python3"],
@@ -280,5 +420,7 @@ harness_main!(
         a_process_in_another_namespace_is_read_from_the_host needs ["python3"],
         a_missing_pid_is_a_one_line_error,
         a_small_memlock_limit_is_named needs ["python3"],
+        a_qemu_nothing_flags_still_gets_its_notes needs ["python3"],
+        a_real_qemu_is_named_as_qemu needs ["qemu-system-x86_64"],
     ]
 );

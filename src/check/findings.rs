@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::knowledge::Knowledge;
 pub use crate::vocab::Code;
-use crate::vocab::{Finding, Passed, Severity};
+use crate::vocab::{Finding, NoteAbout, Passed, ProcessNote, Severity};
 
 /// Collects findings and passed checks; titles and usual severities come from the knowledge
 /// base.
@@ -16,6 +16,7 @@ pub struct Findings<'k> {
     kb: &'k Knowledge,
     pub(super) findings: Vec<Finding>,
     pub(super) passed: Vec<Passed>,
+    pub(super) notes: Vec<ProcessNote>,
 }
 
 impl<'k> Findings<'k> {
@@ -24,6 +25,7 @@ impl<'k> Findings<'k> {
             kb,
             findings: Vec::new(),
             passed: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -93,6 +95,11 @@ impl<'k> Findings<'k> {
             check: check.to_string(),
             detail,
         });
+    }
+
+    /// Background on the process `pid`, given whatever the findings.
+    pub fn note(&mut self, pid: u32, about: NoteAbout, text: String) {
+        self.notes.push(ProcessNote { pid, about, text });
     }
 
     pub fn has(&self, code: Code) -> bool {

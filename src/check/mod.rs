@@ -42,6 +42,7 @@ pub fn diagnose(ev: &Evidence, protocol: Protocol, kb: &Knowledge) -> Report {
     let Findings {
         mut findings,
         passed,
+        notes,
         ..
     } = out;
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -49,6 +50,7 @@ pub fn diagnose(ev: &Evidence, protocol: Protocol, kb: &Knowledge) -> Report {
     let diagnosis = Diagnosis {
         findings,
         passed,
+        process_notes: notes,
         verdict,
         live_summary: ev.live.as_ref().map(live::summary::summary),
     };

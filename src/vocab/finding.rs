@@ -1,4 +1,4 @@
-//! A finding and its severity, and a check that passed.
+//! A finding and its severity, a check that passed, and a note on a process.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -58,4 +58,26 @@ pub struct Finding {
 pub struct Passed {
     pub check: String,
     pub detail: String,
+}
+
+/// Background on a process diagnosed by pid, given whatever the findings (also when none
+/// fires): what the process is and how to see what copies its traffic.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct ProcessNote {
+    pub pid: u32,
+    pub about: NoteAbout,
+    /// One paragraph, naming the pid and the commands to run.
+    pub text: String,
+}
+
+/// What a [`ProcessNote`] is about.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteAbout {
+    /// The process is QEMU: its migration channels, `zero-copy-send` and QEMU's own counter
+    /// `dirty-sync-missed-zero-copy`.
+    Qemu,
+    /// `zcdoctor watch --pid PID`: what copies the process's real traffic (a process with
+    /// zerocopy sockets).
+    Watch,
 }

@@ -9,12 +9,14 @@
 //!
 //! The rules of one finding each are `zerocopy_not_requested`, `errqueue_not_drained`,
 //! `process_memlock_limit` and `io_uring_in_use` (in `rules/`); here is what they share: the
-//! process as they name it ([`Subject`]), QEMU's migration channels and notes (`qemu`), and the
-//! pass line of a process none of them flagged.
+//! process as they name it ([`Subject`]) and the pass line of a process none of them flagged.
+//! Beside the findings, every process gets its [`notes`], whatever fired: QEMU's migration
+//! channels and counter (`qemu`), and for one with zerocopy sockets, `zcdoctor watch --pid`.
 
-mod qemu;
+pub mod qemu;
 
 use crate::evidence::{Fact, InetSocket, ProcessEvidence};
+use crate::vocab::NoteAbout;
 
 pub use qemu::is_qemu;
 
@@ -26,8 +28,6 @@ pub struct Subject<'a> {
     /// `qemu-system-x86 (pid 4242, machine-qemu-1-vm1.scope)`.
     pub who: String,
     pub qemu: bool,
-    /// QEMU's notes (migration channels, `zero-copy-send`), for its findings.
-    pub notes: Vec<String>,
 }
 
 impl<'a> Subject<'a> {
@@ -37,8 +37,36 @@ impl<'a> Subject<'a> {
             p,
             who: label(p),
             qemu,
-            notes: if qemu { qemu_notes(p) } else { Vec::new() },
         }
+    }
+}
+
+/// The notes on a process, given whatever its findings: QEMU's (what it is, its migration
+/// channels, where it counts copies), then, for a process with zerocopy sockets, how `watch`
+/// shows what copies its real traffic.
+pub fn notes(s: &Subject) -> Vec<(NoteAbout, String)> {
+    let mut notes = Vec::new();
+    if s.qemu {
+        notes.extend(qemu_notes(s.p, &s.who).map(|n| (NoteAbout::Qemu, n)));
+    }
+    if s.p.zerocopy_sockets().next().is_some() {
+        notes.push((NoteAbout::Watch, watch_note(s)));
+    }
+    notes
+}
+
+/// `zcdoctor watch --pid PID`: each copy of the process's zerocopy data, its cause, and each
+/// socket's (QEMU: each multifd channel's) copied fraction.
+fn watch_note(s: &Subject) -> String {
+    let pid = s.p.pid;
+    if s.qemu {
+        format!(
+            "To see what copies its migration traffic: `zcdoctor watch --pid {pid}` counts each copy of its zerocopy data in the kernel, names the cause of each, and gives each multifd channel's copied fraction, which dirty-sync-missed-zero-copy's all-or-nothing count hides."
+        )
+    } else {
+        format!(
+            "To see what copies this process's real traffic: `zcdoctor watch --pid {pid}` counts each copy of its zerocopy data in the kernel, names the cause of each, and gives each socket's copied fraction."
+        )
     }
 }
 
@@ -82,4 +110,25 @@ pub fn pass_line(p: &ProcessEvidence) -> String {
         ));
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::process::{process, run, socket};
+    use crate::vocab::NoteAbout;
+
+    /// Any process with a zerocopy socket is pointed at `watch` with its own pid, beside its
+    /// findings (here its 8 MiB RLIMIT_MEMLOCK); one without gets no note.
+    #[test]
+    fn a_zerocopy_process_is_pointed_at_watch_by_its_pid() {
+        let out = run(process("app", vec![socket(3, true, 0, None)]));
+        let [note] = &out.notes[..] else {
+            panic!("{:?}", out.notes)
+        };
+        assert_eq!((note.pid, note.about), (4242, NoteAbout::Watch));
+        assert!(note.text.contains("`zcdoctor watch --pid 4242`"));
+        assert!(note.text.contains("each socket's copied fraction"));
+        let out = run(process("app", vec![socket(3, false, 0, None)]));
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
+    }
 }

@@ -15,7 +15,7 @@ use crate::vocab::Severity;
 
 pub fn check(_: &Context, at: &Step, out: &mut Findings) {
     if let Step::Process(s) = at {
-        not_drained(s.p, &s.who, s.qemu, &s.notes, out);
+        not_drained(s.p, &s.who, s.qemu, out);
     }
 }
 
@@ -123,7 +123,7 @@ fn full_sockets(p: &ProcessEvidence) -> Vec<Full<'_>> {
         .collect()
 }
 
-fn not_drained(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], out: &mut Findings) {
+fn not_drained(p: &ProcessEvidence, who: &str, qemu: bool, out: &mut Findings) {
     let full = full_sockets(p);
     if full.is_empty() {
         return;
@@ -150,7 +150,7 @@ fn not_drained(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], out
     } else {
         Severity::Warning
     };
-    let f = out.raise_as(
+    out.raise_as(
         Code::ErrqueueNotDrained,
         severity,
         summary,
@@ -163,7 +163,6 @@ fn not_drained(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], out
         }),
         remediation(p, qemu, &full[0]),
     );
-    f.notes = notes.to_vec();
 }
 
 /// Drain the error queue (QEMU: check its migration), and raise the limit in the namespace of

@@ -11,7 +11,7 @@
 use super::context::{Context, Step};
 use super::findings::Findings;
 use super::live::Measured;
-use super::process::{Subject, pass_line};
+use super::process::{Subject, notes, pass_line};
 
 /// A rule's entry point.
 pub type Rule = fn(&Context, &Step, &mut Findings);
@@ -96,13 +96,18 @@ fn taps(cx: &Context, out: &mut Findings) {
     ask(cx, &Step::TapsEnd(scan), out);
 }
 
-/// Each process diagnosed by pid; one none of the rules flagged gets its pass line.
+/// Each process diagnosed by pid; one none of the rules flagged gets its pass line, and every
+/// one its notes.
 pub(crate) fn processes(cx: &Context, out: &mut Findings) {
     for p in &cx.ev.processes {
         let before = out.findings.len();
-        ask(cx, &Step::Process(&Subject::of(p)), out);
+        let subject = Subject::of(p);
+        ask(cx, &Step::Process(&subject), out);
         if out.findings.len() == before {
             out.pass("process", pass_line(p));
+        }
+        for (about, text) in notes(&subject) {
+            out.note(p.pid, about, text);
         }
     }
 }

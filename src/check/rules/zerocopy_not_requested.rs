@@ -13,11 +13,11 @@ use crate::evidence::ProcessEvidence;
 
 pub fn check(_: &Context, at: &Step, out: &mut Findings) {
     if let Step::Process(s) = at {
-        not_requested(s.p, &s.who, s.qemu, &s.notes, out);
+        not_requested(s.p, &s.who, s.qemu, out);
     }
 }
 
-fn not_requested(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], out: &mut Findings) {
+fn not_requested(p: &ProcessEvidence, who: &str, qemu: bool, out: &mut Findings) {
     // io_uring SEND_ZC needs no SO_ZEROCOPY: io-uring-in-use speaks for such a process.
     if p.zerocopy_sockets().next().is_some() || !all_read(p) || !p.io_urings.is_empty() {
         return;
@@ -62,7 +62,7 @@ fn not_requested(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], o
             "If that is a configuration change, apply it with `systemctl restart {unit}`."
         ));
     }
-    let f = out.raise(
+    out.raise(
         Code::ZerocopyNotRequested,
         summary,
         json!({
@@ -74,7 +74,6 @@ fn not_requested(p: &ProcessEvidence, who: &str, qemu: bool, notes: &[String], o
         }),
         fix,
     );
-    f.notes = notes.to_vec();
 }
 
 #[cfg(test)]
