@@ -5,6 +5,9 @@
 //!   `Code::ALL`, the public names and the role predicates (`roles = [...]` in the file);
 //! - `findings.toml`: every entry, each under `[[finding]]` with `code = "<file name>"`, which
 //!   `knowledge.rs` compiles in.
+//!
+//! Every file needs `area` and `watch` (which cause `zcdoctor watch` reports for the finding,
+//! or what it shows instead).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -102,6 +105,12 @@ fn read_entries(dir: &Path) -> Vec<Entry> {
         assert!(
             !table.contains_key("code"),
             "{}: the file name is the code; no `code` key",
+            path.display()
+        );
+        let watch = table.get("watch").and_then(toml::Value::as_str);
+        assert!(
+            watch.is_some_and(|w| !w.trim().is_empty()),
+            "{}: `watch` is required: which cause `zcdoctor watch` reports for it, or what it shows instead",
             path.display()
         );
         entries.push(Entry {

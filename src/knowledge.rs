@@ -27,6 +27,9 @@ pub struct Entry {
     pub meaning: String,
     pub why: String,
     pub fix: String,
+    /// Which cause `zcdoctor watch` reports for the finding (`tap`, `local-delivery`, ...), or,
+    /// for one watch cannot see, what it shows instead (required: build.rs).
+    pub watch: String,
     #[serde(default)]
     pub references: Vec<String>,
     /// The kernels (`5.10`, `6.1`, `6.12`) on which the guest tier (tests/guest.rs) proved
@@ -83,7 +86,7 @@ impl Knowledge {
             Err(e) => panic!("checks/findings/*.toml is malformed: {e}"),
         };
         for e in &mut entries {
-            for text in [&mut e.meaning, &mut e.why, &mut e.fix] {
+            for text in [&mut e.meaning, &mut e.why, &mut e.fix, &mut e.watch] {
                 *text = unfold(text);
             }
         }
@@ -167,11 +170,71 @@ mod tests {
         assert_eq!(codes, Code::ALL, "build.rs lists the entries as Code::ALL");
         for e in &kb.entries {
             assert!(
-                !e.fix.is_empty() && !e.title.is_empty() && !e.meaning.is_empty(),
+                !e.fix.is_empty()
+                    && !e.title.is_empty()
+                    && !e.meaning.is_empty()
+                    && !e.watch.is_empty(),
                 "{} incomplete",
                 e.code
             );
         }
+    }
+
+    /// The causes `zcdoctor watch` attributes a copy to (stable names, defined by the watch
+    /// work: docs/research/watch-design.md).
+    const WATCH_CAUSES: [&str; 11] = [
+        "tap",
+        "local-delivery",
+        "timestamping",
+        "tun",
+        "linearize",
+        "checksum",
+        "segmentation",
+        "encryption",
+        "send-fallback",
+        "silent-segmentation",
+        "other",
+    ];
+
+    /// Every entry's `watch` names at least one of watch's causes (in backquotes, each one a
+    /// cause), or says it does not apply (`Does not apply: …` / `No copy to count: …`); and
+    /// `explain` shows it.
+    #[test]
+    fn watch_names_a_cause_or_says_it_does_not_apply() {
+        let kb = Knowledge::parse(FINDINGS_TOML, TAP_DAEMONS_TOML);
+        for e in &kb.entries {
+            let quoted: Vec<&str> = e.watch.split('`').skip(1).step_by(2).collect();
+            let causes: Vec<&str> = quoted
+                .iter()
+                .copied()
+                .filter(|q| WATCH_CAUSES.contains(q))
+                .collect();
+            let not_applicable = e.watch.starts_with("Does not apply: ")
+                || e.watch.starts_with("No copy to count: ");
+            assert!(
+                !causes.is_empty() || not_applicable,
+                "{}: watch = {:?} names no cause of {WATCH_CAUSES:?} and does not say it does not apply",
+                e.code,
+                e.watch
+            );
+            for q in quoted {
+                let looks_like_cause =
+                    !q.contains(' ') && q.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+                assert!(
+                    !looks_like_cause || WATCH_CAUSES.contains(&q),
+                    "{}: `{q}` is not a cause watch reports ({WATCH_CAUSES:?})",
+                    e.code
+                );
+            }
+        }
+        let entry = kb.entry(Code::TapForcesCopy).expect("entry");
+        let mut out = Vec::new();
+        crate::render::explain(entry, false, &mut out).expect("render");
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("Seen by watch\n  `tap`: skb_copy_ubufs"),
+            "{text}"
+        );
     }
 
     #[test]

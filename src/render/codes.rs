@@ -45,6 +45,9 @@ pub fn explain(entry: &Entry, color: bool, out: &mut dyn Write) -> io::Result<()
             ),
         )?;
     }
+    writeln!(out)?;
+    writeln!(out, "{}", p.bold("Seen by watch"))?;
+    wrap(out, "  ", 2, 2, &entry.watch)?;
     if !entry.references.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", p.bold("References"))?;
