@@ -45,6 +45,18 @@ impl Offsets {
     /// The byte offset of `path` (`"cb"`, `"sk_socket"`, or nested: `"vfs_inode.i_ino"`) in
     /// `struct strukt`, looking through anonymous unions and structs as C does.
     pub fn of(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
+        let bits = self.bits_of(strukt, path)?;
+        if bits % 8 != 0 {
+            return Err(BtfError::Bitfield {
+                strukt: strukt.to_string(),
+                member: path.to_string(),
+            });
+        }
+        Ok(bits / 8)
+    }
+
+    /// The bit offset of `path` in `struct strukt`: for a bitfield (`ubuf_info_msgzc.zerocopy`).
+    pub fn bits_of(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
         let mut ty = self.named_struct(strukt)?;
         let mut total = 0u32;
         let mut within = strukt.to_string();
@@ -55,17 +67,16 @@ impl Offsets {
                     strukt: within.clone(),
                     member: member.to_string(),
                 })?;
-            if bits % 8 != 0 {
-                return Err(BtfError::Bitfield {
-                    strukt: within,
-                    member: member.to_string(),
-                });
-            }
-            total += bits / 8;
+            total += bits;
             within = member.to_string();
             ty = next;
         }
         Ok(total)
+    }
+
+    /// Whether `struct strukt` has `path`.
+    pub fn has(&self, strukt: &str, path: &str) -> bool {
+        self.bits_of(strukt, path).is_ok()
     }
 
     fn named_struct(&self, name: &str) -> Result<Type, BtfError> {
