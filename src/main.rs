@@ -17,7 +17,7 @@ use clap::CommandFactory;
 
 use cli::args::{
     CheckArgs, Cli, ColorChoice, Command, FailOn, FleetArgs, Format, OutputArgs, ProbeArgs,
-    SinkArgs, SnapshotArgs,
+    SinkArgs, SnapshotArgs, WatchArgs,
 };
 use cli::usage::ParseError;
 use zcdoctor::check::{self, Code};
@@ -46,6 +46,14 @@ fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
+fn known_tap_daemons() -> Vec<String> {
+    Knowledge::builtin()
+        .daemons
+        .iter()
+        .flat_map(|d| d.names.iter().cloned())
+        .collect()
+}
+
 fn gather(args: &ProbeArgs) -> Result<Evidence> {
     let opts = GatherOptions {
         iface: args.iface.clone(),
@@ -64,16 +72,13 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
         path_target: None,
         path_routing: Default::default(),
         prefetched: Vec::new(),
-        known_tap_daemons: Knowledge::builtin()
-            .daemons
-            .iter()
-            .flat_map(|d| d.names.iter().cloned())
-            .collect(),
+        known_tap_daemons: known_tap_daemons(),
     };
-    let request = Request {
-        opts,
-        netns: args.netns.clone(),
-    };
+    gather_with(opts, args.netns.clone())
+}
+
+fn gather_with(opts: GatherOptions, netns: Option<String>) -> Result<Evidence> {
+    let request = Request { opts, netns };
     let stop = cli::signals::stop_flag();
     let mut progress = cli::progress::ProgressLine::stderr(std::io::stderr().is_terminal());
     let evidence = gather_request(&request, &stop, &mut |tick| progress.tick(tick));
@@ -171,6 +176,7 @@ fn dispatch(cli: Cli, stdout: &mut dyn Write) -> Result<u8> {
     match cli.command {
         Command::Check(args) => check(&args, stdout),
         Command::Snapshot(args) => snapshot(&args, stdout),
+        Command::Watch(args) => watch(&args, stdout),
         Command::Explain { code, out, color } => explain(&code, &out, color, stdout),
         Command::Checks { out, color } => checks(&out, color, stdout),
         Command::Probes { out } => probes(&out, stdout),
@@ -378,6 +384,85 @@ fn check_inner(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
     } else {
         0
     })
+}
+
+/// `zcdoctor watch`: the static diagnosis of IFACE / `--pid` (as `check`), then the kernel's
+/// counts over the window. Exit 1 when a copy was seen in scope, 0 when none, 3 when watch
+/// cannot run here (one line on stderr says what is missing; the static report still prints).
+fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let mut selection = probe::Selection::All;
+    if args.no_taps {
+        selection =
+            probe::Selection::Skip([zcdoctor::evidence::ProbeName::Taps].into_iter().collect());
+    }
+    let opts = GatherOptions {
+        iface: args.iface.clone(),
+        selection,
+        live: None,
+        pids: args.pids.clone(),
+        path_target: None,
+        path_routing: Default::default(),
+        prefetched: Vec::new(),
+        known_tap_daemons: known_tap_daemons(),
+    };
+    let mut evidence = match gather_with(opts, args.netns.clone()) {
+        Ok(e) => e,
+        // Without IFACE the static diagnosis is a bonus: no default route is no reason not
+        // to watch.
+        Err(e) if args.iface.is_none() && args.pids.is_empty() => {
+            eprintln!(
+                "zcdoctor: no static diagnosis beside the watch: {}",
+                escape::text(&format!("{e:#}"))
+            );
+            probe::bare_evidence()
+        }
+        Err(e) => return Err(e),
+    };
+    let request = zcdoctor::probe::watch::WatchRequest {
+        duration: args.duration,
+        pids: args.pids.clone(),
+    };
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "zcdoctor: watching for {} (Ctrl-C ends early)…",
+            humantime::format_duration(args.duration)
+        );
+    }
+    let refusal = match zcdoctor::probe::watch::run(&request, &cli::signals::stop_flag()) {
+        Ok(mut w) => {
+            w.iface = args.iface.clone();
+            evidence.watch = Some(w);
+            None
+        }
+        Err(why) => {
+            eprintln!(
+                "zcdoctor: watch cannot run here: {}",
+                escape::text(&why.to_string())
+            );
+            Some(why)
+        }
+    };
+    let report = check::diagnose(
+        &evidence,
+        zcdoctor::evidence::Protocol::Udp,
+        Knowledge::builtin(),
+    );
+    let mut text: Vec<u8> = Vec::with_capacity(16 << 10);
+    match args.out.format() {
+        Format::Json => render::json(&report, &mut text)?,
+        Format::Prometheus => {
+            render::prometheus::write(&report, std::time::SystemTime::now(), &mut text)?
+        }
+        _ => render::human(&report, color_for(&args.out, args.color), &mut text)?,
+    }
+    emit(&args.out, &text, stdout)?;
+    if refusal.is_some() {
+        return Ok(EXIT_UNPROVEN);
+    }
+    let copied = report.watch.as_ref().is_some_and(|w| {
+        w.reported_copies + w.silent_copies > 0 || w.senders.iter().any(|s| s.copied_sends > 0)
+    });
+    Ok(u8::from(copied))
 }
 
 /// `zcdoctor fleet`: unreadable reports are named in the view, never fatal.

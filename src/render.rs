@@ -6,6 +6,7 @@ pub mod escape;
 pub mod nagios;
 pub mod prometheus;
 mod tables;
+mod watch;
 
 pub use codes::{explain, list, list_json, list_markdown};
 
@@ -283,6 +284,14 @@ fn path_chain(out: &mut dyn Write, p: &Palette, path: &PathEvidence) -> io::Resu
 
 pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let p = Palette { on: color };
+    if let Some(w) = &report.watch {
+        watch::human(out, &p, w)?;
+        if report.interface.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "{}", p.dim("The static diagnosis follows."))?;
+        writeln!(out)?;
+    }
     heading(out, &p, report)?;
     write_tree(out, &report.stack, &report.interface, "", true, true)?;
     l3_masters(out, &report.stack, &report.interface)?;

@@ -1,6 +1,8 @@
 //! The Report: what the renderers print. Built from Evidence by the checks; field names of its
 //! JSON form are public contract (`schema_version` 1).
 
+pub mod watch;
+
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{
@@ -99,6 +101,10 @@ pub struct Report {
     /// (`watch`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub process_notes: Vec<ProcessNote>,
+    /// `zcdoctor watch`: each copy the kernel made during the window, by cause and sender, and
+    /// each sender's copied fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<watch::WatchSummary>,
 }
 
 /// Kernel features the live probe tried (io_uring's opcode probe and its copy report): the
@@ -126,6 +132,7 @@ impl Report {
             process_notes,
             verdict,
             live_summary,
+            watch,
         } = diagnosis;
         Report {
             schema_version: SCHEMA_VERSION,
@@ -157,6 +164,7 @@ impl Report {
             live_summary,
             processes: evidence.processes.clone(),
             process_notes,
+            watch,
         }
     }
 
@@ -175,6 +183,8 @@ pub struct Diagnosis {
     pub process_notes: Vec<ProcessNote>,
     pub verdict: Verdict,
     pub live_summary: Option<LiveSummary>,
+    /// `zcdoctor watch`: its counts, attributed.
+    pub watch: Option<watch::WatchSummary>,
 }
 
 /// What the live probe's runs add up to: derived from `live_probe` when the report is made

@@ -23,6 +23,7 @@ pub mod taps;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod verdict;
+pub mod watch;
 
 pub use crate::evidence::Protocol;
 pub use context::{Context, Step};
@@ -53,6 +54,7 @@ pub fn diagnose(ev: &Evidence, protocol: Protocol, kb: &Knowledge) -> Report {
         process_notes: notes,
         verdict,
         live_summary: ev.live.as_ref().map(live::summary::summary),
+        watch: watch::summarise(ev),
     };
     Report::new(ev, protocol, diagnosis)
 }

@@ -29,6 +29,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Record the evidence of an interface to a file, to diagnose elsewhere with `check --from`.
     Snapshot(SnapshotArgs),
+    /// Count, in the kernel, every copy of the host's real zerocopy traffic for a while and
+    /// attribute each to its cause and sender (needs root, kprobes and BPF).
+    Watch(WatchArgs),
     /// Explain a finding code: what it means, why it copies, how to fix it.
     Explain {
         /// A finding code, e.g. tap-forces-copy (see `zcdoctor checks`).
@@ -227,6 +230,29 @@ pub struct CheckArgs {
         conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time", "netns", "api", "uring_fixed_buffers"]
     )]
     pub from: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// Report only copies on the devices of this interface's path (default: every device).
+    pub iface: Option<String>,
+    /// Report only this process's sockets (repeatable); its static diagnosis is `check --pid`'s.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Diagnose IFACE in this network namespace (a name under /run/netns, a path or a pid).
+    #[arg(long, value_name = "NAME|PATH|PID")]
+    pub netns: Option<String>,
+    /// How long to count (at most 1h); Ctrl-C ends the window early and reports.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Do not scan packet taps (the tap culprits of tap copies are then not named).
+    #[arg(long)]
+    pub no_taps: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Color: auto means only on a terminal and when NO_COLOR is unset.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 #[derive(Args)]

@@ -11,6 +11,7 @@ mod process;
 mod taps;
 mod uring;
 pub mod validate;
+pub mod watch;
 
 pub use device::*;
 pub use live::*;
@@ -177,6 +178,9 @@ pub struct Evidence {
     /// Applications diagnosed by pid (`--pid`); empty when none was given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<ProcessEvidence>,
+    /// `zcdoctor watch`: what the kernel counted during the window; `None` for `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<watch::WatchEvidence>,
     /// What each probe did: ok, skipped or error, and why.
     pub probes: Vec<ProbeStatus>,
 }

@@ -274,13 +274,16 @@ pub fn gather_route(opts: &GatherOptions, stop: &AtomicBool) -> Result<Evidence,
     run(opts, stop, &mut |_| {}, ROUTE_PROBES)
 }
 
-fn run(
-    opts: &GatherOptions,
-    stop: &AtomicBool,
-    on_tick: &mut dyn FnMut(&live::Tick),
-    probes: &[&dyn Probe],
-) -> Result<Evidence, GatherError> {
-    let mut ev = Evidence {
+/// Evidence with only the host and kernel read: what `watch` reports beside its counts when
+/// the static diagnosis could not be made (no interface to diagnose).
+pub fn bare_evidence() -> Evidence {
+    let mut ev = empty_evidence();
+    ev.kernel = host::kernel();
+    ev
+}
+
+fn empty_evidence() -> Evidence {
+    Evidence {
         evidence_version: EVIDENCE_VERSION,
         host: host::host(),
         kernel: Kernel {
@@ -294,11 +297,21 @@ fn run(
         taps: None,
         path: None,
         live: None,
+        watch: None,
         processes: Vec::new(),
         serving: None,
         unpeered: Vec::new(),
         probes: Vec::new(),
-    };
+    }
+}
+
+fn run(
+    opts: &GatherOptions,
+    stop: &AtomicBool,
+    on_tick: &mut dyn FnMut(&live::Tick),
+    probes: &[&dyn Probe],
+) -> Result<Evidence, GatherError> {
+    let mut ev = empty_evidence();
     let mut cx = Context {
         opts,
         stop,

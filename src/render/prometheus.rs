@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::report::watch::WatchSummary;
 use crate::report::{Basis, LiveSummary, Report, Zerocopy};
 use crate::vocab::Severity;
 
@@ -87,8 +88,71 @@ pub fn render(report: &Report, now: SystemTime) -> String {
         live_ratios(&mut e, s, &base);
         live_patterns(&mut e, s, &base);
     }
+    if let Some(w) = &report.watch {
+        watch(&mut e, w);
+    }
     last_run(&mut e, iface, now);
     e.text
+}
+
+/// `zcdoctor watch`: copies by cause, place and sender; each sender's sends and copied sends;
+/// what the watch cost. Labels are bounded by what the window saw.
+fn watch(e: &mut Exposition, w: &WatchSummary) {
+    e.family(
+        "zcdoctor_watch_copies",
+        "gauge",
+        "skbs of zerocopy data the kernel copied during the watch window, by cause, device and sender.",
+    );
+    for c in &w.copies {
+        let dev = c.device.as_ref();
+        let pid = c.sender.pid.map(|p| p.to_string()).unwrap_or_default();
+        let labels = [
+            ("cause", c.cause.as_str()),
+            ("reported", if c.reported { "true" } else { "false" }),
+            ("device", dev.and_then(|d| d.name.as_deref()).unwrap_or("")),
+            ("netns", dev.and_then(|d| d.netns.as_deref()).unwrap_or("")),
+            ("sender_comm", c.sender.comm.as_deref().unwrap_or("")),
+            ("sender_pid", pid.as_str()),
+        ];
+        e.sample("zcdoctor_watch_copies", &labels, c.count as f64);
+    }
+    e.family(
+        "zcdoctor_watch_sends",
+        "gauge",
+        "MSG_ZEROCOPY sends completed during the watch window per sender, and of those reported copied (copied=\"true\").",
+    );
+    for s in &w.senders {
+        let pid = s.sender.pid.map(|p| p.to_string()).unwrap_or_default();
+        let fd = s.sender.fd.map(|p| p.to_string()).unwrap_or_default();
+        for (copied, n) in [
+            ("false", s.sends - s.copied_sends.min(s.sends)),
+            ("true", s.copied_sends),
+        ] {
+            let labels = [
+                ("sender_comm", s.sender.comm.as_deref().unwrap_or("")),
+                ("sender_pid", pid.as_str()),
+                ("fd", fd.as_str()),
+                ("copied", copied),
+            ];
+            e.sample("zcdoctor_watch_sends", &labels, n as f64);
+        }
+    }
+    e.family(
+        "zcdoctor_watch_window_seconds",
+        "gauge",
+        "Length of the watch window.",
+    );
+    e.sample(
+        "zcdoctor_watch_window_seconds",
+        &[],
+        w.duration_ms as f64 / 1000.0,
+    );
+    e.family(
+        "zcdoctor_watch_probe_cpu_ratio",
+        "gauge",
+        "Time the watch's kernel programs ran, as a share of the CPUs' time in the window.",
+    );
+    e.sample("zcdoctor_watch_probe_cpu_ratio", &[], w.overhead.cpu_share);
 }
 
 /// `zcdoctor_info`: the tool's version and the kernel.
