@@ -271,26 +271,29 @@ fn checks(out: &OutputArgs, color: ColorChoice, stdout: &mut dyn Write) -> Resul
 }
 
 fn probes(out: &OutputArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let watch = &zcdoctor::probe::watch::ABOUT;
+    let rows: Vec<(&str, &str, &str, bool)> = probe::REGISTRY
+        .iter()
+        .map(|p| (p.name().as_str(), p.reads(), p.privileges(), p.required()))
+        .chain([(watch.name, watch.reads, watch.privileges, false)])
+        .collect();
     let mut text = Vec::with_capacity(4 << 10);
     if matches!(out.format(), Format::Json) {
-        let list: Vec<serde_json::Value> = probe::REGISTRY
+        let list: Vec<serde_json::Value> = rows
             .iter()
-            .map(|p| {
-                serde_json::json!({"name": p.name(), "reads": p.reads(),
-                    "privileges": p.privileges(), "required": p.required()})
+            .map(|(name, reads, privileges, required)| {
+                serde_json::json!({"name": name, "reads": reads,
+                    "privileges": privileges, "required": required})
             })
             .collect();
         serde_json::to_writer_pretty(&mut text, &list)?;
         text.push(b'\n');
     } else {
-        for p in probe::REGISTRY {
+        for (name, reads, privileges, required) in rows {
             writeln!(
                 text,
-                "{:<9} {}{}\n          privileges: {}",
-                p.name(),
-                p.reads(),
-                if p.required() { " (required)" } else { "" },
-                p.privileges()
+                "{name:<9} {reads}{}\n          privileges: {privileges}",
+                if required { " (required)" } else { "" },
             )?;
         }
     }
@@ -422,13 +425,15 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
         duration: args.duration,
         pids: args.pids.clone(),
     };
-    if std::io::stderr().is_terminal() {
+    let duration = humantime::format_duration(args.duration).to_string();
+    let mut announce = |functions: &[&str]| {
         eprintln!(
-            "zcdoctor: watching for {} (Ctrl-C ends early)…",
-            humantime::format_duration(args.duration)
+            "zcdoctor: watching {} for {duration} (Ctrl-C ends early)",
+            functions.join(", ")
         );
-    }
-    let refusal = match zcdoctor::probe::watch::run(&request, &cli::signals::stop_flag()) {
+    };
+    let stop = cli::signals::stop_flag();
+    let refusal = match zcdoctor::probe::watch::run(&request, &stop, &mut announce) {
         Ok(mut w) => {
             w.iface = args.iface.clone();
             evidence.watch = Some(w);
@@ -439,9 +444,20 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
                 "zcdoctor: watch cannot run here: {}",
                 escape::text(&why.to_string())
             );
+            evidence.watch = Some(zcdoctor::evidence::watch::WatchEvidence {
+                refused: Some(why.to_string()),
+                iface: args.iface.clone(),
+                pids: args.pids.clone(),
+                ..Default::default()
+            });
             Some(why)
         }
     };
+    if let Some(path) = &args.record {
+        let json = serde_json::to_vec_pretty(&evidence)?;
+        cli::output::write_atomic(path, &json)
+            .with_context(|| format!("cannot record the evidence to {}", path.display()))?;
+    }
     let report = check::diagnose(
         &evidence,
         zcdoctor::evidence::Protocol::Udp,

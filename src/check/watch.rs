@@ -210,6 +210,7 @@ pub fn summarise(ev: &Evidence) -> Option<WatchSummary> {
     let bpf_ns: u64 = w.functions.iter().map(|f| f.bpf_ns).sum();
     let cpu_ns = secs * 1e9 * f64::from(w.cpus.max(1));
     Some(WatchSummary {
+        refused: w.refused.clone(),
         duration_ms: w.duration_ms,
         interrupted: w.interrupted,
         scope: scope_text(ev, w),

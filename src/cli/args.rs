@@ -248,6 +248,9 @@ pub struct WatchArgs {
     /// Do not scan packet taps (the tap culprits of tap copies are then not named).
     #[arg(long)]
     pub no_taps: bool,
+    /// Also record the evidence, the window's counts included, to FILE (for `check --from`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputArgs,
     /// Color: auto means only on a terminal and when NO_COLOR is unset.

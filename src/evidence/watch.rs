@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// The watch's window and counts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct WatchEvidence {
+    /// Why watch could not run here (the one line it printed); the counts are then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// How long the probes were attached, in milliseconds.
     pub duration_ms: u64,
     /// The window was ended early by a signal (SIGINT, SIGTERM, SIGHUP).

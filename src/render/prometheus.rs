@@ -4,7 +4,7 @@
 //! sample has a timestamp, and the only labels are bounded ones: interface, kernel and version,
 //! verdict state and basis, finding code and severity, live-probe pattern and phase.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -95,47 +95,60 @@ pub fn render(report: &Report, now: SystemTime) -> String {
     e.text
 }
 
-/// `zcdoctor watch`: copies by cause, place and sender; each sender's sends and copied sends;
-/// what the watch cost. Labels are bounded by what the window saw.
+/// `zcdoctor watch`: copies by cause, place and sender's command; sends and copied sends per
+/// command; what the watch cost. Rows that share their labels are summed (no pid label).
 fn watch(e: &mut Exposition, w: &WatchSummary) {
+    e.family(
+        "zcdoctor_watch_ran",
+        "gauge",
+        "1 when the watch's kernel probes ran, 0 when watch could not run on this host.",
+    );
+    e.sample("zcdoctor_watch_ran", &[], flag(w.refused.is_none()));
+    if w.refused.is_some() {
+        return;
+    }
     e.family(
         "zcdoctor_watch_copies",
         "gauge",
-        "skbs of zerocopy data the kernel copied during the watch window, by cause, device and sender.",
+        "skbs of zerocopy data the kernel copied during the watch window, by cause, device and sender command.",
     );
+    let mut copies: BTreeMap<[String; 5], u64> = BTreeMap::new();
     for c in &w.copies {
         let dev = c.device.as_ref();
-        let pid = c.sender.pid.map(|p| p.to_string()).unwrap_or_default();
-        let labels = [
-            ("cause", c.cause.as_str()),
-            ("reported", if c.reported { "true" } else { "false" }),
-            ("device", dev.and_then(|d| d.name.as_deref()).unwrap_or("")),
-            ("netns", dev.and_then(|d| d.netns.as_deref()).unwrap_or("")),
-            ("sender_comm", c.sender.comm.as_deref().unwrap_or("")),
-            ("sender_pid", pid.as_str()),
+        let key = [
+            c.cause.as_str().to_string(),
+            c.reported.to_string(),
+            dev.and_then(|d| d.name.clone()).unwrap_or_default(),
+            dev.and_then(|d| d.netns.clone()).unwrap_or_default(),
+            c.sender.comm.clone().unwrap_or_default(),
         ];
-        e.sample("zcdoctor_watch_copies", &labels, c.count as f64);
+        *copies.entry(key).or_default() += c.count;
+    }
+    for ([cause, reported, device, netns, comm], n) in &copies {
+        let labels = [
+            ("cause", cause.as_str()),
+            ("reported", reported.as_str()),
+            ("device", device.as_str()),
+            ("netns", netns.as_str()),
+            ("sender", comm.as_str()),
+        ];
+        e.sample("zcdoctor_watch_copies", &labels, *n as f64);
     }
     e.family(
         "zcdoctor_watch_sends",
         "gauge",
-        "MSG_ZEROCOPY sends completed during the watch window per sender, and of those reported copied (copied=\"true\").",
+        "MSG_ZEROCOPY sends completed during the watch window by sender command, split by whether the completion reported a copy.",
     );
+    let mut sends: BTreeMap<(String, &str), u64> = BTreeMap::new();
     for s in &w.senders {
-        let pid = s.sender.pid.map(|p| p.to_string()).unwrap_or_default();
-        let fd = s.sender.fd.map(|p| p.to_string()).unwrap_or_default();
-        for (copied, n) in [
-            ("false", s.sends - s.copied_sends.min(s.sends)),
-            ("true", s.copied_sends),
-        ] {
-            let labels = [
-                ("sender_comm", s.sender.comm.as_deref().unwrap_or("")),
-                ("sender_pid", pid.as_str()),
-                ("fd", fd.as_str()),
-                ("copied", copied),
-            ];
-            e.sample("zcdoctor_watch_sends", &labels, n as f64);
-        }
+        let comm = s.sender.comm.clone().unwrap_or_default();
+        *sends.entry((comm.clone(), "false")).or_default() +=
+            s.sends.saturating_sub(s.copied_sends);
+        *sends.entry((comm, "true")).or_default() += s.copied_sends;
+    }
+    for ((comm, copied), n) in &sends {
+        let labels = [("sender", comm.as_str()), ("copied", *copied)];
+        e.sample("zcdoctor_watch_sends", &labels, *n as f64);
     }
     e.family(
         "zcdoctor_watch_window_seconds",

@@ -148,6 +148,15 @@ fn totals_line(s: &WatchSenderTotals) -> String {
 
 /// The watch section, printed before the static report.
 pub(super) fn human(out: &mut dyn Write, p: &Palette, w: &WatchSummary) -> io::Result<()> {
+    if let Some(why) = &w.refused {
+        writeln!(
+            out,
+            "{} cannot run here: {}",
+            p.bold("zcdoctor watch:"),
+            super::escape::text(why)
+        )?;
+        return writeln!(out);
+    }
     let secs = w.duration_ms as f64 / 1000.0;
     let ended = if w.interrupted { ", ended early" } else { "" };
     writeln!(

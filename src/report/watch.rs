@@ -162,6 +162,9 @@ pub struct WatchOverhead {
 /// The watch, attributed.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct WatchSummary {
+    /// Why watch could not run here; nothing else is then counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     pub duration_ms: u64,
     pub interrupted: bool,
     /// What the report is limited to: `every device`, the interface's path, or the pids.

@@ -8,6 +8,12 @@ reported copied (SO_EE_CODE_ZEROCOPY_COPIED): the sender's side of watch's tests
                       (and OPT_TSONLY with --tsonly): the timestamp clones are read and dropped
   --listen            bind a UDP socket on TARGET:PORT first and never read it (local delivery
                       without an ICMP port unreachable)
+  --channels N        QEMU multifd's pattern (TCP): a main socket that sends without
+                      MSG_ZEROCOPY, and N sockets that send with it, to the same peer, in turn;
+                      COUNT sends per channel. Prints {"pid", "main": INODE, "channels": [per
+                      socket as above]}
+  --hold              after printing, keep the socket open until stdin closes (so a watcher
+                      can still find the socket's holder)
   --ready FILE        write the socket's inode to FILE, then wait for FILE.go before sending
 """
 import argparse
@@ -68,23 +74,32 @@ def main():
     ap.add_argument("--timestamping", action="store_true")
     ap.add_argument("--tsonly", action="store_true")
     ap.add_argument("--listen", action="store_true")
+    ap.add_argument("--hold", action="store_true")
+    ap.add_argument("--channels", type=int, default=0)
     ap.add_argument("--ready")
     ap.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
     family = socket.AF_INET6 if ":" in a.target else socket.AF_INET
-    kind = socket.SOCK_STREAM if a.proto == "tcp" else socket.SOCK_DGRAM
+    kind = socket.SOCK_STREAM if a.proto == "tcp" or a.channels else socket.SOCK_DGRAM
     if a.listen:
         sink = socket.socket(family, socket.SOCK_DGRAM)
         sink.bind((a.target, a.port))
-    sock = socket.socket(family, kind)
-    sock.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
-    if a.timestamping:
-        flags = TS_TX_SOFTWARE | TS_SOFTWARE | TS_OPT_ID
-        if a.tsonly:
-            flags |= TS_OPT_TSONLY
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
-    sock.connect((a.target, a.port))
-    inode = os.fstat(sock.fileno()).st_ino
+    main_sock = None
+    if a.channels:
+        main_sock = socket.socket(family, kind)
+        main_sock.connect((a.target, a.port))
+    socks = []
+    for _ in range(max(a.channels, 1)):
+        sock = socket.socket(family, kind)
+        sock.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+        if a.timestamping:
+            flags = TS_TX_SOFTWARE | TS_SOFTWARE | TS_OPT_ID
+            if a.tsonly:
+                flags |= TS_OPT_TSONLY
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+        sock.connect((a.target, a.port))
+        socks.append(sock)
+    inode = os.fstat(socks[0].fileno()).st_ino
     if a.ready:
         with open(a.ready + ".tmp", "w") as f:
             f.write(f"{inode}\n")
@@ -94,32 +109,46 @@ def main():
             if time.time() > deadline:
                 sys.exit("no go file")
             time.sleep(0.05)
-    state = {"notifications": 0, "completions": 0, "copied": 0}
+    states = [{"notifications": 0, "completions": 0, "copied": 0, "sends": 0} for _ in socks]
     payload = b"z" * a.size
-    sent = 0
     deadline = time.time() + a.timeout
-    while sent < a.count and time.time() < deadline:
-        try:
-            sock.send(payload, MSG_ZEROCOPY)
-            sent += 1
-        except (BlockingIOError, InterruptedError):
-            drain(sock, state, True)
-        except OSError as e:
-            if e.errno == 105:  # ENOBUFS: optmem full until completions are read
-                drain(sock, state, True)
-            else:
-                raise
-        if sent % 64 == 0:
-            drain(sock, state, False)
+    start = time.time()
+    while any(st["sends"] < a.count for st in states) and time.time() < deadline:
+        for sock, st in zip(socks, states):
+            if st["sends"] >= a.count:
+                continue
+            if main_sock is not None:
+                main_sock.send(payload[:64])
+            try:
+                sock.send(payload, MSG_ZEROCOPY)
+                st["sends"] += 1
+            except (BlockingIOError, InterruptedError):
+                drain(sock, st, True)
+            except OSError as e:
+                if e.errno == 105:  # ENOBUFS: optmem full until completions are read
+                    drain(sock, st, True)
+                else:
+                    raise
+            if st["sends"] % 64 == 0:
+                drain(sock, st, False)
     # Every completion, or none for 3 s (a kernel that reports none).
-    quiet = time.time()
-    while state["completions"] < sent and time.time() < deadline and time.time() - quiet < 3:
-        before = state["completions"]
-        drain(sock, state, True)
-        if state["completions"] != before:
-            quiet = time.time()
-    print(json.dumps({"pid": os.getpid(), "socket": inode, "sends": sent, **state,
-                      "seconds": round(time.time() - deadline + a.timeout, 2)}), flush=True)
+    for sock, st in zip(socks, states):
+        quiet = time.time()
+        while st["completions"] < st["sends"] and time.time() < deadline and time.time() - quiet < 3:
+            before = st["completions"]
+            drain(sock, st, True)
+            if st["completions"] != before:
+                quiet = time.time()
+    seconds = round(time.time() - start, 2)
+    rows = [{"socket": os.fstat(s.fileno()).st_ino, **st} for s, st in zip(socks, states)]
+    if a.channels:
+        out = {"pid": os.getpid(), "main": os.fstat(main_sock.fileno()).st_ino, "channels": rows,
+               "seconds": seconds}
+    else:
+        out = {"pid": os.getpid(), **rows[0], "seconds": seconds}
+    print(json.dumps(out), flush=True)
+    if a.hold:
+        sys.stdin.read()
 
 
 if __name__ == "__main__":

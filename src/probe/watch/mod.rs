@@ -26,6 +26,19 @@ use btf::Offsets;
 use kallsyms::Kallsyms;
 use programs::{Completion, Layout, Maps, Site};
 
+/// What `zcdoctor probes` says of watch.
+pub struct About {
+    pub name: &'static str,
+    pub reads: &'static str,
+    pub privileges: &'static str,
+}
+
+pub const ABOUT: About = About {
+    name: "watch",
+    reads: "zcdoctor watch only: kprobes (BPF through perf_event_open) on skb_copy_ubufs, __pskb_pull_tail, skb_segment and the MSG_ZEROCOPY completion; /sys/kernel/btf/vmlinux, /proc/kallsyms, /proc/PID/fd",
+    privileges: "root: CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), CAP_SYSLOG for kernel addresses",
+};
+
 /// Keys each counting map holds at most; a full map drops events and says how many.
 const MAP_ENTRIES: u32 = 4096;
 
@@ -164,7 +177,21 @@ fn refused(e: std::io::Error) -> Refusal {
     Refusal::BpfRefused(errno_text(&e))
 }
 
+/// Before 5.11 the kernel charges BPF maps and programs to the caller's `RLIMIT_MEMLOCK`
+/// (and answers EPERM past it): raise this process's own limit, as libbpf does. Only
+/// zcdoctor's process is affected; a failure leaves the kernel's answer to decide.
+fn raise_memlock() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = 64 << 20;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_MEMLOCK) {
+        if soft < want {
+            let _ = setrlimit(Resource::RLIMIT_MEMLOCK, want, hard.max(want));
+        }
+    }
+}
+
 fn attach(l: &Layout, pmu: u32, completion_fn: &'static str) -> Result<Attached, Refusal> {
+    raise_memlock();
     let copies = sys::Map::create(
         sys::BPF_MAP_TYPE_HASH,
         "zcd_copies",
@@ -279,12 +306,18 @@ pub fn preflight() -> Result<(u32, Layout, Kallsyms, &'static str), Refusal> {
     Ok((pmu, l, k, completion_fn))
 }
 
-/// Attaches, waits out the window (or the stop flag), reads the counts and names what they
-/// point at.
-pub fn run(req: &WatchRequest, stop: &AtomicBool) -> Result<WatchEvidence, Refusal> {
+/// Attaches, says so through `on_attached` (the functions probed), waits out the window (or
+/// the stop flag), reads the counts and names what they point at.
+pub fn run(
+    req: &WatchRequest,
+    stop: &AtomicBool,
+    on_attached: &mut dyn FnMut(&[&str]),
+) -> Result<WatchEvidence, Refusal> {
     let (pmu, l, k, completion_fn) = preflight()?;
     let mut pid_sockets = owners::sockets_of(&req.pids);
     let attached = attach(&l, pmu, completion_fn)?;
+    let names: Vec<&str> = attached.probes.iter().map(|p| p.function).collect();
+    on_attached(&names);
     let start = Instant::now();
     let mut interrupted = false;
     while start.elapsed() < req.duration {

@@ -41,6 +41,13 @@ pub const ALL: &[Scenario] = &[
     boundaries::TCP_AND_UDP_TO_A_LOCAL_RECEIVER,
     vrf::TAP_ON_THE_VRF_DEVICE,
     watch::BTF_OFFSETS,
+    watch::TAP,
+    watch::CLEAN,
+    watch::LOCAL_DELIVERY,
+    watch::TIMESTAMPING,
+    watch::SILENT_SEGMENTATION,
+    watch::KILLED,
+    watch::QEMU_CHANNELS,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.
