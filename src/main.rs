@@ -389,10 +389,9 @@ fn check_inner(args: &CheckArgs, stdout: &mut dyn Write) -> Result<u8> {
     })
 }
 
-/// `zcdoctor watch`: the static diagnosis of IFACE / `--pid` (as `check`), then the kernel's
-/// counts over the window. Exit 1 when a copy was seen in scope, 0 when none, 3 when watch
-/// cannot run here (one line on stderr says what is missing; the static report still prints).
-fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
+/// The static diagnosis beside a watch: IFACE's or the processes' (as `check`), or without
+/// either and without a default route, only the host and kernel.
+fn watch_static(args: &WatchArgs) -> Result<Evidence> {
     let mut selection = probe::Selection::All;
     if args.no_taps {
         selection =
@@ -408,7 +407,7 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
         prefetched: Vec::new(),
         known_tap_daemons: known_tap_daemons(),
     };
-    let mut evidence = match gather_with(opts, args.netns.clone()) {
+    Ok(match gather_with(opts, args.netns.clone()) {
         Ok(e) => e,
         // Without IFACE the static diagnosis is a bonus: no default route is no reason not
         // to watch.
@@ -420,7 +419,12 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
             probe::bare_evidence()
         }
         Err(e) => return Err(e),
-    };
+    })
+}
+
+/// The window's counts into `evidence.watch`; `false` when watch cannot run here (the one
+/// line saying why is printed, and recorded as `watch.refused`).
+fn watch_counts(args: &WatchArgs, evidence: &mut Evidence) -> bool {
     let request = zcdoctor::probe::watch::WatchRequest {
         duration: args.duration,
         pids: args.pids.clone(),
@@ -433,11 +437,11 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
         );
     };
     let stop = cli::signals::stop_flag();
-    let refusal = match zcdoctor::probe::watch::run(&request, &stop, &mut announce) {
+    match zcdoctor::probe::watch::run(&request, &stop, &mut announce) {
         Ok(mut w) => {
             w.iface = args.iface.clone();
             evidence.watch = Some(w);
-            None
+            true
         }
         Err(why) => {
             eprintln!(
@@ -450,9 +454,17 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
                 pids: args.pids.clone(),
                 ..Default::default()
             });
-            Some(why)
+            false
         }
-    };
+    }
+}
+
+/// `zcdoctor watch`: the static diagnosis of IFACE / `--pid` (as `check`), then the kernel's
+/// counts over the window. Exit 1 when a copy was seen in scope, 0 when none, 3 when watch
+/// cannot run here (one line on stderr says what is missing; the static report still prints).
+fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
+    let mut evidence = watch_static(args)?;
+    let ran = watch_counts(args, &mut evidence);
     if let Some(path) = &args.record {
         let json = serde_json::to_vec_pretty(&evidence)?;
         cli::output::write_atomic(path, &json)
@@ -472,7 +484,7 @@ fn watch(args: &WatchArgs, stdout: &mut dyn Write) -> Result<u8> {
         _ => render::human(&report, color_for(&args.out, args.color), &mut text)?,
     }
     emit(&args.out, &text, stdout)?;
-    if refusal.is_some() {
+    if !ran {
         return Ok(EXIT_UNPROVEN);
     }
     let copied = report.watch.as_ref().is_some_and(|w| {

@@ -190,8 +190,8 @@ fn raise_memlock() {
     }
 }
 
-fn attach(l: &Layout, pmu: u32, completion_fn: &'static str) -> Result<Attached, Refusal> {
-    raise_memlock();
+/// The three maps: copies, completions, statistics.
+fn create_maps() -> Result<(sys::Map, sys::Map, sys::Map), Refusal> {
     let copies = sys::Map::create(
         sys::BPF_MAP_TYPE_HASH,
         "zcd_copies",
@@ -216,6 +216,52 @@ fn attach(l: &Layout, pmu: u32, completion_fn: &'static str) -> Result<Attached,
         4,
     )
     .map_err(refused)?;
+    Ok((copies, completions, stats))
+}
+
+/// The program of `role`, counting into `maps`, its statistics at `index`.
+fn program_for(
+    l: &Layout,
+    role: WatchRole,
+    maps: &Maps,
+    index: u32,
+) -> Result<Vec<insn::Insn>, Refusal> {
+    match role {
+        WatchRole::CopyUbufs => programs::copy_program(l, Site::CopyUbufs, maps, index),
+        WatchRole::FullPull => programs::copy_program(l, Site::FullPull, maps, index),
+        WatchRole::SegmentWithoutSg => programs::copy_program(l, Site::SegmentNoSg, maps, index),
+        WatchRole::Completion => programs::completion_program(l, maps, index),
+    }
+    .map_err(|e| Refusal::Layout(e.to_string()))
+}
+
+/// Loads `insns` and attaches them to `function`.
+fn load_and_attach(
+    pmu: u32,
+    function: &str,
+    index: usize,
+    insns: &[insn::Insn],
+) -> Result<(OwnedFd, OwnedFd), Refusal> {
+    let prog = sys::load_kprobe(&format!("zcd_{index}"), insns).map_err(|e| {
+        if e.error.raw_os_error() == Some(libc::EPERM) {
+            refused(e.error)
+        } else {
+            Refusal::Attach {
+                function: function.to_string(),
+                error: e.to_string(),
+            }
+        }
+    })?;
+    let event = sys::attach_kprobe(pmu, function, &prog).map_err(|e| Refusal::Attach {
+        function: function.to_string(),
+        error: errno_text(&e),
+    })?;
+    Ok((prog, event))
+}
+
+fn attach(l: &Layout, pmu: u32, completion_fn: &'static str) -> Result<Attached, Refusal> {
+    raise_memlock();
+    let (copies, completions, stats) = create_maps()?;
     let maps = Maps {
         copies: copies.raw(),
         completions: completions.raw(),
@@ -230,34 +276,8 @@ fn attach(l: &Layout, pmu: u32, completion_fn: &'static str) -> Result<Attached,
     let mut probes = Vec::new();
     let mut not_probed = Vec::new();
     for (index, (function, role, required)) in plan.into_iter().enumerate() {
-        let insns = match role {
-            WatchRole::CopyUbufs => programs::copy_program(l, Site::CopyUbufs, &maps, index as u32),
-            WatchRole::FullPull => programs::copy_program(l, Site::FullPull, &maps, index as u32),
-            WatchRole::SegmentWithoutSg => {
-                programs::copy_program(l, Site::SegmentNoSg, &maps, index as u32)
-            }
-            WatchRole::Completion => programs::completion_program(l, &maps, index as u32),
-        }
-        .map_err(|e| Refusal::Layout(e.to_string()))?;
-        let attached = sys::load_kprobe(&format!("zcd_{index}"), &insns)
-            .map_err(|e| {
-                if e.error.raw_os_error() == Some(libc::EPERM) {
-                    refused(e.error)
-                } else {
-                    Refusal::Attach {
-                        function: function.to_string(),
-                        error: e.to_string(),
-                    }
-                }
-            })
-            .and_then(|prog| {
-                sys::attach_kprobe(pmu, function, &prog)
-                    .map(|event| (prog, event))
-                    .map_err(|e| Refusal::Attach {
-                        function: function.to_string(),
-                        error: errno_text(&e),
-                    })
-            });
+        let insns = program_for(l, role, &maps, index as u32)?;
+        let attached = load_and_attach(pmu, function, index, &insns);
         match attached {
             Ok((prog, event)) => probes.push(Probe {
                 function,

@@ -48,6 +48,7 @@ pub const ALL: &[Scenario] = &[
     watch::SILENT_SEGMENTATION,
     watch::KILLED,
     watch::QEMU_CHANNELS,
+    watch::TUN,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.

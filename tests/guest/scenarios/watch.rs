@@ -248,6 +248,52 @@ fn line(s: &Sent, n: u64, cause: &str) -> String {
     )
 }
 
+/// A `zcdoctor sink` listening on 198.18.1.2:5201 in `b` (a TCP peer for the senders).
+fn sink(b: &Netns) -> crate::common::Culprit {
+    // No minimum rate: the QEMU-like main channel idles while watch starts.
+    let mut sink = b.spawn(&[
+        ZCDOCTOR,
+        "sink",
+        "--listen",
+        "198.18.1.2:5201",
+        "--min-rate",
+        "0",
+    ]);
+    let ns = b.name.clone();
+    sink.wait_until("the sink listens", Duration::from_secs(30), || {
+        Command::new("ip")
+            .args(["netns", "exec", &ns, "ss", "-Hltn", "sport", "= :5201"])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    });
+    sink
+}
+
+/// One channel of the QEMU-like sender against what watch saw of its socket.
+fn channel_matches(doc: &Value, ch: &Value) -> String {
+    let sock = ch["socket"].as_u64().unwrap_or(0);
+    let copied = ch["copied"].as_u64().unwrap_or(0);
+    let sends = ch["sends"].as_u64().unwrap_or(0);
+    let seen = sender_of(doc, sock);
+    let watch_copied = seen["copied_sends"].as_u64().unwrap_or(0);
+    assert!(
+        watch_copied.abs_diff(copied) * 50 <= sends,
+        "channel {sock}: watch {watch_copied} COPIED, the channel {copied}: {seen:#}"
+    );
+    let completions = ch["completions"].as_u64().unwrap_or(0);
+    assert!(
+        close(seen["sends"].as_u64().unwrap_or(0), completions),
+        "{seen:#} {ch}"
+    );
+    assert!(seen["silent_copies"].as_u64().unwrap_or(0) > 0, "{seen:#}");
+    let label = seen["sender"]["socket_label"].as_str().unwrap_or_default();
+    assert!(label.contains("198.18.1.2:5201"), "{seen:#}");
+    format!(
+        "{sock}: {copied}/{sends} COPIED, watch {watch_copied}, {} silent",
+        seen["silent_copies"]
+    )
+}
+
 /// A tcpdump on a black-hole NIC: every send copied by `dev_queue_xmit_nit`; watch names the
 /// device, its namespace and tcpdump's pid, and `--pid` keeps to the sender.
 fn tap(_: &Kernel) -> Outcome {
@@ -353,14 +399,7 @@ fn silent_segmentation(_: &Kernel) -> Outcome {
     let b = Netns::new("gwsilb");
     a.veth_to(&b);
     a.ethtool_k("va", "sg", "off");
-    let mut sink = b.spawn(&[ZCDOCTOR, "sink", "--listen", "198.18.1.2:5201"]);
-    let ns = b.name.clone();
-    sink.wait_until("the sink listens", Duration::from_secs(30), || {
-        Command::new("ip")
-            .args(["netns", "exec", &ns, "ss", "-Hltn", "sport", "= :5201"])
-            .output()
-            .is_ok_and(|o| !o.stdout.is_empty())
-    });
+    let _sink = sink(&b);
     let w = Watch::start(&[]);
     let sender = send(
         &a,
@@ -435,14 +474,7 @@ fn qemu_channels(_: &Kernel) -> Outcome {
     let b = Netns::new("gwqb");
     a.veth_to(&b);
     a.ethtool_k("va", "sg", "off");
-    let mut sink = b.spawn(&[ZCDOCTOR, "sink", "--listen", "198.18.1.2:5201"]);
-    let ns = b.name.clone();
-    sink.wait_until("the sink listens", Duration::from_secs(30), || {
-        Command::new("ip")
-            .args(["netns", "exec", &ns, "ss", "-Hltn", "sport", "= :5201"])
-            .output()
-            .is_ok_and(|o| !o.stdout.is_empty())
-    });
+    let _sink = sink(&b);
     let ready = crate::common::tmp_path("watch-ready");
     let go = format!("{ready}.go");
     let _files = crate::common::TmpFiles(vec![ready.clone(), go.clone()]);
@@ -496,36 +528,10 @@ fn qemu_channels(_: &Kernel) -> Outcome {
             .any(|s| s["sender"]["socket"].as_u64() == Some(main)),
         "the main channel sent no MSG_ZEROCOPY: {senders:#?}"
     );
-    let mut parts = Vec::new();
-    for ch in v["channels"].as_array().cloned().unwrap_or_default() {
-        let sock = ch["socket"].as_u64().unwrap_or(0);
-        let copied = ch["copied"].as_u64().unwrap_or(0);
-        let sends = ch["sends"].as_u64().unwrap_or(0);
-        let seen = sender_of(&doc, sock);
-        let watch_copied = seen["copied_sends"].as_u64().unwrap_or(0);
-        assert!(
-            watch_copied.abs_diff(copied) * 50 <= sends,
-            "channel {sock}: watch {watch_copied} COPIED, the channel {copied}: {seen:#}"
-        );
-        assert!(
-            close(
-                seen["sends"].as_u64().unwrap_or(0),
-                ch["completions"].as_u64().unwrap_or(0)
-            ),
-            "{seen:#} {ch}"
-        );
-        assert!(seen["silent_copies"].as_u64().unwrap_or(0) > 0, "{seen:#}");
-        assert!(
-            seen["sender"]["socket_label"]
-                .as_str()
-                .is_some_and(|l| l.contains("198.18.1.2:5201")),
-            "{seen:#}"
-        );
-        parts.push(format!(
-            "{sock}: {copied}/{sends} COPIED, watch {watch_copied}, {} silent",
-            seen["silent_copies"]
-        ));
-    }
+    let parts: Vec<String> = v["channels"]
+        .as_array()
+        .map(|chs| chs.iter().map(|ch| channel_matches(&doc, ch)).collect())
+        .unwrap_or_default();
     assert_eq!(parts.len(), 3, "{v}");
     Outcome::Ran(parts.join("; "))
 }
@@ -533,6 +539,41 @@ fn qemu_channels(_: &Kernel) -> Outcome {
 pub const QEMU_CHANNELS: Scenario = Scenario {
     name: "watch_qemu_channels",
     run: qemu_channels,
+};
+
+/// A route out of a tun device with a reader: `tun_net_xmit` copies each send
+/// (`skb_orphan_frags_rx`), the cause is `tun` on that device.
+fn tun(_: &Kernel) -> Outcome {
+    let a = Netns::new("gwtun");
+    // The guest's /dev/net/tun appears with the module.
+    crate::common::run(&["modprobe", "tun"]);
+    let reader = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/tun_reader.py");
+    let mut held = a.spawn(&[python(), reader, "zcdtun0"]);
+    let ns = a.name.clone();
+    held.wait_until("the tun device exists", Duration::from_secs(30), || {
+        Command::new("ip")
+            .args(["-n", &ns, "link", "show", "zcdtun0"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    a.ip("addr add 198.18.3.1/24 dev zcdtun0");
+    a.ip("link set zcdtun0 up");
+    let w = Watch::start(&[]);
+    let sender = send(&a, &["--target", "198.18.3.2"]);
+    let s = &sender.sent;
+    let (_, doc) = w.stop();
+    let tun = matches_sender(&doc, s, "tun");
+    assert!(
+        tun.iter()
+            .all(|c| c["device"]["name"] == "zcdtun0" && c["caller"] == "tun_net_xmit"),
+        "{tun:#?}"
+    );
+    Outcome::Ran(line(s, count_of(&copies_of(&doc, s.socket), "tun"), "tun"))
+}
+
+pub const TUN: Scenario = Scenario {
+    name: "watch_tun",
+    run: tun,
 };
 
 pub const TAP: Scenario = Scenario {
