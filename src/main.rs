@@ -67,6 +67,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             max_run_time: args.max_run_time,
             api: args.api.request(),
             uring_fixed_buffers: args.uring_fixed_buffers,
+            timestamping: args.timestamping,
         }),
         pids: args.pids.clone(),
         path_target: None,

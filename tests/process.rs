@@ -412,8 +412,158 @@ fn a_real_qemu_is_named_as_qemu() {
     println!("(h) QEMU pid {pid}: {}", notes[0].1);
 }
 
+const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/zc_count.py");
+
+/// Namespace A sending through a veth to a forwarding namespace B and out of B's ifb
+/// (198.18.2.2): zerocopy survives forwarding (6.17+), and veth takes software TX timestamps
+/// (`skb_tx_timestamp`), which an ifb does not.
+fn forwarding_to_ifb(tag: &str) -> (Netns, Netns) {
+    let (a, b) = (
+        Netns::new(&format!("{tag}a")),
+        Netns::new(&format!("{tag}b")),
+    );
+    a.veth_to(&b);
+    b.ifb("ifbz", "198.18.2.1/24");
+    b.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    a.ip("route add 198.18.2.0/24 via 198.18.1.2");
+    (a, b)
+}
+
+/// tests/senders/zc_count.py in `ns`, held open after its sends (`--hold`): its pid and its
+/// own count of COPIED completions (JSON). Ended by its pid on drop.
+struct Counted {
+    child: std::process::Child,
+    out: Value,
+}
+
+impl Counted {
+    fn start(ns: &Netns, args: &[&str]) -> Counted {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, python(), COUNTER])
+            .args(["--target", "198.18.2.2", "--count", "2000", "--hold"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start zc_count.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read its count");
+        let out = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        Counted { child, out }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The descriptor of its socket (`socket` is the inode it printed).
+    fn fd(&self) -> i32 {
+        let want = format!("socket:[{}]", self.out["socket"]);
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("its fds")
+            .flatten()
+            .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == want))
+            .and_then(|e| e.file_name().to_str()?.parse().ok())
+            .expect("the socket's fd")
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// `check va --pid PID` in the sender's namespace.
+fn check_sender(ns: &Netns, pid: u32) -> Value {
+    let pid = pid.to_string();
+    let (code, doc) = ns.check_json(&["va", "--skip", "taps", "--pid", &pid]);
+    assert_eq!(code, 0, "--fail-on never");
+    doc
+}
+
+/// SO_TIMESTAMPING TX_SOFTWARE without OPT_TSONLY: the kernel copies every send (the sender's
+/// own COPIED count) and `check --pid` names the pid, the fd and the flags read.
+fn transmit_timestamps_without_tsonly_are_named() {
+    let (a, _b) = forwarding_to_ifb("tspid");
+    let s = Counted::start(&a, &["--timestamping"]);
+    let (copied, sends) = (&s.out["copied"], &s.out["sends"]);
+    assert!(sends.as_u64() > Some(0) && copied == sends, "{}", s.out);
+    let doc = check_sender(&a, s.pid());
+    let f = finding(&doc, "tx-timestamp-copies").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["severity"], "blocker");
+    assert_eq!(pids(f), [u64::from(s.pid())]);
+    let fd = s.fd();
+    let sock = &f["evidence"]["sockets"][0];
+    assert_eq!(
+        (sock["fd"].as_i64(), &sock["inode"]),
+        (Some(i64::from(fd)), &s.out["socket"])
+    );
+    assert_eq!(sock["timestamping_flags"], "TX_SOFTWARE|SOFTWARE|OPT_ID");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("pid {}", s.pid())) && summary.contains(&format!("fd {fd} ")),
+        "{summary}"
+    );
+    let fix = f["remediation"][0].as_str().unwrap();
+    assert!(
+        fix.contains(&format!(
+            "(pid {}, fd {fd}, now TX_SOFTWARE|SOFTWARE|OPT_ID)",
+            s.pid()
+        )),
+        "{fix}"
+    );
+    assert!(fix.contains("OPT_TSONLY = 0x892"), "{fix}");
+    println!("(i) kernel: {copied} of {sends} copied; zcdoctor: {summary}");
+}
+
+/// The same sender with OPT_TSONLY: the kernel copies nothing, and nothing is raised; the pass
+/// line says why its timestamps are harmless.
+fn transmit_timestamps_with_tsonly_are_harmless() {
+    let (a, _b) = forwarding_to_ifb("tsonly");
+    let s = Counted::start(&a, &["--timestamping", "--tsonly"]);
+    assert!(
+        s.out["completions"].as_u64() > Some(0) && s.out["copied"] == 0,
+        "{}",
+        s.out
+    );
+    let doc = check_sender(&a, s.pid());
+    assert!(
+        finding(&doc, "tx-timestamp-copies").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    let sock = &the_process(&doc)["sockets"][0];
+    assert_eq!(sock["timestamping"]["read"], 0x892);
+    let line = doc["passed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["check"] == "process")
+        .unwrap_or_else(|| panic!("no pass line: {:?}", codes(&doc)));
+    let detail = line["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "fd {} timestamps with TX_SOFTWARE|SOFTWARE|OPT_ID|OPT_TSONLY",
+            s.fd()
+        )),
+        "{detail}"
+    );
+    println!(
+        "(j) kernel: {} of {} copied; zcdoctor: {detail}",
+        s.out["copied"], s.out["sends"]
+    );
+}
+
 harness_main!(
     privileged: [
+        transmit_timestamps_without_tsonly_are_named needs ["python3"],
+        transmit_timestamps_with_tsonly_are_harmless needs ["python3"],
         zerocopy_on_and_draining_is_not_flagged needs ["python3"],
         zerocopy_off_is_named_with_its_pid needs ["python3"],
         undrained_error_queue_fills_option_memory needs ["python3"],

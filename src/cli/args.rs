@@ -172,6 +172,11 @@ pub struct ProbeArgs {
     /// (IORING_RECVSEND_FIXED_BUF), as fast io_uring senders do.
     #[arg(long, requires = "target")]
     pub uring_fixed_buffers: bool,
+    /// Live probe: ask for transmit timestamps on its sockets (SO_TIMESTAMPING TX_SCHED,
+    /// TX_SOFTWARE, SOFTWARE, OPT_ID, without OPT_TSONLY), as an application that timestamps
+    /// its sends does, to measure what that costs: the timestamps are read and dropped.
+    #[arg(long, requires = "target")]
+    pub timestamping: bool,
     /// Do not run probe NAME (repeatable; see `zcdoctor probes`).
     #[arg(long, value_name = "NAME", conflicts_with = "only")]
     pub skip: Vec<ProbeName>,
@@ -227,7 +232,7 @@ pub struct CheckArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time", "netns", "api", "uring_fixed_buffers"]
+        conflicts_with_all = ["target", "skip", "only", "no_taps", "duration", "byte_cap", "oversize", "pids", "max_run_time", "netns", "api", "uring_fixed_buffers", "timestamping"]
     )]
     pub from: Option<PathBuf>,
 }

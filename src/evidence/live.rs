@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LiveNote, OsError, UringSupport};
+use super::{LiveNote, OsError, TimestampingFlags, UringSupport};
 
 /// The transport the diagnosis is for and the live probe sends.
 #[derive(
@@ -67,6 +67,10 @@ pub struct LiveProbe {
     /// for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_uring: Option<UringSupport>,
+    /// The `SO_TIMESTAMPING` flags the probe set on its sockets (`--timestamping`); `None`:
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamping: Option<TimestampingFlags>,
 }
 
 impl LiveProbe {
@@ -84,6 +88,7 @@ impl LiveProbe {
             contention: None,
             api,
             io_uring: None,
+            timestamping: None,
         }
     }
 }
@@ -394,6 +399,10 @@ pub struct LiveRun {
     /// io_uring: the zerocopy phase sent from a registered buffer (`IORING_RECVSEND_FIXED_BUF`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fixed_buffers: bool,
+    /// `--timestamping`: transmit timestamps read from the error queue (and dropped) in the
+    /// zerocopy phase; `None` without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<u64>,
 }
 
 /// A device's counters (`IFLA_STATS64`) around a phase.

@@ -9,6 +9,7 @@ mod path;
 mod problems;
 mod process;
 mod taps;
+mod timestamping;
 mod uring;
 pub mod validate;
 pub mod watch;
@@ -19,6 +20,7 @@ pub use path::*;
 pub use problems::*;
 pub use process::*;
 pub use taps::*;
+pub use timestamping::*;
 pub use uring::*;
 
 use std::collections::BTreeMap;

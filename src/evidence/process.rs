@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{NetnsRef, OsError, ProcessProblem};
+use super::{NetnsRef, OsError, ProcessProblem, TimestampingFlags};
 
 /// A value read from the kernel, or why it could not be.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -189,6 +189,9 @@ pub struct InetSocket {
     /// `SO_BINDTODEVICE`: that device's name, in the socket's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_device: Option<String>,
+    /// `SO_TIMESTAMPING`: the socket's timestamping flags; `None` in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamping: Option<Fact<TimestampingFlags>>,
 }
 
 impl InetSocket {

@@ -57,6 +57,8 @@ pub struct LiveRequest {
     pub api: crate::evidence::ApiRequest,
     /// io_uring: send the zerocopy phase from a registered buffer (`--uring-fixed-buffers`).
     pub uring_fixed_buffers: bool,
+    /// Transmit timestamps without OPT_TSONLY on the probe's sockets (`--timestamping`).
+    pub timestamping: bool,
 }
 
 /// Which probes run.

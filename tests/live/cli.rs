@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::path::copied_and_completions;
+use common::path::{copied_and_completions, every_send_copied, no_send_copied};
 use common::{Netns, codes, finding, pids};
 use serde_json::Value;
 
@@ -187,9 +187,45 @@ fn malformed_target_is_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no default gateway"));
 }
 
+/// `--timestamping`: transmit timestamps without OPT_TSONLY on the probe's own sockets copy
+/// every send (the kernel's COPIED count), while the same probe without it copies none; the
+/// copies are explained by the probe's own `tx-timestamp-copies` (info), not left unexplained.
+fn timestamping_copies_every_send() {
+    let ns = Netns::new("tslive");
+    ns.ifb("ifbz", "198.18.0.1/24");
+    let plain = live_check(&ns, &[]);
+    let (p_copied, p_completions) = no_send_copied(&plain);
+    assert!(finding(&plain, "tx-timestamp-copies").is_none());
+    let doc = live_check(&ns, &["--timestamping"]);
+    let (copied, completions) = every_send_copied(&doc);
+    assert_eq!(doc["verdict"]["zerocopy"], "no", "{:?}", codes(&doc));
+    assert_eq!(doc["live_probe"]["timestamping"], 0x192);
+    let stamps: u64 = doc["live_probe"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["timestamps"].as_u64())
+        .sum();
+    assert!(stamps > 0, "no timestamp read back");
+    let f = finding(&doc, "tx-timestamp-copies").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["severity"], "info");
+    assert_eq!(f["evidence"]["live_probe"], true);
+    let live = finding(&doc, "live-copied").expect("live-copied");
+    assert_eq!(live["evidence"]["explained_by"][0], "tx-timestamp-copies");
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
+    println!(
+        "--timestamping: {copied} of {completions} copied ({stamps} timestamps read); without: {p_copied} of {p_completions}"
+    );
+}
+
 crate::cases!(
     privileged: [
         clean_ifb_is_proven_live,
+        timestamping_copies_every_send,
         tcpdump_is_proven_and_named needs ["tcpdump"],
         offloads_off_are_proven needs ["ethtool"],
         oversize_datagrams_are_copied_without_gso,

@@ -108,6 +108,7 @@ mod tests {
             device_counters: None,
             api: Default::default(),
             fixed_buffers: false,
+            timestamps: None,
         }
     }
 

@@ -103,6 +103,7 @@ pub fn pass_line(p: &ProcessEvidence) -> String {
             _ => {}
         }
     }
+    parts.extend(p.zerocopy_sockets().filter_map(harmless_timestamps));
     if !all_read(p) {
         parts.push(format!(
             "{} socket(s) not read",
@@ -110,6 +111,36 @@ pub fn pass_line(p: &ProcessEvidence) -> String {
         ));
     }
     parts.join(", ")
+}
+
+/// A socket as a finding's evidence names it: descriptor, inode, protocol and addresses.
+pub fn socket_evidence(s: &InetSocket) -> serde_json::Value {
+    serde_json::json!({
+        "fd": s.fd,
+        "inode": s.inode,
+        "protocol": s.protocol,
+        "local": s.local.value(),
+        "peer": s.peer.value().cloned().flatten(),
+    })
+}
+
+/// `fd 5 timestamps with TX_SOFTWARE|SOFTWARE|OPT_ID|OPT_TSONLY (OPT_TSONLY: no copy)`, for
+/// a zerocopy socket whose timestamping flags do not copy its sends.
+fn harmless_timestamps(s: &InetSocket) -> Option<String> {
+    let flags = s.timestamping.as_ref()?.value()?;
+    if flags.0 == 0 || flags.copies_zerocopy() {
+        return None;
+    }
+    let why = if flags.transmit() {
+        "OPT_TSONLY: timestamps come back without the payload, no copy"
+    } else {
+        "no transmit timestamps, no copy"
+    };
+    Some(format!(
+        "fd {} timestamps with {} ({why})",
+        s.fd,
+        flags.names()
+    ))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
         return;
     };
     let (copied, completions) = (m.totals.copied, m.totals.completions);
-    if copied == 0 || !explained_by(out).is_empty() {
+    if copied == 0 || !explained_by(out, m.live).is_empty() {
         return;
     }
     out.raise(

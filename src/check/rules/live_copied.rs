@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::check::context::{Context, Step};
 use crate::check::findings::{Code, Findings};
 use crate::check::live::{Measured, primary_runs};
-use crate::evidence::{LiveProbe, LiveRun, SendApi};
+use crate::evidence::{LiveProbe, LiveRun, SendApi, TimestampingFlags};
 
 pub fn check(_: &Context, at: &Step, out: &mut Findings) {
     match at {
@@ -32,14 +32,20 @@ pub fn check(_: &Context, at: &Step, out: &mut Findings) {
     }
 }
 
-/// The codes raised so far that explain copies seen live (the oversize run's own excepted).
-pub fn explained_by(out: &Findings) -> Vec<Code> {
-    out.codes_where(|c| c.explains_copies() && !c.oversize_only())
+/// The codes raised so far that explain copies seen live (the oversize run's own excepted),
+/// and `tx-timestamp-copies` when the probe itself timestamped its sends (`--timestamping`).
+pub fn explained_by(out: &Findings, live: &LiveProbe) -> Vec<Code> {
+    let stamped = live
+        .timestamping
+        .is_some_and(TimestampingFlags::copies_zerocopy);
+    out.codes_where(|c| {
+        (c.explains_copies() && !c.oversize_only()) || (stamped && c == Code::TxTimestampCopies)
+    })
 }
 
 fn copied(m: &Measured, out: &mut Findings) {
     let (live, copied, completions) = (m.live, m.totals.copied, m.totals.completions);
-    let explained_by = explained_by(out);
+    let explained_by = explained_by(out, live);
     let fraction = copied as f64 / completions.max(1) as f64;
     let names: Vec<&str> = explained_by.iter().map(|c| c.as_str()).collect();
     out.raise(

@@ -42,6 +42,7 @@ rules! {
     tap_ignores_outgoing,
     tap_unknown_setting,
     zerocopy_not_requested,
+    tx_timestamp_copies,
     errqueue_not_drained,
     process_memlock_limit,
     io_uring_in_use,

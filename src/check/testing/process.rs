@@ -7,6 +7,7 @@ use crate::check::rules;
 use crate::check::testing::fixture;
 use crate::evidence::{
     Fact, InetSocket, Memlock, NamespaceSysctls, NetnsRef, ProcessEvidence, SkMeminfo,
+    TimestampingFlags,
 };
 
 const NS: u64 = 4026531840;
@@ -31,6 +32,7 @@ pub(crate) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -
         mark: Some(0),
         bound_ifindex: Some(0),
         bound_device: None,
+        timestamping: Some(Fact::Read(TimestampingFlags(0))),
     }
 }
 

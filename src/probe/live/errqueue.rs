@@ -9,6 +9,8 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
 /// `include/uapi/linux/errqueue.h`; libc does not export these two.
 const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+/// A transmit timestamp (`--timestamping`): read and dropped.
+const SO_EE_ORIGIN_TIMESTAMPING: u8 = 4;
 const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
 /// Waits up to `ms` for the error queue to hold something (POLLERR), or for a hang-up; true
@@ -32,6 +34,8 @@ pub(super) struct Completions {
     pub copied: u64,
     /// Records read.
     pub records: u64,
+    /// Transmit timestamps read and dropped (`--timestamping`).
+    pub timestamps: u64,
     /// Control buffer for `recvmsg`, allocated once (the allocator aligns it for `cmsghdr`).
     control: Vec<u8>,
 }
@@ -42,8 +46,14 @@ impl Completions {
             completions: 0,
             copied: 0,
             records: 0,
-            // One IPV6_RECVERR (or IP_RECVERR) message: the error and the offender's address.
-            control: nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6),
+            timestamps: 0,
+            // One IPV6_RECVERR (or IP_RECVERR) message: the error and the offender's address;
+            // and a timestamp's SCM_TIMESTAMPING beside it.
+            control: nix::cmsg_space!(
+                libc::sock_extended_err,
+                libc::sockaddr_in6,
+                [libc::timespec; 3]
+            ),
         }
     }
 
@@ -104,8 +114,13 @@ impl Completions {
         read
     }
 
-    /// Counts one extended error if it is a zerocopy completion.
+    /// Counts one extended error if it is a zerocopy completion (or a transmit timestamp,
+    /// which is only counted: its payload was not read).
     fn count(&mut self, ee: &libc::sock_extended_err) {
+        if ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING {
+            self.timestamps += 1;
+            return;
+        }
         if ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY || ee.ee_errno != 0 {
             return;
         }
@@ -149,7 +164,10 @@ mod tests {
         c.count(&ee(SO_EE_ORIGIN_ZEROCOPY, 0, u32::MAX, 1));
         // Not a zerocopy completion.
         c.count(&ee(libc::SO_EE_ORIGIN_LOCAL, 0, 0, 99));
+        // A transmit timestamp (OPT_ID 7): dropped, counted apart.
+        c.count(&ee(SO_EE_ORIGIN_TIMESTAMPING, 0, 0, 7));
         assert_eq!((c.completions, c.copied, c.records), (14, 1, 3));
+        assert_eq!(c.timestamps, 1);
     }
 
     #[test]

@@ -28,6 +28,11 @@
 //! `DRAIN_EVERY` (32) zerocopy sends, and only while some completion is outstanding: the kernel
 //! merges consecutive completions into one record, so one `recvmsg` usually covers them all.
 //!
+//! With `--timestamping` ([`LiveOptions::timestamping`]) each socket also asks for transmit
+//! timestamps without `OPT_TSONLY`, as many applications do: each comes back on the error queue
+//! on a clone of the packet (origin `SO_EE_ORIGIN_TIMESTAMPING`), is read with the completions
+//! and dropped, and the completions show what the kernel copied for it.
+//!
 //! The probe draws nothing and handles no signal: the caller passes a stop flag (set it from a
 //! SIGINT handler) and a progress callback, called with a [`Tick`] at most every
 //! [`TICK_EVERY`] while a phase runs.
@@ -53,7 +58,8 @@ use nix::errno::Errno;
 pub use crate::evidence::Protocol;
 pub use crate::evidence::{ApiRequest, SendApi};
 use crate::evidence::{
-    LiveNote, LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, UringUnavailable,
+    LiveNote, LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, TimestampingFlags,
+    UringUnavailable,
 };
 use crate::probe::netlink;
 
@@ -97,6 +103,9 @@ pub struct LiveOptions {
     pub api: ApiRequest,
     /// io_uring: the zerocopy phase sends from a registered buffer.
     pub uring_fixed_buffers: bool,
+    /// Ask for transmit timestamps ([`socket::TIMESTAMPING`], without OPT_TSONLY) on the
+    /// probe's sockets, to measure their copies; the timestamps are read and dropped.
+    pub timestamping: bool,
 }
 
 impl LiveOptions {
@@ -113,6 +122,7 @@ impl LiveOptions {
             lock_path: LOCK_PATH.into(),
             api: ApiRequest::Sendmsg,
             uring_fixed_buffers: false,
+            timestamping: false,
         }
     }
 }
@@ -223,6 +233,7 @@ impl super::Probe for LiveProbeRunner {
             lock_path: LOCK_PATH.into(),
             api: req.api,
             uring_fixed_buffers: req.uring_fixed_buffers,
+            timestamping: req.timestamping,
         };
         let result = run(&opts, cx.stop, &mut *cx.on_tick);
         let outcome = match &result.not_run {
@@ -242,6 +253,9 @@ pub fn run(opts: &LiveOptions, stop: &AtomicBool, on_tick: &mut dyn FnMut(&Tick)
     let started = Instant::now();
     let busy = contention::before(&opts.lock_path);
     let mut probe = LiveProbe::new(opts.protocol, opts.target, opts.api);
+    probe.timestamping = opts
+        .timestamping
+        .then_some(TimestampingFlags(socket::TIMESTAMPING));
     look_up_route(opts, &mut probe);
     if probe.not_run.is_none() && opts.api.includes_io_uring() {
         probe_uring(opts, &mut probe);

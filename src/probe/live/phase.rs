@@ -170,6 +170,7 @@ pub(super) fn empty_run(api: SendApi, pattern: &Pattern, send_size: usize) -> Li
         zerocopy_phase: None,
         device_counters: None,
         fixed_buffers: false,
+        timestamps: None,
     }
 }
 

@@ -48,6 +48,7 @@ pub(super) fn measure(
     run.missing = run.sends.saturating_sub(zc.completions);
     run.enobufs = zerocopy.enobufs;
     run.notifications = zc.records;
+    run.timestamps = ctx.opts.timestamping.then_some(zc.timestamps);
     run.errors = phase::errors_but_enobufs(&zerocopy.phase.errors);
     run.zerocopy_phase = Some(zerocopy.phase);
     run

@@ -11,15 +11,23 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, sockopt};
 use nix::sys::time::TimeVal;
 
 use super::{LiveOptions, Protocol};
-use crate::evidence::{LiveNote, OsError};
+use crate::evidence::{LiveNote, OsError, TimestampingFlags};
 use crate::probe::sockopt::{getsockopt_int, setsockopt_int};
+
+/// `SO_TIMESTAMPING` of `--timestamping`: `TX_SCHED|TX_SOFTWARE|SOFTWARE|OPT_ID`, without
+/// `OPT_TSONLY`. `TX_SCHED` is taken by every device (at the qdisc, `__dev_queue_xmit`);
+/// `TX_SOFTWARE` only by drivers that call `skb_tx_timestamp` (ifb does not).
+pub(super) const TIMESTAMPING: u32 = TimestampingFlags::TX_SCHED
+    | TimestampingFlags::TX_SOFTWARE
+    | TimestampingFlags::SOFTWARE
+    | TimestampingFlags::OPT_ID;
 
 /// `SO_SNDTIMEO`: a blocked send returns EAGAIN after this, so a stop request is seen.
 pub(super) const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A socket for `opts.protocol` with `SO_ZEROCOPY`, bound to `opts.iface`, with a send timeout.
-/// A refused `SO_ZEROCOPY` is an error (the probe cannot run); a refused `SO_BINDTODEVICE` or
-/// `SO_SNDTIMEO` is a note.
+/// A refused `SO_ZEROCOPY` (or `SO_TIMESTAMPING`, asked for) is an error (the probe cannot
+/// run); a refused `SO_BINDTODEVICE` or `SO_SNDTIMEO` is a note.
 pub(super) fn open(opts: &LiveOptions, notes: &mut Vec<LiveNote>) -> Result<OwnedFd, OsError> {
     let (family, family_name) = if opts.target.is_ipv6() {
         (AddressFamily::Inet6, "AF_INET6")
@@ -35,6 +43,15 @@ pub(super) fn open(opts: &LiveOptions, notes: &mut Vec<LiveNote>) -> Result<Owne
     // nix has no typed SO_ZEROCOPY option.
     setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
         .map_err(|e| OsError::new("setsockopt(SO_ZEROCOPY)", e))?;
+    if opts.timestamping {
+        setsockopt_int(
+            &fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            TIMESTAMPING as i32,
+        )
+        .map_err(|e| OsError::new("setsockopt(SO_TIMESTAMPING)", e))?;
+    }
     if let Err(e) = socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(&opts.iface)) {
         notes.push(LiveNote::BindToDeviceRefused {
             device: opts.iface.clone(),

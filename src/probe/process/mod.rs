@@ -1,7 +1,8 @@
 //! Applications diagnosed by pid (`--pid PID`): who the process is (comm, exe, command line,
 //! uid, namespace, cgroup, systemd unit, container), its memory limits (RLIMIT_MEMLOCK, CapEff,
 //! VmLck, VmPin), `net.core.optmem_max` of its namespace, its TCP and UDP sockets with
-//! `SO_ZEROCOPY` and `SO_MEMINFO` ([`sockets`]), and its io_uring instances ([`uring`]).
+//! `SO_ZEROCOPY`, `SO_TIMESTAMPING` and `SO_MEMINFO` ([`sockets`]), and its io_uring instances
+//! ([`uring`]).
 //!
 //! Facts only, each bounded: at most [`ProcessEvidence::SOCKETS_MAX`] sockets are read (the
 //! rest counted), every file read is capped. The error queue is never read: that would dequeue
@@ -34,7 +35,7 @@ impl Probe for ProcessProbe {
     }
 
     fn reads(&self) -> &'static str {
-        "each --pid process: /proc/PID/{comm,exe,cmdline,status,limits,cgroup,fd,fdinfo}, its TCP/UDP sockets through pidfd_getfd (SO_ZEROCOPY, SO_MEMINFO, addresses; never data or the error queue), optmem_max of its namespaces"
+        "each --pid process: /proc/PID/{comm,exe,cmdline,status,limits,cgroup,fd,fdinfo}, its TCP/UDP sockets through pidfd_getfd (SO_ZEROCOPY, SO_TIMESTAMPING, SO_MEMINFO, addresses; never data or the error queue), optmem_max of its namespaces"
     }
 
     fn privileges(&self) -> &'static str {

@@ -1,6 +1,7 @@
 //! A process's TCP and UDP sockets, read through duplicates: `pidfd_open` once, then for each
 //! socket descriptor `pidfd_getfd` (the duplicate's inode is checked against the one its link
-//! named, so a reused descriptor number is never misread), a handful of `getsockopt`s,
+//! named, so a reused descriptor number is never misread), a handful of `getsockopt`s
+//! (`SO_ZEROCOPY`, `SO_TIMESTAMPING`, `SO_MEMINFO`, …),
 //! `getsockname`/`getpeername` and `SIOCGSKNS`, and the duplicate is closed at once. Nothing is
 //! ever read from the socket: no data and no error queue (reading it would dequeue the
 //! application's completions).
@@ -12,7 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
-use crate::evidence::{Fact, InetSocket, OsError, SkMeminfo, UnreadableSocket};
+use crate::evidence::{Fact, InetSocket, OsError, SkMeminfo, TimestampingFlags, UnreadableSocket};
 use crate::probe::sockopt::getsockopt_int;
 use crate::probe::taps::setting::{pidfd_getfd, pidfd_open};
 
@@ -135,10 +136,10 @@ fn read_one(
         Ok(s) => Fact::Read(tcp_state_name(s).to_string()),
         Err(e) => Fact::Failed(OsError::new(op("IPPROTO_TCP, TCP_INFO"), e)),
     });
-    let zerocopy = match getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_ZEROCOPY) {
-        Ok(v) => Fact::Read(v != 0),
-        Err(e) => Fact::Failed(OsError::new(op("SOL_SOCKET, SO_ZEROCOPY"), e)),
-    };
+    let zerocopy = sol_socket(dup, fd, libc::SO_ZEROCOPY, "SO_ZEROCOPY", |v| v != 0);
+    let timestamping = sol_socket(dup, fd, libc::SO_TIMESTAMPING, "SO_TIMESTAMPING", |v| {
+        TimestampingFlags(v as u32)
+    });
     let meminfo = match meminfo(dup) {
         Ok(a) => match SkMeminfo::from_array(&a) {
             Some(m) => Fact::Read(m),
@@ -176,7 +177,25 @@ fn read_one(
         tcp_state,
         zerocopy,
         meminfo,
+        timestamping: Some(timestamping),
     }))
+}
+
+/// An integer `SOL_SOCKET` option `what` of the duplicate of `fd`, as a fact.
+fn sol_socket<T>(
+    dup: &OwnedFd,
+    fd: i32,
+    name: libc::c_int,
+    what: &str,
+    read: impl Fn(libc::c_int) -> T,
+) -> Fact<T> {
+    match getsockopt_int(dup, libc::SOL_SOCKET, name) {
+        Ok(v) => Fact::Read(read(v)),
+        Err(e) => Fact::Failed(OsError::new(
+            format!("getsockopt(fd {fd}, SOL_SOCKET, {what})"),
+            e,
+        )),
+    }
 }
 
 /// The socket's namespace inode through `SIOCGSKNS`; the handle is kept for the first socket
@@ -305,6 +324,14 @@ mod tests {
         let zc_fd = OwnedFd::from(zc.try_clone().expect("clone"));
         crate::probe::sockopt::setsockopt_int(&zc_fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
             .expect("SO_ZEROCOPY");
+        // TX_SOFTWARE|SOFTWARE|OPT_ID, as an application that timestamps its sends sets it.
+        crate::probe::sockopt::setsockopt_int(
+            &zc_fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            0x92,
+        )
+        .expect("SO_TIMESTAMPING");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
         let (ufd, zfd, lfd) = (udp.as_raw_fd(), zc.as_raw_fd(), listener.as_raw_fd());
         let fds = [
@@ -331,6 +358,8 @@ mod tests {
         let z = &scan.sockets[1];
         assert_eq!(z.family, "ipv6");
         assert_eq!(z.zerocopy, Fact::Read(true));
+        assert_eq!(z.timestamping, Some(Fact::Read(TimestampingFlags(0x92))));
+        assert_eq!(u.timestamping, Some(Fact::Read(TimestampingFlags(0))));
         assert_eq!(z.peer, Fact::Read(None));
         assert!(z.local.value().is_some_and(|l| l.starts_with("[::1]:")));
         let l = &scan.sockets[2];
