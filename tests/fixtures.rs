@@ -29,6 +29,51 @@ struct Expect {
     verdict: String,
     #[serde(default)]
     finding: Vec<ExpectedFinding>,
+    /// A recording of `zcdoctor watch --record`: the copies per cause and the COPIED sends per
+    /// sender pid that its attribution must give.
+    #[serde(default)]
+    watch: Option<ExpectedWatch>,
+}
+
+#[derive(Deserialize, Debug)]
+struct ExpectedWatch {
+    /// cause → skbs copied.
+    copies: std::collections::BTreeMap<String, u64>,
+    /// `[pid, sends, copied_sends]` per sender.
+    #[serde(default)]
+    senders: Vec<[u64; 3]>,
+}
+
+/// The watch attribution of a recording against its `[watch]` expectation.
+fn check_watch(name: &str, report: &Report, want: &ExpectedWatch) -> Result<(), String> {
+    let w = report
+        .watch
+        .as_ref()
+        .ok_or_else(|| format!("{name}: no watch in the report"))?;
+    let mut got: std::collections::BTreeMap<String, u64> = Default::default();
+    for c in &w.copies {
+        *got.entry(c.cause.as_str().to_string()).or_default() += c.count;
+    }
+    if got != want.copies {
+        return Err(format!(
+            "{name}: watch copies {got:?}, expected {:?}",
+            want.copies
+        ));
+    }
+    for [pid, sends, copied] in &want.senders {
+        let s = w
+            .senders
+            .iter()
+            .find(|s| s.sender.pid.map(u64::from) == Some(*pid))
+            .ok_or_else(|| format!("{name}: no watch sender with pid {pid}"))?;
+        if (s.sends, s.copied_sends) != (*sends, *copied) {
+            return Err(format!(
+                "{name}: pid {pid} {} sends {} COPIED, expected {sends} {copied}",
+                s.sends, s.copied_sends
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, Debug)]
@@ -131,6 +176,9 @@ fn check_fixture(dir: &Path) -> Result<(), String> {
             "{name}: verdict {verdict} ({}), expected {}",
             report.verdict.summary, expect.verdict
         ));
+    }
+    if let Some(want) = &expect.watch {
+        check_watch(&name, &report, want)?;
     }
     check_rendered(dir, &report)
 }

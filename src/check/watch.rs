@@ -67,6 +67,7 @@ pub fn code_of(cause: WatchCause) -> Option<Code> {
         WatchCause::Linearize | WatchCause::SilentSegmentation => "no-scatter-gather",
         WatchCause::Checksum | WatchCause::Segmentation => "no-tx-checksum",
         WatchCause::Encryption => "tunnel-encrypts",
+        WatchCause::Timestamping => "tx-timestamp-copies",
         _ => return None,
     };
     Code::ALL.iter().copied().find(|c| c.as_str() == name)
@@ -149,7 +150,7 @@ fn path_devices(ev: &Evidence) -> Vec<(u64, u32)> {
 }
 
 /// Whether a copy is in the watch's scope (`--pid`, IFACE).
-fn in_scope(ev: &Evidence, w: &WatchEvidence, c: &CopyCount, devices: &[(u64, u32)]) -> bool {
+fn in_scope(w: &WatchEvidence, c: &CopyCount, devices: &[(u64, u32)]) -> bool {
     if !w.pids.is_empty() && !c.socket.is_some_and(|s| w.pid_sockets.contains(&s)) {
         return false;
     }
@@ -159,14 +160,13 @@ fn in_scope(ev: &Evidence, w: &WatchEvidence, c: &CopyCount, devices: &[(u64, u3
         };
         return devices.contains(&(d.netns_inode, d.ifindex));
     }
-    let _ = ev;
     true
 }
 
-fn scope_text(ev: &Evidence, w: &WatchEvidence) -> String {
+fn scope_text(w: &WatchEvidence) -> String {
     let mut parts = Vec::new();
     if let Some(iface) = &w.iface {
-        parts.push(format!("the path of {iface} ({})", ev.interface));
+        parts.push(format!("the path of {iface}"));
     }
     if !w.pids.is_empty() {
         let pids: Vec<String> = w.pids.iter().map(u32::to_string).collect();
@@ -185,7 +185,7 @@ pub fn summarise(ev: &Evidence) -> Option<WatchSummary> {
     let secs = (w.duration_ms as f64 / 1000.0).max(0.001);
     let devices = path_devices(ev);
     let mut copies: Vec<WatchCopies> = Vec::new();
-    for c in w.copies.iter().filter(|c| in_scope(ev, w, c, &devices)) {
+    for c in w.copies.iter().filter(|c| in_scope(w, c, &devices)) {
         let cause = cause(c.role, c.caller.as_deref());
         let culprits = match (&c.device, cause) {
             (Some(d), WatchCause::Tap) => tap_culprits(ev, d),
@@ -213,7 +213,7 @@ pub fn summarise(ev: &Evidence) -> Option<WatchSummary> {
         refused: w.refused.clone(),
         duration_ms: w.duration_ms,
         interrupted: w.interrupted,
-        scope: scope_text(ev, w),
+        scope: scope_text(w),
         functions: w.functions.clone(),
         not_probed: w.not_probed.clone(),
         reported_copies: copies.iter().filter(|c| c.reported).map(|c| c.count).sum(),
@@ -315,6 +315,7 @@ mod tests {
             WatchCause::Linearize,
             WatchCause::Checksum,
             WatchCause::Encryption,
+            WatchCause::Timestamping,
         ] {
             assert!(code_of(cause).is_some(), "{cause:?}");
         }

@@ -170,10 +170,10 @@ pub(super) fn human(out: &mut dyn Write, p: &Palette, w: &WatchSummary) -> io::R
         .iter()
         .map(|f| format!("{} {}", f.function, f.hits))
         .collect();
+    writeln!(out, "  probed (hits): {}", probed.join(", "))?;
     writeln!(
         out,
-        "  probed (hits): {}; programs ran {:.2} ms, {:.4}% of the CPUs{}",
-        probed.join(", "),
+        "  cost: the programs ran {:.2} ms in all, {:.3}% of the CPUs' time{}",
         w.overhead.bpf_ns as f64 / 1e6,
         w.overhead.cpu_share * 100.0,
         if w.overhead.lost > 0 {

@@ -276,9 +276,15 @@ fn channel_matches(doc: &Value, ch: &Value) -> String {
     let sends = ch["sends"].as_u64().unwrap_or(0);
     let seen = sender_of(doc, sock);
     let watch_copied = seen["copied_sends"].as_u64().unwrap_or(0);
+    let notified = ch["notifications"].as_u64().unwrap_or(0);
+    let watch_notified = seen["notifications"].as_u64().unwrap_or(0);
     assert!(
-        watch_copied.abs_diff(copied) * 50 <= sends,
-        "channel {sock}: watch {watch_copied} COPIED, the channel {copied}: {seen:#}"
+        notified <= watch_notified,
+        "channel {sock}: {notified} notifications read, watch saw {watch_notified}: {seen:#}"
+    );
+    assert!(
+        copied == 0 || watch_copied > 0,
+        "channel {sock} read {copied} COPIED, watch none: {seen:#}"
     );
     let completions = ch["completions"].as_u64().unwrap_or(0);
     assert!(
@@ -289,7 +295,7 @@ fn channel_matches(doc: &Value, ch: &Value) -> String {
     let label = seen["sender"]["socket_label"].as_str().unwrap_or_default();
     assert!(label.contains("198.18.1.2:5201"), "{seen:#}");
     format!(
-        "{sock}: {copied}/{sends} COPIED, watch {watch_copied}, {} silent",
+        "{sock}: read {copied}/{sends} COPIED in {notified} notifications, watch {watch_copied} in {watch_notified}, {} silent",
         seen["silent_copies"]
     )
 }
@@ -466,9 +472,13 @@ fn killed(_: &Kernel) -> Outcome {
 }
 
 /// QEMU multifd's pattern: a main channel without `MSG_ZEROCOPY` and three channels with it,
-/// to one peer, through a veth without scatter-gather; `watch --pid` gives each channel's sends
-/// and COPIED sends, equal to what each channel read from its own error queue, and the silent
-/// copies behind the ones it was told were zerocopy. The main channel has no completion.
+/// to one peer, through a veth without scatter-gather; `watch --pid` gives each channel's
+/// sends (the same as the channel's completions covered), its COPIED sends, and the silent
+/// copies behind the ones it was told were zerocopy; the main channel has no completion. The
+/// COPIED counts are not compared: the kernel merges a channel's notifications in its error
+/// queue whatever their codes (docs/watch.md), so the channel's own count is not the truth;
+/// what must hold is that merging only ever makes fewer notifications, and that a channel that
+/// read a COPIED one is one watch saw copied.
 fn qemu_channels(_: &Kernel) -> Outcome {
     let a = Netns::new("gwqa");
     let b = Netns::new("gwqb");
