@@ -7,13 +7,14 @@
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
+target=${CARGO_TARGET_DIR:-$PWD/target}
 out=$(mktemp -d /tmp/zcd-bench-watch.XXXX)
 releases=("$@")
 [ ${#releases[@]} -gt 0 ] || mapfile -t releases < <(grep -v '^#' tests/guest/kernels.txt | awk 'NF {print $2}')
 for rel in "${releases[@]}"; do
     timeout -k 10 900 vng -r "$HOME/.cache/zcdoctor/guest/boot/vmlinuz-$rel" --disable-kvm \
         --memory 2G --cpus 2 --rwdir "$out" \
-        --exec "ZCDOCTOR=$PWD/target/release/zcdoctor bash $PWD/bench/watch/guest.sh > $out/$rel.txt 2>&1" \
+        --exec "ZCDOCTOR=$target/release/zcdoctor bash $PWD/bench/watch/guest.sh > $out/$rel.txt 2>&1" \
         < /dev/null > "$out/console-$rel.log" 2>&1 || true
     cat "$out/$rel.txt"
 done

@@ -3,7 +3,9 @@
 # zcdoctor's own live probe (a Rust MSG_ZEROCOPY sender, UDP to a dummy black-hole NIC) with and
 # without a running `zcdoctor watch`, on a clean path (the completion program runs per send)
 # and with a tcpdump on the device (every send copied: the copy program adds to its map too).
-# Prints one line per case: median bytes/s without and with watch, and the ratio.
+# Each live probe runs two patterns: 1472-byte datagrams (one MSG_ZEROCOPY notification per
+# 1472 bytes: the worst case, every send pays the completion probe) and 64 KiB UDP GSO sends.
+# Prints one line per case and pattern: median bytes/s without and with watch, and the ratio.
 set -u
 Z=${ZCDOCTOR:-/work/main/target/release/zcdoctor}
 ROUNDS=${ROUNDS:-5}
@@ -13,9 +15,9 @@ ip -n zcdbw link add d0 type dummy
 ip -n zcdbw addr add 198.18.0.1/24 dev d0
 ip -n zcdbw link set d0 up
 ip -n zcdbw neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev d0
-rate() {  # zerocopy-phase bytes/s of one live probe
+rate() {  # zerocopy-phase bytes/s of one live probe, per pattern: "DATAGRAM GSO"
     ip netns exec zcdbw "$Z" check d0 --target 198.18.0.2 --duration 1s --json 2>/dev/null |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["live_summary"]["runs"][0]["zerocopy_phase"]["bytes_per_sec"])'
+        python3 -c 'import json,sys; r={x["pattern"]: x["zerocopy_phase"]["bytes_per_sec"] for x in json.load(sys.stdin)["live_summary"]["runs"]}; print(r["datagram"], r["gso"])'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 measure() {  # $1: case name
@@ -28,10 +30,13 @@ measure() {  # $1: case name
         with+=("$(rate)")
         kill -INT "$w"; wait "$w"
     done
-    local a b
-    a=$(printf '%s\n' "${without[@]}" | median)
-    b=$(printf '%s\n' "${with[@]}" | median)
-    echo "$(uname -r) $1: without watch $a B/s, with watch $b B/s, ratio $(python3 -c "print(round($b/$a, 3))") (median of $ROUNDS, alternating)"
+    for col in 1 2; do
+        local name a b
+        name=$([ $col = 1 ] && echo "1472-byte datagrams" || echo "64 KiB GSO sends")
+        a=$(printf '%s\n' "${without[@]}" | cut -d' ' -f$col | median)
+        b=$(printf '%s\n' "${with[@]}" | cut -d' ' -f$col | median)
+        echo "$(uname -r) $1, $name: without watch $(python3 -c "print(round($a/1e6, 1))") MB/s, with watch $(python3 -c "print(round($b/1e6, 1))") MB/s, ratio $(python3 -c "print(round($b/$a, 3))") (median of $ROUNDS, alternating)"
+    done
 }
 measure clean
 ip netns exec zcdbw tcpdump -n -i d0 -w /dev/null 2>/dev/null &
