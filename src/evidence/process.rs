@@ -192,6 +192,10 @@ pub struct InetSocket {
     /// `SO_TIMESTAMPING`: the socket's timestamping flags; `None` in older recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamping: Option<Fact<TimestampingFlags>>,
+    /// `TCP_ULP`: the TCP upper-layer protocol (`tls`, `espintcp`, `mptcp`…), empty for none;
+    /// `None` for UDP and in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ulp: Option<Fact<String>>,
 }
 
 impl InetSocket {

@@ -43,6 +43,7 @@ rules! {
     tap_unknown_setting,
     zerocopy_not_requested,
     tx_timestamp_copies,
+    ktls_refuses_zerocopy,
     errqueue_not_drained,
     process_memlock_limit,
     io_uring_in_use,

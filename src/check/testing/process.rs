@@ -33,6 +33,7 @@ pub(crate) fn socket(fd: i32, zerocopy: bool, optmem: u32, peer: Option<&str>) -
         bound_ifindex: Some(0),
         bound_device: None,
         timestamping: Some(Fact::Read(TimestampingFlags(0))),
+        ulp: None,
     }
 }
 

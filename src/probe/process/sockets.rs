@@ -178,7 +178,35 @@ fn read_one(
         zerocopy,
         meminfo,
         timestamping: Some(timestamping),
+        ulp: (protocol == "tcp").then(|| tcp_ulp(dup, fd)),
     }))
+}
+
+/// `TCP_ULP` of the duplicate of `fd`: the upper-layer protocol's name, empty for none.
+fn tcp_ulp(dup: &OwnedFd, fd: i32) -> Fact<String> {
+    // TCP_ULP_NAME_MAX is 16.
+    let mut name = [0u8; 16];
+    let mut len = name.len() as libc::socklen_t;
+    // SAFETY: `dup` is an open socket we own; `name` and `len` are live and `len` is the
+    // buffer's size, which the kernel writes at most (and updates to what it wrote).
+    let r = unsafe {
+        libc::getsockopt(
+            dup.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_ULP,
+            name.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Fact::Failed(OsError::new(
+            format!("getsockopt(fd {fd}, IPPROTO_TCP, TCP_ULP)"),
+            Errno::last(),
+        ));
+    }
+    let used = &name[..(len as usize).min(name.len())];
+    let end = used.iter().position(|b| *b == 0).unwrap_or(used.len());
+    Fact::Read(String::from_utf8_lossy(&used[..end]).into_owned())
 }
 
 /// An integer `SOL_SOCKET` option `what` of the duplicate of `fd`, as a fact.

@@ -5,6 +5,7 @@
 mod bond;
 mod boundaries;
 mod bridge;
+mod causes;
 mod pods;
 mod tunnels;
 mod vrf;
@@ -49,6 +50,7 @@ pub const ALL: &[Scenario] = &[
     watch::KILLED,
     watch::QEMU_CHANNELS,
     watch::TUN,
+    causes::KTLS_REFUSES_ZEROCOPY,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.

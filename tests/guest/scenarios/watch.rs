@@ -249,7 +249,7 @@ fn line(s: &Sent, n: u64, cause: &str) -> String {
 }
 
 /// A `zcdoctor sink` listening on 198.18.1.2:5201 in `b` (a TCP peer for the senders).
-fn sink(b: &Netns) -> crate::common::Culprit {
+pub(super) fn sink(b: &Netns) -> crate::common::Culprit {
     // No minimum rate: the QEMU-like main channel idles while watch starts.
     let mut sink = b.spawn(&[
         ZCDOCTOR,
