@@ -48,20 +48,29 @@ fn ktls_refuses_zerocopy(_: &Kernel) -> Outcome {
     a.veth_to(&b);
     let _sink = sink(&b);
     let (sent, doc) = ktls_sender(&a, true);
-    assert_eq!(sent["zerocopy_send"], "EOPNOTSUPP", "the kernel's answer: {sent}");
+    assert_eq!(
+        sent["zerocopy_send"], "EOPNOTSUPP",
+        "the kernel's answer: {sent}"
+    );
     assert_eq!(sent["plain_send"], "ok", "{sent}");
-    let f = finding(&doc, "ktls-refuses-zerocopy")
-        .unwrap_or_else(|| panic!("{:#}", doc["findings"]));
+    let f =
+        finding(&doc, "ktls-refuses-zerocopy").unwrap_or_else(|| panic!("{:#}", doc["findings"]));
     assert_eq!(f["severity"], "blocker");
     assert_eq!(pids(f), vec![sent["pid"].as_u64().unwrap_or(0)], "{f:#}");
     let fd = sent["fd"].as_u64().unwrap_or(0);
     assert!(
-        f["summary"].as_str().is_some_and(|s| s.contains(&format!("fd {fd} "))),
+        f["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("fd {fd} "))),
         "{f:#}"
     );
     prove("ktls-refuses-zerocopy");
     let (plain, doc) = ktls_sender(&a, false);
-    assert!(finding(&doc, "ktls-refuses-zerocopy").is_none(), "{:#}", doc["findings"]);
+    assert!(
+        finding(&doc, "ktls-refuses-zerocopy").is_none(),
+        "{:#}",
+        doc["findings"]
+    );
     Outcome::Ran(format!(
         "SO_ZEROCOPY on a kTLS socket: MSG_ZEROCOPY send {}, plain send {}, finding raised; without SO_ZEROCOPY: MSG_ZEROCOPY send {}, no finding",
         sent["zerocopy_send"], sent["plain_send"], plain["zerocopy_send"]
