@@ -58,7 +58,6 @@ impl Kernel {
 pub enum Outcome {
     Ran(String),
     /// This kernel cannot build the shape (reported as ignored, with the reason).
-    #[allow(dead_code)] // no scenario of the current list needs it on the tier's kernels
     Cannot(String),
 }
 

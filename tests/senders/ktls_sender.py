@@ -27,6 +27,9 @@ def outcome(f):
         f()
         return "ok"
     except OSError as e:
+        # 95 has two names; the kernel's source says EOPNOTSUPP.
+        if e.errno == errno.EOPNOTSUPP:
+            return "EOPNOTSUPP"
         return errno.errorcode.get(e.errno, str(e.errno))
 
 
