@@ -20,6 +20,7 @@ pub mod process;
 pub mod rules;
 pub mod tap_fix;
 pub mod taps;
+pub mod tc;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod verdict;

@@ -48,6 +48,10 @@ pub struct Device {
     /// carries. Absent when the bridge does not filter, and in older recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlans: Option<Vlans>,
+    /// The filters and actions on its tc ingress and egress hooks (the `tc` probe); `None`
+    /// when not read, and in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc: Option<super::TcFilters>,
 }
 
 /// The VLANs a port of a VLAN-filtering bridge carries (`bridge vlan show`).

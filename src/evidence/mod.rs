@@ -9,6 +9,7 @@ mod path;
 mod problems;
 mod process;
 mod taps;
+mod tc;
 mod timestamping;
 mod uring;
 pub mod validate;
@@ -20,6 +21,7 @@ pub use path::*;
 pub use problems::*;
 pub use process::*;
 pub use taps::*;
+pub use tc::*;
 pub use timestamping::*;
 pub use uring::*;
 
@@ -317,19 +319,21 @@ pub enum ProbeName {
     Links,
     Features,
     Path,
+    Tc,
     Taps,
     Process,
     Live,
 }
 
 impl ProbeName {
-    pub const ALL: [ProbeName; 9] = [
+    pub const ALL: [ProbeName; 10] = [
         ProbeName::Kernel,
         ProbeName::Sysctls,
         ProbeName::Limits,
         ProbeName::Links,
         ProbeName::Features,
         ProbeName::Path,
+        ProbeName::Tc,
         ProbeName::Taps,
         ProbeName::Process,
         ProbeName::Live,
@@ -343,6 +347,7 @@ impl ProbeName {
             ProbeName::Links => "links",
             ProbeName::Features => "features",
             ProbeName::Path => "path",
+            ProbeName::Tc => "tc",
             ProbeName::Taps => "taps",
             ProbeName::Process => "process",
             ProbeName::Live => "live",

@@ -17,6 +17,7 @@ pub mod request;
 mod sockopt;
 pub mod stack;
 pub mod taps;
+pub mod tc;
 pub mod watch;
 
 use std::collections::BTreeSet;
@@ -236,6 +237,7 @@ pub static REGISTRY: &[&dyn Probe] = &[
     &stack::LinksProbe,
     &features::FeaturesProbe,
     &path::PathProbe,
+    &tc::TcProbe,
     &taps::TapsProbe,
     &process::ProcessProbe,
     &live::LiveProbeRunner,
@@ -262,11 +264,12 @@ pub fn gather(
 }
 
 /// The probes that read one destination's way out: the device its route leaves by with the
-/// stack below it, their offload features, and the path beyond.
+/// stack below it, their offload features, the path beyond, and the tc filters on it.
 pub static ROUTE_PROBES: &[&dyn Probe] = &[
     &stack::LinksProbe,
     &features::FeaturesProbe,
     &path::PathProbe,
+    &tc::TcProbe,
 ];
 
 /// Reads only the way toward `opts.path_target` ([`ROUTE_PROBES`], as selected): another

@@ -348,6 +348,7 @@ pub fn stack_from_links(links: &[Link], iface: &str) -> Result<Vec<Device>, Unkn
                     .map(|l| l.name.clone()),
             }),
             vlans: None,
+            tc: None,
         });
     }
     Ok(stack)

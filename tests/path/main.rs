@@ -3,11 +3,13 @@
 //! `lower-device-elsewhere`, `tunnel-mtu-fragments`).
 //! - `cli`: `zcdoctor check IFACE --target ADDR` along shapes built in namespaces.
 //! - `pid`: `zcdoctor check --pid` along each way a process's zerocopy sockets send.
+//! - `tc`: tc filters on the path (`tc-mirred-copies`, `tc-bpf-program`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod cli;
 mod pid;
+mod tc;
 
-harness_modules!(cli, pid);
+harness_modules!(cli, pid, tc);

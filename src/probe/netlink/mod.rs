@@ -10,6 +10,7 @@
 //! - `tunnel`: one link's tunnel endpoints ([`tunnel`]).
 //! - `wireguard`: a wireguard device's peers ([`wireguard_endpoints`]).
 //! - `nsid`: `RTM_GETNSID` ([`nsid_of`]): which nsid names a namespace here.
+//! - `tc`: `RTM_GETTFILTER` dumps of a device's clsact hooks and their actions ([`tc_filters`]).
 //!
 //! This file holds what they share: the error type and `Conn`, one request/reply exchange
 //! on a neli [`NlSocketHandle`] (sequence matching, `NLMSG_ERROR` with its extended ack,
@@ -34,6 +35,7 @@ mod link;
 pub mod neigh;
 pub mod nsid;
 mod route;
+mod tc;
 pub mod tunnel;
 pub mod wireguard;
 
@@ -62,6 +64,7 @@ pub use link::{BondAttrs, Link, LinkStats, MACVLAN_MODE_BRIDGE, dump_links, link
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
 pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
+pub use tc::tc_filters;
 pub use tunnel::{Tunnel, tunnel};
 pub use wireguard::wireguard_endpoints;
 

@@ -259,6 +259,7 @@ mod tests {
             forwards_to: None,
             bond: None,
             vlans: None,
+            tc: None,
         }
     }
 
