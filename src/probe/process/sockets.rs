@@ -147,21 +147,7 @@ fn read_one(
         },
         Err(e) => Fact::Failed(OsError::new(op("SOL_SOCKET, SO_MEMINFO"), e)),
     };
-    // Both are plain reads any socket answers; a kernel without SO_BINDTOIFINDEX (before 5.0)
-    // leaves the binding unread.
-    let mark = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_MARK)
-        .ok()
-        .map(|m| m as u32);
-    let bound_ifindex = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_BINDTOIFINDEX)
-        .ok()
-        .and_then(|i| u32::try_from(i).ok());
-    let bound_device = match bound_ifindex {
-        Some(1..) => nix::sys::socket::getsockopt(dup, nix::sys::socket::sockopt::BindToDevice)
-            .ok()
-            .map(|name| name.to_string_lossy().into_owned())
-            .filter(|name| !name.is_empty()),
-        _ => None,
-    };
+    let (mark, bound_ifindex, bound_device) = binding(dup);
     Ok(Some(InetSocket {
         uid: Some(uid),
         mark,
@@ -180,6 +166,25 @@ fn read_one(
         timestamping: Some(timestamping),
         ulp: (protocol == "tcp").then(|| tcp_ulp(dup, fd)),
     }))
+}
+
+/// `SO_MARK`, `SO_BINDTOIFINDEX` and the bound device's name. Plain reads any socket answers;
+/// a kernel without SO_BINDTOIFINDEX (before 5.0) leaves the binding unread.
+fn binding(dup: &OwnedFd) -> (Option<u32>, Option<u32>, Option<String>) {
+    let mark = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_MARK)
+        .ok()
+        .map(|m| m as u32);
+    let bound_ifindex = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_BINDTOIFINDEX)
+        .ok()
+        .and_then(|i| u32::try_from(i).ok());
+    let bound_device = match bound_ifindex {
+        Some(1..) => nix::sys::socket::getsockopt(dup, nix::sys::socket::sockopt::BindToDevice)
+            .ok()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| !name.is_empty()),
+        _ => None,
+    };
+    (mark, bound_ifindex, bound_device)
 }
 
 /// `TCP_ULP` of the duplicate of `fd`: the upper-layer protocol's name, empty for none.

@@ -32,7 +32,7 @@ fn ktls_sender(a: &Netns, zerocopy: bool) -> (Value, Value) {
     println!("kTLS sender (SO_ZEROCOPY {zerocopy}): {}", line.trim());
     let sent: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let pid = sent["pid"].as_u64().unwrap_or(0).to_string();
-    let (_, doc) = a.check_json(&["--pid", &pid]);
+    let (_, doc) = a.check_json(&["va", "--pid", &pid]);
     drop(child.stdin.take());
     let _ = child.wait();
     (sent, doc)
