@@ -94,6 +94,23 @@ impl TcFilter {
     }
 }
 
+#[cfg(test)]
+impl TcFilter {
+    /// For tests: a u32 filter on the egress hook matching every packet (`800::800`).
+    pub fn u32_egress(pref: u16, actions: Vec<TcAction>) -> TcFilter {
+        TcFilter {
+            hook: TcHook::Egress,
+            kind: "u32".into(),
+            pref,
+            protocol: 3,
+            handle: 0x8000_0800,
+            chain: None,
+            bpf: None,
+            actions,
+        }
+    }
+}
+
 /// A BPF program attached by tc (a `bpf` filter or action): what `bpftool prog show id N` names.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
 pub struct BpfProgram {
@@ -217,6 +234,9 @@ pub struct MirredTarget {
     #[serde(default)]
     pub link_kind: Option<String>,
     pub oper_state: String,
+    /// Its offload features (ethtool `FEATURES_GET`); `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<super::Features>,
 }
 
 /// Something about a device's tc filters that could not be read.
@@ -266,16 +286,7 @@ mod tests {
             "(no id, name or tag reported)"
         );
         assert_eq!(MirredAction::from_kernel(2), MirredAction::EgressMirror);
-        let mut f = TcFilter {
-            hook: TcHook::Egress,
-            kind: "u32".into(),
-            pref: 10,
-            protocol: 3,
-            handle: 0x8000_0800,
-            chain: None,
-            bpf: None,
-            actions: Vec::new(),
-        };
+        let mut f = TcFilter::u32_egress(10, Vec::new());
         assert_eq!(f.label(), "egress filter u32 pref 10 handle 800::800");
         f.kind = "bpf".into();
         f.handle = 1;

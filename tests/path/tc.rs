@@ -141,6 +141,41 @@ fn a_redirect_to_a_tun_reader_copies_every_send() {
             .is_some_and(|s| s.contains("mirred egress redirect to tunz: tunz is a tun/tap device")),
         "{f:#}"
     );
+    // ifbz transmits none of it: the live probe's counter check names the redirect.
+    let quiet = finding(&doc, "live-nothing-transmitted").expect("live-nothing-transmitted");
+    assert!(
+        quiet["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("redirects them to tunz")),
+        "{quiet:#}"
+    );
+}
+
+fn a_mirror_to_a_device_without_scatter_gather_copies_every_send() {
+    let ns = egress_ifb("tcsg");
+    ns.ip("link add ifbm type ifb");
+    ns.ip("link set ifbm up");
+    ns.ethtool_k("ifbm", "sg", "off");
+    add_filter(&ns, "mirred egress mirror dev ifbm");
+    let (_, doc) = ns.check_json(&ARGS);
+    let (copied, completions) = every_send_copied(&doc);
+    println!("mirror to an ifb without scatter-gather: {copied} of {completions} copied");
+    let f = finding(&doc, "tc-mirred-copies").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert!(
+        f["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("ifbm transmits without scatter-gather")),
+        "{f:#}"
+    );
+    assert_eq!(
+        f["remediation"][0],
+        "Turn scatter-gather on for the target: ethtool -K ifbm sg on, or mirror to a device that has it."
+    );
+    assert!(
+        finding(&doc, "copies-unexplained").is_none(),
+        "{:?}",
+        codes(&doc)
+    );
 }
 
 /// A BPF classifier that passes everything and a u32 filter with no action: the program is
@@ -200,6 +235,7 @@ crate::cases!(
     privileged: [
         a_mirror_to_a_tapped_device_copies_every_send needs ["tc", "tcpdump"],
         a_redirect_to_a_tun_reader_copies_every_send needs ["tc", "python3"],
+        a_mirror_to_a_device_without_scatter_gather_copies_every_send needs ["tc", "ethtool"],
         a_passing_bpf_program_is_no_blocker needs ["tc", "llc"],
     ]
 );

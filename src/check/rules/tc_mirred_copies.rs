@@ -16,6 +16,9 @@ use crate::check::tc::{OnPath, on_path};
 use crate::evidence::{DeviceKind, IgnoreOutgoing, Mirred, MirredTarget, PacketSocket, TcAction};
 use crate::kernel::{self, FORWARDING_KEEPS_ZEROCOPY};
 
+/// The feature whose absence makes the target's transmit copy the pages.
+const SG: &str = "tx-scatter-gather";
+
 pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
     if !matches!(at, Step::Path) {
         return;
@@ -43,6 +46,8 @@ enum Cause<'a> {
     Tun,
     /// The target receives the packet, on a kernel whose receive path copies zerocopy pages.
     ReceivePath,
+    /// The target transmits the packet without scatter-gather.
+    NoScatterGather,
 }
 
 fn cause<'a>(cx: &Context<'a>, f: &OnPath, m: &Mirred, target: &MirredTarget) -> Option<Cause<'a>> {
@@ -65,6 +70,10 @@ fn cause<'a>(cx: &Context<'a>, f: &OnPath, m: &Mirred, target: &MirredTarget) ->
     }
     if !ingress && target.kind == DeviceKind::Tun {
         return Some(Cause::Tun);
+    }
+    let sg = target.features.as_ref().map(|f| f.is_active(SG));
+    if !ingress && sg == Some(false) {
+        return Some(Cause::NoScatterGather);
     }
     (ingress && !kernel::has(cx.ev.kernel.version, FORWARDING_KEEPS_ZEROCOPY))
         .then_some(Cause::ReceivePath)
@@ -93,6 +102,10 @@ fn because(cause: &Cause, target: &MirredTarget) -> String {
         ),
         Cause::Tun => format!(
             "{} is a tun/tap device: a process reads what it transmits, so tun_net_xmit copies the pages first (skb_orphan_frags_rx)",
+            target.name
+        ),
+        Cause::NoScatterGather => format!(
+            "{} transmits without scatter-gather ({SG} off), so the packet's pages are copied into one buffer before it leaves (measured on 6.18: every send copied, mirror or redirect)",
             target.name
         ),
         Cause::ReceivePath => format!(
@@ -148,6 +161,10 @@ fn remediation(f: &OnPath, target: &MirredTarget, cause: &Cause) -> Vec<String> 
             "Mirror or redirect to a device no process reads instead of {}, or leave MSG_ZEROCOPY off for this traffic: it is copied anyway.",
             target.name
         )),
+        Cause::NoScatterGather => fix.push(format!(
+            "Turn scatter-gather on for the target: {}, or mirror to a device that has it.",
+            f.hop.command(&format!("ethtool -K {} sg on", target.name))
+        )),
         Cause::ReceivePath => fix.push(
             "Use an egress mirror or redirect instead, or a kernel from 6.17 on, whose receive path keeps zerocopy pages; otherwise leave MSG_ZEROCOPY off for this traffic.".to_string(),
         ),
@@ -167,15 +184,9 @@ mod tests {
     use crate::evidence::{Evidence, MirredAction, Owner, TcFilter, TcFilters, TcHook};
 
     fn mirred_filter(action: MirredAction, target: &str, kind: DeviceKind) -> TcFilter {
-        TcFilter {
-            hook: TcHook::Egress,
-            kind: "u32".into(),
-            pref: 49152,
-            protocol: 3,
-            handle: 0x8000_0800,
-            chain: Some(0),
-            bpf: None,
-            actions: vec![TcAction {
+        TcFilter::u32_egress(
+            49152,
+            vec![TcAction {
                 order: 1,
                 kind: "mirred".into(),
                 index: Some(7),
@@ -188,11 +199,12 @@ mod tests {
                         kind,
                         link_kind: None,
                         oper_state: "up".into(),
+                        features: None,
                     }),
                 }),
                 bpf: None,
             }],
-        }
+        )
     }
 
     fn with_filter(mut ev: Evidence, f: TcFilter) -> Evidence {
@@ -273,9 +285,17 @@ mod tests {
                 .summary
                 .contains("tun0 is a tun/tap device")
         );
-        let clean = mirred_filter(MirredAction::EgressRedirect, "eth1", DeviceKind::Physical);
-        let ev = with_filter(evidence_with_kernel("6.18.0"), clean);
+        let mut clean = mirred_filter(MirredAction::EgressRedirect, "eth1", DeviceKind::Physical);
+        let ev = with_filter(evidence_with_kernel("6.18.0"), clean.clone());
         assert!(raised(&ev, Code::TcMirredCopies).is_empty());
+        // The same target without scatter-gather copies.
+        let target = clean.actions[0].mirred.as_mut().unwrap().target.as_mut().unwrap();
+        let off = crate::evidence::FeatureState { active: false, wanted: false, fixed: false };
+        target.features = Some(crate::evidence::Features([(SG.to_string(), off)].into()));
+        let ev = with_filter(evidence_with_kernel("6.18.0"), clean);
+        let f = &raised(&ev, Code::TcMirredCopies)[0];
+        assert!(f.summary.contains("eth1 transmits without scatter-gather"), "{}", f.summary);
+        assert_eq!(f.remediation[0], "Turn scatter-gather on for the target: ethtool -K eth1 sg on, or mirror to a device that has it.");
         for (release, copies) in [("6.1.0", true), ("5.10.0", true), ("6.18.0", false)] {
             let f = mirred_filter(MirredAction::IngressRedirect, "veth1", DeviceKind::Veth);
             let ev = with_filter(evidence_with_kernel(release), f);

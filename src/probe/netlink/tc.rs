@@ -260,7 +260,7 @@ fn act_bpf(opts: &[(u16, &[u8])]) -> BpfProgram {
     }
 }
 
-/// Names each mirred target from the calling thread's link table.
+/// Names each mirred target from the calling thread's link table, with its offload features.
 fn name_targets(filters: &mut TcFilters) {
     let wanted = filters
         .filters
@@ -290,6 +290,7 @@ fn name_targets(filters: &mut TcFilters) {
                 ),
                 link_kind: l.link_kind.clone(),
                 oper_state: l.oper_state.clone(),
+                features: super::features(&l.name).ok(),
             });
     }
 }
