@@ -1,6 +1,7 @@
 //! Privileged tests of tc on the path, with real `tc` filters on an ifb's clsact egress hook in
 //! namespaces these tests create (tags `tc…`: `zcdtc…`): a `mirred` mirror to a second ifb with
-//! tcpdump on it, a redirect to a tun device a process reads, and a BPF classifier that passes
+//! tcpdump on it or without scatter-gather, a redirect to a tun device a process reads, an ingress
+//! redirect (copies only before 6.17), and a BPF classifier that passes
 //! everything (harmless, but not judged statically). The live probe gives the kernel's answer (completions flagged COPIED) next to
 //! the prediction. Traffic goes only to 198.18.0.2, inside these namespaces.
 
@@ -178,6 +179,25 @@ fn a_mirror_to_a_device_without_scatter_gather_copies_every_send() {
     );
 }
 
+/// An ingress redirect hands the packets to ifbm's receive path: before 6.17 that copies them
+/// (a blocker), from 6.17 on it does not (no finding): the finding and the kernel agree.
+fn an_ingress_redirect_copies_only_before_6_17() {
+    let ns = egress_ifb("tcing");
+    ns.ip("link add ifbm type ifb");
+    ns.ip("link set ifbm up");
+    add_filter(&ns, "mirred ingress redirect dev ifbm");
+    let (_, doc) = ns.check_json(&ARGS);
+    let f = finding(&doc, "tc-mirred-copies");
+    let (copied, completions) = match f {
+        Some(_) => every_send_copied(&doc),
+        None => no_send_copied(&doc),
+    };
+    println!(
+        "ingress redirect to an ifb on {}: {copied} of {completions} copied",
+        doc["host"]["kernel"]
+    );
+}
+
 /// A BPF classifier that passes everything and a u32 filter with no action: the program is
 /// named and left to the kernel's count (no blocker), which shows no copy. (`skbedit`,
 /// `pedit` and `csum` are not built into this host's kernel: their rules are unit-tested.)
@@ -236,6 +256,7 @@ crate::cases!(
         a_mirror_to_a_tapped_device_copies_every_send needs ["tc", "tcpdump"],
         a_redirect_to_a_tun_reader_copies_every_send needs ["tc", "python3"],
         a_mirror_to_a_device_without_scatter_gather_copies_every_send needs ["tc", "ethtool"],
+        an_ingress_redirect_copies_only_before_6_17 needs ["tc"],
         a_passing_bpf_program_is_no_blocker needs ["tc", "llc"],
     ]
 );
