@@ -1,9 +1,10 @@
 //! Privileged tests of tc on the path, with real `tc` filters on an ifb's clsact egress hook in
 //! namespaces these tests create (tags `tc…`: `zcdtc…`): a `mirred` mirror to a second ifb with
-//! tcpdump on it or without scatter-gather, a redirect to a tun device a process reads, an ingress
-//! redirect (copies only before 6.17), and a BPF classifier that passes
-//! everything (harmless, but not judged statically). The live probe gives the kernel's answer (completions flagged COPIED) next to
-//! the prediction. Traffic goes only to 198.18.0.2, inside these namespaces.
+//! tcpdump on it or without scatter-gather, a redirect to a tun device a process reads, an
+//! ingress redirect (copies only before 6.17), and a BPF classifier that passes everything
+//! (harmless, but not judged statically). The live probe gives the kernel's answer (completions
+//! flagged COPIED) next to the prediction. Traffic goes only to 198.18.0.2, inside these
+//! namespaces.
 
 use crate::common;
 
