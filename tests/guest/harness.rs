@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Set inside the guest: where to append the results (one JSON line per scenario).
 pub const RESULTS_ENV: &str = "ZCDOCTOR_GUEST_RESULTS";
-/// Set inside the guest: the scenarios to run, comma-separated.
+/// Set inside the guest: a file of the shared directory naming the scenarios to run, one a line.
 const ONLY_ENV: &str = "ZCDOCTOR_GUEST_ONLY";
 /// The last line of a guest that ran to its end.
 const DONE: &str = "__done__";
@@ -103,14 +103,19 @@ enum Status {
 /// Guest side: runs the scenarios named in ONLY_ENV, one results line each, then DONE.
 pub fn inside_guest(all: &[Scenario]) -> ! {
     let path = std::env::var(RESULTS_ENV).unwrap_or_default();
-    let only = std::env::var(ONLY_ENV).unwrap_or_default();
+    // The names come in a file of the shared directory: on the kernel command line (where
+    // virtme-ng passes the command) 33 names passed its 2,048-byte limit and the guest hung.
+    let only = std::env::var(ONLY_ENV)
+        .ok()
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .unwrap_or_default();
     let kernel = Kernel::running();
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-    for name in only.split(',').filter(|n| !n.is_empty()) {
+    for name in only.lines().filter(|n| !n.is_empty()) {
         let Some(scenario) = all.iter().find(|s| s.name == name) else {
             continue;
         };
@@ -357,10 +362,12 @@ fn boot(label: &str, release: &str, names: &[&str]) -> Booted {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let results = dir.join("results.jsonl");
     let log = dir.join("guest.log");
+    let only = dir.join("scenarios.txt");
+    std::fs::write(&only, names.join("\n")).map_err(|e| format!("{}: {e}", only.display()))?;
     let inner = format!(
         "{RESULTS_ENV}={} {ONLY_ENV}={} ZCDOCTOR_REQUIRE_PRIV=1 NO_COLOR=1 {} > {} 2>&1",
         results.display(),
-        names.join(","),
+        only.display(),
         exe.display(),
         log.display()
     );
