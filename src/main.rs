@@ -55,6 +55,9 @@ fn known_tap_daemons() -> Vec<String> {
 }
 
 fn gather(args: &ProbeArgs) -> Result<Evidence> {
+    if let Some(why) = args.vsock_conflict() {
+        bail!("{why}");
+    }
     let opts = GatherOptions {
         iface: args.iface.clone(),
         selection: args.selection(),
@@ -68,6 +71,7 @@ fn gather(args: &ProbeArgs) -> Result<Evidence> {
             api: args.api.request(),
             uring_fixed_buffers: args.uring_fixed_buffers,
             timestamping: args.timestamping,
+            vsock_buffer: args.vsock_buffer,
         }),
         pids: args.pids.clone(),
         path_target: None,
@@ -224,9 +228,14 @@ fn snapshot(args: &SnapshotArgs, stdout: &mut dyn Write) -> Result<u8> {
     } else {
         cli::output::write_atomic(&args.output, (text + "\n").as_bytes())?;
         let path = args.output.display().to_string();
+        let what = match &evidence.vsock {
+            Some(v) => v.target(),
+            None if evidence.interface.is_empty() => "the processes".to_string(),
+            None => evidence.interface.clone(),
+        };
         eprintln!(
             "zcdoctor: recorded {} to {} (diagnose it with `zcdoctor check --from {}`)",
-            escape::field(&evidence.interface),
+            escape::field(&what),
             escape::field(&path),
             escape::field(&path)
         );

@@ -293,7 +293,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         writeln!(out)?;
     }
     heading(out, &p, report)?;
-    write_tree(out, &report.stack, &report.interface, "", true, true)?;
+    if report.vsock_probe.is_none() && !report.stack.is_empty() {
+        write_tree(out, &report.stack, &report.interface, "", true, true)?;
+    }
     l3_masters(out, &report.stack, &report.interface)?;
     if let Some(path) = &report.path {
         path_chain(out, &p, path)?;
@@ -308,6 +310,9 @@ pub fn human(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
     verdict(out, &p, report)?;
     if let Some(live) = &report.live_probe {
         tables::live_table(out, &p, live)?;
+    }
+    if let Some(v) = &report.vsock_probe {
+        tables::vsock_table(out, &p, v)?;
     }
     findings(out, &p, report)?;
     process_notes(out, &p, report)?;
@@ -324,6 +329,21 @@ fn heading(out: &mut dyn Write, p: &Palette, report: &Report) -> io::Result<()> 
         field(&report.host.hostname),
         field(&report.host.kernel)
     )?;
+    if let Some(v) = &report.vsock_probe {
+        writeln!(
+            out,
+            "Target {} (vsock stream: no IP path to inspect)",
+            p.bold(&v.target())
+        )?;
+        return Ok(());
+    }
+    if report.stack.is_empty() && !report.processes.is_empty() {
+        writeln!(
+            out,
+            "No IP path: this namespace has no default route and the process has no connected zerocopy socket"
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "Interface {} ({} traffic), stack:",

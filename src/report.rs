@@ -90,6 +90,9 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathEvidence>,
     pub live_probe: Option<LiveProbe>,
+    /// The vsock live probe (`--target vsock:CID:PORT`), when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsock_probe: Option<crate::evidence::VsockProbe>,
     /// Totals, rates and gains derived from `live_probe` (present when it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_summary: Option<LiveSummary>,
@@ -161,6 +164,7 @@ impl Report {
             serving: evidence.serving.clone(),
             unpeered: evidence.unpeered.clone(),
             live_probe: evidence.live.clone(),
+            vsock_probe: evidence.vsock.clone(),
             live_summary,
             processes: evidence.processes.clone(),
             process_notes,

@@ -82,4 +82,6 @@ pub enum Step<'s, 'a> {
     Live(&'s Measured<'a>),
     /// After every live finding: the live probe's own pass line.
     LiveEnd(&'s Measured<'a>),
+    /// The vsock live probe (`--target vsock:CID:PORT`).
+    Vsock(&'a crate::evidence::VsockProbe),
 }

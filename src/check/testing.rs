@@ -2,6 +2,8 @@
 
 #[cfg(test)]
 pub mod process;
+#[cfg(test)]
+pub mod vsock;
 
 use super::context::Context;
 use super::findings::{Code, Findings};

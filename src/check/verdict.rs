@@ -6,11 +6,16 @@
 use serde_json::Value;
 
 use super::live::{Totals, shortfall};
+
+mod vsock;
 use crate::evidence::{Evidence, LiveProbe, SocketRouting};
 use crate::report::{Basis, Verdict, Zerocopy};
 use crate::vocab::{Finding, Severity};
 
 pub fn verdict(ev: &Evidence, findings: &[Finding]) -> Verdict {
+    if let Some(v) = &ev.vsock {
+        return vsock::verdict(v);
+    }
     let blocker = findings.iter().any(|f| f.severity == Severity::Blocker);
     let Some(live) = ev.live.as_ref() else {
         let (zerocopy, summary) = predicted(ev, findings, None);

@@ -143,7 +143,9 @@ pub struct ProbeArgs {
     /// Interface to diagnose; default: the device of the default route.
     pub iface: Option<String>,
     /// Send a short, bounded burst of MSG_ZEROCOPY traffic to ADDR[:PORT] (or `gateway[:PORT]`,
-    /// the interface's default gateway) and read every completion: proves the verdict.
+    /// the interface's default gateway) and read every completion: proves the verdict. Or
+    /// `vsock:CID:PORT` (CID a number, `local` or `host`): MSG_ZEROCOPY sends of 4 KiB to
+    /// 1 MiB over one vsock stream to a listener that reads and discards.
     #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_target)]
     pub target: Option<TargetSpec>,
     /// Traffic the diagnosis is for, and the live probe sends.
@@ -177,6 +179,11 @@ pub struct ProbeArgs {
     /// its sends does, to measure what that costs: the timestamps are read and dropped.
     #[arg(long, requires = "target")]
     pub timestamping: bool,
+    /// vsock probe: set its socket's SO_VM_SOCKETS_BUFFER_SIZE (and maximum) to BYTES before
+    /// connecting, as an application that raised it does; proves a larger buffer before the
+    /// application changes (Linux caps a sender's credit at its own buffer too).
+    #[arg(long, value_name = "BYTES", requires = "target")]
+    pub vsock_buffer: Option<u64>,
     /// Do not run probe NAME (repeatable; see `zcdoctor probes`).
     #[arg(long, value_name = "NAME", conflicts_with = "only")]
     pub skip: Vec<ProbeName>,
@@ -196,6 +203,32 @@ pub struct ProbeArgs {
     /// namespace file, or the PID of a process living there (no `ip netns exec` needed).
     #[arg(long, value_name = "NAME|PATH|PID")]
     pub netns: Option<String>,
+}
+
+impl ProbeArgs {
+    /// Why these options cannot go together around a vsock target (`--target vsock:…`
+    /// diagnoses no IP path and sends only with sendmsg; `--vsock-buffer` needs it).
+    pub fn vsock_conflict(&self) -> Option<String> {
+        let vsock = self.target.as_ref().is_some_and(TargetSpec::is_vsock);
+        if !vsock {
+            return self.vsock_buffer.map(|_| {
+                "--vsock-buffer sizes the vsock probe's socket: it needs --target vsock:CID:PORT"
+                    .to_string()
+            });
+        }
+        [
+            (self.iface.is_some(), "an interface"),
+            (self.netns.is_some(), "--netns"),
+            (self.oversize, "--oversize"),
+            (self.timestamping, "--timestamping"),
+            (self.uring_fixed_buffers, "--uring-fixed-buffers"),
+            (!self.api.request().is_sendmsg(), "--api io_uring"),
+            (self.protocol.protocol() != Protocol::Udp, "--protocol tcp"),
+        ]
+        .into_iter()
+        .find_map(|(given, what)| given.then_some(what))
+        .map(|what| format!("--target vsock:… cannot be combined with {what}: a vsock stream has no IP path, and the vsock probe sends with sendmsg(MSG_ZEROCOPY)"))
+    }
 }
 
 impl ProbeArgs {

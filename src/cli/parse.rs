@@ -22,6 +22,9 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
             Err(_) => Err(bad()),
         }
     };
+    if let Some(rest) = s.strip_prefix("vsock:") {
+        return parse_vsock(s, rest);
+    }
     if let Some(rest) = s.strip_prefix("gateway") {
         let port = match rest.strip_prefix(':') {
             Some(p) => port_of(p)?,
@@ -68,6 +71,30 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     Ok(TargetSpec::Addr(SocketAddr::V6(SocketAddrV6::new(
         ip, port, 0, scope_id,
     ))))
+}
+
+/// `vsock:CID:PORT`: CID a number, or `local` (1, the loopback transport) or `host` (2).
+fn parse_vsock(s: &str, rest: &str) -> Result<TargetSpec, String> {
+    let bad = || {
+        format!("{s:?} is not a vsock address: use vsock:CID:PORT (CID a number, local or host)")
+    };
+    let (cid, port) = rest.split_once(':').ok_or_else(bad)?;
+    let cid = match cid {
+        "local" => 1,
+        "host" => 2,
+        n => n.parse::<u32>().map_err(|_| bad())?,
+    };
+    // VMADDR_CID_ANY and VMADDR_PORT_ANY (u32::MAX) are wildcards, not destinations.
+    if cid == u32::MAX {
+        return Err(format!("{s:?}: CID {cid} is VMADDR_CID_ANY, not a peer"));
+    }
+    let port = port.parse::<u32>().map_err(|_| bad())?;
+    if port == u32::MAX {
+        return Err(format!(
+            "{s:?}: port {port} is VMADDR_PORT_ANY, not a port to send to"
+        ));
+    }
+    Ok(TargetSpec::Vsock { cid, port })
 }
 
 enum Scope {

@@ -13,6 +13,7 @@ mod tc;
 mod timestamping;
 mod uring;
 pub mod validate;
+mod vsock;
 pub mod watch;
 
 pub use device::*;
@@ -24,6 +25,7 @@ pub use taps::*;
 pub use tc::*;
 pub use timestamping::*;
 pub use uring::*;
+pub use vsock::*;
 
 use std::collections::BTreeMap;
 
@@ -185,6 +187,9 @@ pub struct Evidence {
     /// `zcdoctor watch`: what the kernel counted during the window; `None` for `check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<watch::WatchEvidence>,
+    /// The vsock live probe (`--target vsock:CID:PORT`); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsock: Option<VsockProbe>,
     /// What each probe did: ok, skipped or error, and why.
     pub probes: Vec<ProbeStatus>,
 }
@@ -407,6 +412,9 @@ impl OsError {
 
 impl std::fmt::Display for OsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.errno == ENOTSUPP {
+            return write!(f, "{}: operation not supported (ENOTSUPP, 524)", self.op);
+        }
         let e = self.errno();
         write!(f, "{}: {} ({e:?})", self.op, e.desc())
     }

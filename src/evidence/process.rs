@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{NetnsRef, OsError, ProcessProblem, TimestampingFlags};
+use super::{
+    NetnsRef, OsError, ProcessProblem, TimestampingFlags, VsockSocket, VsockZerocopySupport,
+};
 
 /// A value read from the kernel, or why it could not be.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -77,7 +79,8 @@ pub struct ProcessEvidence {
     /// Socket descriptors beyond [`ProcessEvidence::SOCKETS_MAX`], not read.
     #[serde(default)]
     pub sockets_not_read: u32,
-    /// Socket descriptors that are not TCP or UDP over IPv4/IPv6 (unix, netlink, packet, …).
+    /// Socket descriptors that are not TCP or UDP over IPv4/IPv6 or vsock (unix, netlink,
+    /// packet, …).
     #[serde(default)]
     pub other_sockets: u32,
     /// Socket descriptors that could not be read (the call and errno each), at most 16.
@@ -89,6 +92,13 @@ pub struct ProcessEvidence {
     /// The process's io_uring instances.
     #[serde(default)]
     pub io_urings: Vec<IoUring>,
+    /// Its AF_VSOCK sockets (counted in `other_sockets` in recordings made before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vsock_sockets: Vec<VsockSocket>,
+    /// Whether this kernel takes `SO_ZEROCOPY` on a vsock stream socket; probed when the
+    /// process holds vsock sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsock_zerocopy: Option<VsockZerocopySupport>,
     /// Anything else that could not be read, as data.
     #[serde(default)]
     pub problems: Vec<ProcessProblem>,

@@ -32,7 +32,12 @@ pub fn validate(ev: &Evidence) -> Result<(), Invalid> {
             ),
         ));
     }
-    check_stack("", &ev.interface, &ev.stack)?;
+    // A vsock target, or `check --pid` with no IP path, records no device: nothing else may
+    // then claim one.
+    let no_ip_path = ev.vsock.is_some() || (ev.live.is_none() && !ev.processes.is_empty());
+    if !(no_ip_path && ev.stack.is_empty() && ev.interface.is_empty() && ev.path.is_none()) {
+        check_stack("", &ev.interface, &ev.stack)?;
+    }
     if let Some(serving) = &ev.serving {
         if serving.routes.len() > MAX_ROUTES {
             return Err(invalid(

@@ -42,6 +42,17 @@ pub enum TargetSpec {
         port: u16,
         iface: String,
     },
+    /// `vsock:CID:PORT`: the vsock live probe, with no IP path to read.
+    Vsock {
+        cid: u32,
+        port: u32,
+    },
+}
+
+impl TargetSpec {
+    pub fn is_vsock(&self) -> bool {
+        matches!(self, TargetSpec::Vsock { .. })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +71,8 @@ pub struct LiveRequest {
     pub uring_fixed_buffers: bool,
     /// Transmit timestamps without OPT_TSONLY on the probe's sockets (`--timestamping`).
     pub timestamping: bool,
+    /// vsock probe: its own SO_VM_SOCKETS_BUFFER_SIZE (`--vsock-buffer`).
+    pub vsock_buffer: Option<u64>,
 }
 
 /// Which probes run.
@@ -260,8 +273,38 @@ pub fn gather(
     if let Some(&pid) = opts.pids.iter().find(|p| !process::exists(**p)) {
         return Err(GatherError::NoSuchProcess { pid });
     }
-    run(opts, stop, on_tick, REGISTRY)
+    if opts.live.as_ref().is_some_and(|l| l.target.is_vsock()) {
+        return run(opts, stop, on_tick, VSOCK_PROBES);
+    }
+    match run(opts, stop, on_tick, REGISTRY) {
+        // `check --pid` of a process with no IP destination in a namespace with no default
+        // route (a guest agent that only speaks vsock): the processes alone, no IP path.
+        Err(GatherError::NoDefaultRoute { .. })
+            if !opts.pids.is_empty() && opts.iface.is_none() && opts.live.is_none() =>
+        {
+            run(opts, stop, on_tick, PROCESS_PROBES)
+        }
+        other => other,
+    }
 }
+
+/// `check --pid` with no IP path to read: the host and the processes.
+pub static PROCESS_PROBES: &[&dyn Probe] = &[
+    &host::KernelProbe,
+    &host::SysctlsProbe,
+    &host::LimitsProbe,
+    &process::ProcessProbe,
+];
+
+/// The probes of a vsock target: the host, the diagnosed processes and the live probe; no
+/// device or path (vsock does not cross the IP stack).
+pub static VSOCK_PROBES: &[&dyn Probe] = &[
+    &host::KernelProbe,
+    &host::SysctlsProbe,
+    &host::LimitsProbe,
+    &process::ProcessProbe,
+    &live::LiveProbeRunner,
+];
 
 /// The probes that read one destination's way out: the device its route leaves by with the
 /// stack below it, their offload features, the path beyond, and the tc filters on it.
@@ -303,6 +346,7 @@ fn empty_evidence() -> Evidence {
         path: None,
         live: None,
         watch: None,
+        vsock: None,
         processes: Vec::new(),
         serving: None,
         unpeered: Vec::new(),

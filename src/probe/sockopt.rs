@@ -23,6 +23,21 @@ pub fn setsockopt_int(
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// [`setsockopt_int`] that keeps the raw errno: nix maps an errno it does not know (the
+/// kernel-internal ENOTSUPP, 524, that Linux before 6.7 returns for SO_ZEROCOPY on vsock) to 0.
+pub fn setsockopt_int_raw(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+    op: &str,
+) -> Result<(), crate::evidence::OsError> {
+    setsockopt_int(fd, level, name, value).map_err(|_| crate::evidence::OsError {
+        op: op.to_string(),
+        errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+    })
+}
+
 pub fn getsockopt_int(
     fd: &OwnedFd,
     level: libc::c_int,

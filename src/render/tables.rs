@@ -71,6 +71,70 @@ pub(super) fn process_table(
     if unread > 0 {
         writeln!(out, "    {unread} socket(s) not read")?;
     }
+    vsock_rows(out, proc)
+}
+
+/// A diagnosed process's vsock sockets, in the socket table's columns.
+fn vsock_rows(out: &mut dyn Write, proc: &ProcessEvidence) -> io::Result<()> {
+    for s in proc.vsock_sockets.iter().take(PROCESS_SOCKETS_SHOWN) {
+        let zc = match &s.zerocopy {
+            Fact::Read(true) => "on",
+            Fact::Read(false) => "off",
+            _ => "?",
+        };
+        let buffer = s
+            .buffer_size
+            .value()
+            .map_or("?".to_string(), |b| b.to_string());
+        writeln!(
+            out,
+            "    {:>5} {:<5} {:<48} {:<3} {:>8}",
+            s.fd,
+            "vsock",
+            format!("{} ({}, buffer {buffer})", s.endpoints(), s.kind),
+            zc,
+            "-"
+        )?;
+    }
+    Ok(())
+}
+
+/// The vsock probe: one line per message size.
+pub(super) fn vsock_table(
+    out: &mut dyn Write,
+    p: &Palette,
+    v: &crate::evidence::VsockProbe,
+) -> io::Result<()> {
+    if v.runs.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let buffer = v
+        .buffer_size
+        .map(|b| format!(", own receive buffer {b}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "vsock probe: stream to {}{buffer}{}",
+        v.target(),
+        if v.interrupted { " (interrupted)" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "  {}",
+        p.dim("send bytes  sends   notified   copied  error")
+    )?;
+    for r in &v.runs {
+        let line = format!(
+            "  {:>10} {:>6} {:>10} {:>8}  {}",
+            r.message,
+            r.messages,
+            r.completions,
+            r.copied,
+            r.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
     Ok(())
 }
 

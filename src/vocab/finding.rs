@@ -80,4 +80,7 @@ pub enum NoteAbout {
     /// `zcdoctor watch --pid PID`: what copies the process's real traffic (a process with
     /// zerocopy sockets).
     Watch,
+    /// The process's vsock sockets: whether this kernel has MSG_ZEROCOPY for vsock, and how to
+    /// measure a connection (`--target vsock:CID:PORT`).
+    Vsock,
 }

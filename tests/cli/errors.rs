@@ -152,6 +152,35 @@ fn live_options_need_a_target() {
     }
 }
 
+/// A vsock target has no IP path: what reads or sends on one is refused, in one line, before
+/// anything is probed; so are malformed vsock addresses and a buffer without a vsock target.
+fn vsock_target_refuses_ip_options_and_bad_addresses() {
+    for (extra, wants) in [
+        (&["lo"][..], "an interface"),
+        (&["--protocol", "tcp"], "--protocol tcp"),
+        (&["--api", "io_uring"], "--api io_uring"),
+        (&["--oversize"], "--oversize"),
+        (&["--timestamping"], "--timestamping"),
+    ] {
+        let mut args = vec!["check", "--target", "vsock:1:5201"];
+        args.extend_from_slice(extra);
+        refused(&args, &["cannot be combined with", wants]);
+    }
+    for bad in [
+        "vsock:1",
+        "vsock:x:1",
+        "vsock:1:y",
+        "vsock:4294967295:1",
+        "vsock:1:4294967295",
+    ] {
+        refused(&["check", "--target", bad], &["vsock"]);
+    }
+    refused(
+        &["check", "--target", "198.18.0.2", "--vsock-buffer", "1"],
+        &["--vsock-buffer", "vsock:CID:PORT"],
+    );
+}
+
 fn json_with_format_human_and_oversize_with_tcp_are_refused() {
     refused(
         &["check", "--json", "--format", "human"],
@@ -445,6 +474,7 @@ crate::cases!(
         help_and_version_still_print_and_exit_0,
         from_conflicts_with_every_probe_option,
         live_options_need_a_target,
+        vsock_target_refuses_ip_options_and_bad_addresses,
         json_with_format_human_and_oversize_with_tcp_are_refused,
         port_0_and_unknown_scopes_are_refused,
         unknown_interface_error_is_escaped,

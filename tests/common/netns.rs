@@ -147,6 +147,33 @@ impl Netns {
         })
     }
 
+    /// Starts `cmd` (a test sender) here, reads the one JSON line it prints once ready (its
+    /// pid and what the kernel answered it), runs `zcdoctor check ARGS --pid PID --json` while
+    /// it holds its sockets, then closes its stdin (it exits) and waits for it.
+    pub fn check_sender(&self, cmd: &[&str], args: &[&str]) -> (Value, Value) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        println!("{cmd:?}: {}", line.trim());
+        let said: Value =
+            serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let pid = said["pid"].as_u64().unwrap_or(0).to_string();
+        let mut all = args.to_vec();
+        all.extend(["--pid", &pid]);
+        let (_, doc) = self.check_json(&all);
+        drop(child.stdin.take());
+        let _ = child.wait();
+        (said, doc)
+    }
+
     /// `zcdoctor check <args> --json` inside the namespace: the exit code and the document.
     pub fn check_json(&self, args: &[&str]) -> (i32, Value) {
         let mut all = vec!["check", "--json", "--fail-on", "never"];

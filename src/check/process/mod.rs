@@ -52,7 +52,41 @@ pub fn notes(s: &Subject) -> Vec<(NoteAbout, String)> {
     if s.p.zerocopy_sockets().next().is_some() {
         notes.push((NoteAbout::Watch, watch_note(s)));
     }
+    if let Some(n) = vsock_note(s.p) {
+        notes.push((NoteAbout::Vsock, n));
+    }
     notes
+}
+
+/// A process with vsock sockets: what this kernel does with MSG_ZEROCOPY on them, from its
+/// answer to SO_ZEROCOPY on a vsock socket, and which of them asked for it.
+fn vsock_note(p: &ProcessEvidence) -> Option<String> {
+    use crate::evidence::VsockZerocopySupport as Support;
+    let first = p.vsock_sockets.first()?;
+    let on: Vec<String> = p
+        .vsock_sockets
+        .iter()
+        .filter(|v| v.zerocopy.value() == Some(&true))
+        .take(8)
+        .map(|v| format!("fd {} ({})", v.fd, v.endpoints()))
+        .collect();
+    let n = p.vsock_sockets.len();
+    let measure = match first.peer.value().cloned().flatten() {
+        Some(peer) => format!("`zcdoctor check --target vsock:{peer}` against a listener that only reads measures which send sizes stay zerocopy"),
+        None => "`zcdoctor check --target vsock:CID:PORT` against a listener that only reads measures which send sizes stay zerocopy".to_string(),
+    };
+    Some(match (&p.vsock_zerocopy, on.is_empty()) {
+        (Some(Support::Refused { error }), _) => format!(
+            "It holds {n} vsock socket(s); this kernel has no MSG_ZEROCOPY for vsock ({error}; Linux 6.7+): MSG_ZEROCOPY sends on them are plain copies with no completion."
+        ),
+        (_, false) => format!(
+            "vsock socket(s) with SO_ZEROCOPY: {}. The virtio transport copies a send larger than the peer's free credit (its receive buffer, SO_VM_SOCKETS_BUFFER_SIZE, 256 KiB by default, minus what it has not read) and completes it as COPIED; {measure}.",
+            on.join(", ")
+        ),
+        (_, true) => format!(
+            "It holds {n} vsock socket(s), none with SO_ZEROCOPY: MSG_ZEROCOPY on them is ignored (plain copies, no completion) until SO_ZEROCOPY is set."
+        ),
+    })
 }
 
 /// `zcdoctor watch --pid PID`: each copy of the process's zerocopy data, its cause, and each

@@ -64,6 +64,8 @@ rules! {
     completions_missing,
     live_timing_unreliable,
     zerocopy_slower,
+    vsock_zerocopy_unsupported,
+    vsock_send_over_credit,
 }
 
 /// Asks every rule at `step`.
@@ -75,6 +77,22 @@ fn ask(cx: &Context, step: &Step, out: &mut Findings) {
 
 /// Walks the steps in the order traffic meets them, asking every rule at each.
 pub fn run(cx: &Context, out: &mut Findings) {
+    // A vsock target has no IP path, taps or IP live probe: its limits, the processes and the
+    // vsock probe.
+    if let Some(v) = &cx.ev.vsock {
+        ask(cx, &Step::Limits, out);
+        processes(cx, out);
+        ask(cx, &Step::Vsock(v), out);
+        return;
+    }
+    // `check --pid` with no IP path (no default route, no connected zerocopy socket): the
+    // host, its limits and the processes.
+    if cx.ev.stack.is_empty() && !cx.ev.processes.is_empty() && cx.ev.live.is_none() {
+        ask(cx, &Step::Host, out);
+        ask(cx, &Step::Limits, out);
+        processes(cx, out);
+        return;
+    }
     ask(cx, &Step::Host, out);
     for start in &cx.way_starts() {
         ask(cx, &Step::WayStart(start), out);

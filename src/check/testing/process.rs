@@ -72,6 +72,8 @@ pub(crate) fn process(comm: &str, sockets: Vec<InetSocket>) -> ProcessEvidence {
         unreadable_sockets: Vec::new(),
         sockets_unreadable: 0,
         io_urings: Vec::new(),
+        vsock_sockets: Vec::new(),
+        vsock_zerocopy: None,
         problems: Vec::new(),
     }
 }

@@ -87,7 +87,7 @@ impl Completions {
     }
 
     /// Reads one record without blocking; false when the queue is empty.
-    fn read_one(&mut self, fd: BorrowedFd<'_>) -> bool {
+    pub(super) fn read_one(&mut self, fd: BorrowedFd<'_>) -> bool {
         let mut control = std::mem::take(&mut self.control);
         let read = match recvmsg::<()>(
             fd.as_fd().as_raw_fd(),
@@ -97,16 +97,25 @@ impl Completions {
         ) {
             Ok(msg) => {
                 // Truncated control data (cannot happen with this buffer) reads as no record.
+                // A read without any control message is not a record either: a vsock socket
+                // before 6.7 has no error queue and answers a zero-length read with 0 bytes.
+                let mut any = false;
                 if let Ok(cmsgs) = msg.cmsgs() {
                     for cmsg in cmsgs {
-                        if let ControlMessageOwned::Ipv4RecvErr(ee, _)
-                        | ControlMessageOwned::Ipv6RecvErr(ee, _) = cmsg
-                        {
-                            self.count(&ee);
+                        any = true;
+                        match cmsg {
+                            ControlMessageOwned::Ipv4RecvErr(ee, _)
+                            | ControlMessageOwned::Ipv6RecvErr(ee, _) => self.count(&ee),
+                            ControlMessageOwned::Unknown(u) => {
+                                if let Some(ee) = vsock_recverr(&u) {
+                                    self.count(&ee);
+                                }
+                            }
+                            _ => {}
                         }
                     }
                 }
-                true
+                any
             }
             Err(_) => false,
         };
@@ -132,6 +141,29 @@ impl Completions {
         }
         self.records += 1;
     }
+}
+
+/// `SOL_VSOCK` and `VSOCK_RECVERR` (`linux/socket.h`, `linux/vm_sockets.h`): how vsock queues
+/// its completions (6.7+).
+const SOL_VSOCK: libc::c_int = 287;
+const VSOCK_RECVERR: libc::c_int = 1;
+
+/// The extended error of a vsock completion, which nix does not parse.
+fn vsock_recverr(u: &nix::sys::socket::UnknownCmsg) -> Option<libc::sock_extended_err> {
+    if u.cmsg_header.cmsg_level != SOL_VSOCK || u.cmsg_header.cmsg_type != VSOCK_RECVERR {
+        return None;
+    }
+    let b = u.data_bytes.get(..16)?;
+    let word = |at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    Some(libc::sock_extended_err {
+        ee_errno: word(0),
+        ee_origin: b[4],
+        ee_type: b[5],
+        ee_code: b[6],
+        ee_pad: b[7],
+        ee_info: word(8),
+        ee_data: word(12),
+    })
 }
 
 #[cfg(test)]

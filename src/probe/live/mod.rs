@@ -48,6 +48,7 @@ mod socket;
 mod tcp;
 mod udp;
 pub mod uring;
+pub mod vsock;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +59,7 @@ use nix::errno::Errno;
 pub use crate::evidence::Protocol;
 pub use crate::evidence::{ApiRequest, SendApi};
 use crate::evidence::{
-    LiveNote, LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, TimestampingFlags,
+    Fact, LiveNote, LiveProbe, LiveRun, NotRun, OsError, PhaseEnd, RunPattern, TimestampingFlags,
     UringUnavailable,
 };
 use crate::probe::netlink;
@@ -194,6 +195,22 @@ impl super::Probe for LiveProbeRunner {
             ));
         };
         let target = match &req.target {
+            super::TargetSpec::Vsock { cid, port } => {
+                let opts = vsock::VsockOptions {
+                    cid: *cid,
+                    port: *port,
+                    duration: req.duration,
+                    byte_cap: req.byte_cap,
+                    buffer: req.vsock_buffer,
+                };
+                let result = vsock::run(&opts, cx.stop);
+                let detail = match &result.connect {
+                    Fact::Failed(e) => format!("{}: {e}", result.target()),
+                    _ => format!("{} runs to {}", result.runs.len(), result.target()),
+                };
+                ev.vsock = Some(result);
+                return Ok(super::Outcome::ok(detail));
+            }
             super::TargetSpec::Addr(a) => *a,
             super::TargetSpec::ScopedByName { ip, port, iface } => {
                 let scope = nix::net::if_::if_nametoindex(iface.as_str()).map_err(|e| {

@@ -12,6 +12,7 @@ mod limits;
 pub mod routes;
 mod sockets;
 mod uring;
+pub mod vsock;
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -67,6 +68,9 @@ impl Probe for ProcessProbe {
                 p.sockets.len(),
                 p.io_urings.len()
             );
+            if !p.vsock_sockets.is_empty() {
+                d.push_str(&format!(", {} vsock socket(s)", p.vsock_sockets.len()));
+            }
             let unread = p.sockets_unreadable + p.sockets_not_read;
             if unread > 0 {
                 d.push_str(&format!("; {unread} socket(s) not read"));
@@ -139,6 +143,8 @@ pub fn read_process(pid: u32) -> ProcessEvidence {
         unreadable_sockets: scan.unreadable,
         sockets_unreadable: scan.unreadable_count,
         io_urings,
+        vsock_zerocopy: (!scan.vsock.is_empty()).then(vsock::zerocopy_support),
+        vsock_sockets: scan.vsock,
         problems,
     }
 }

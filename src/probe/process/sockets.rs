@@ -26,6 +26,7 @@ pub(super) const UNREADABLE_LISTED: usize = 16;
 #[derive(Debug, Default)]
 pub(super) struct SocketScan {
     pub(super) sockets: Vec<InetSocket>,
+    pub(super) vsock: Vec<crate::evidence::VsockSocket>,
     pub(super) other: u32,
     pub(super) unreadable: Vec<UnreadableSocket>,
     pub(super) unreadable_count: u32,
@@ -90,8 +91,9 @@ pub(super) fn read_all(pid: u32, fds: &[(i32, u64)]) -> SocketScan {
             }
         };
         match read_one(&dup, fd, inode, uid, &mut scan.namespaces) {
-            Ok(Some(s)) => scan.sockets.push(s),
-            Ok(None) => scan.other += 1,
+            Ok(Read::Inet(s)) => scan.sockets.push(*s),
+            Ok(Read::Vsock(s)) => scan.vsock.push(s),
+            Ok(Read::Other) => scan.other += 1,
             Err(e) => scan.unreadable(fd, inode, e),
         }
         drop(dup);
@@ -99,28 +101,37 @@ pub(super) fn read_all(pid: u32, fds: &[(i32, u64)]) -> SocketScan {
     scan
 }
 
-/// Reads one duplicated socket; `Ok(None)` when it is not TCP or UDP over IPv4/IPv6.
+/// What one socket descriptor is.
+enum Read {
+    Inet(Box<InetSocket>),
+    Vsock(crate::evidence::VsockSocket),
+    /// Not TCP or UDP over IPv4/IPv6, nor vsock.
+    Other,
+}
+
+/// Reads one duplicated socket.
 fn read_one(
     dup: &OwnedFd,
     fd: i32,
     inode: u64,
     uid: u32,
     namespaces: &mut Vec<(u64, File)>,
-) -> Result<Option<InetSocket>, OsError> {
+) -> Result<Read, OsError> {
     let op = |what: &str| format!("getsockopt(fd {fd}, {what})");
     let domain = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_DOMAIN)
         .map_err(|e| OsError::new(op("SO_DOMAIN"), e))?;
     let family = match domain {
         libc::AF_INET => "ipv4",
         libc::AF_INET6 => "ipv6",
-        _ => return Ok(None),
+        libc::AF_VSOCK => return Ok(Read::Vsock(super::vsock::read(dup, fd, inode))),
+        _ => return Ok(Read::Other),
     };
     let proto = getsockopt_int(dup, libc::SOL_SOCKET, libc::SO_PROTOCOL)
         .map_err(|e| OsError::new(op("SO_PROTOCOL"), e))?;
     let protocol = match proto {
         libc::IPPROTO_TCP => "tcp",
         libc::IPPROTO_UDP => "udp",
-        _ => return Ok(None),
+        _ => return Ok(Read::Other),
     };
     let netns = socket_netns(dup, fd, namespaces);
     let local = match nix::sys::socket::getsockname::<SockaddrStorage>(dup.as_raw_fd()) {
@@ -148,7 +159,7 @@ fn read_one(
         Err(e) => Fact::Failed(OsError::new(op("SOL_SOCKET, SO_MEMINFO"), e)),
     };
     let (mark, bound_ifindex, bound_device) = binding(dup);
-    Ok(Some(InetSocket {
+    Ok(Read::Inet(Box::new(InetSocket {
         uid: Some(uid),
         mark,
         bound_ifindex,
@@ -165,7 +176,7 @@ fn read_one(
         meminfo,
         timestamping: Some(timestamping),
         ulp: (protocol == "tcp").then(|| tcp_ulp(dup, fd)),
-    }))
+    })))
 }
 
 /// `SO_MARK`, `SO_BINDTOIFINDEX` and the bound device's name. Plain reads any socket answers;

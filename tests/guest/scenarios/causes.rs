@@ -2,8 +2,7 @@
 //! built for real in the guest, the kernel's answer read, and zcdoctor's finding judged against
 //! it, with the same feature present but harmless beside it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -16,26 +15,11 @@ const KTLS_SENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/kt
 /// A kTLS sender (TLS 1.2, AES-GCM-128 TX) in `a`, connected to the sink: what its two sends
 /// got, and `check --pid` of it while it holds the socket.
 fn ktls_sender(a: &Netns, zerocopy: bool) -> (Value, Value) {
-    let mut cmd = vec!["netns", "exec", &a.name, python(), KTLS_SENDER];
+    let mut cmd = vec![python(), KTLS_SENDER];
     if zerocopy {
         cmd.push("--zerocopy");
     }
-    let mut child = Command::new("ip")
-        .args(&cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the kTLS sender: {e}"));
-    let mut line = String::new();
-    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-    println!("kTLS sender (SO_ZEROCOPY {zerocopy}): {}", line.trim());
-    let sent: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    let pid = sent["pid"].as_u64().unwrap_or(0).to_string();
-    let (_, doc) = a.check_json(&["va", "--pid", &pid]);
-    drop(child.stdin.take());
-    let _ = child.wait();
-    (sent, doc)
+    a.check_sender(&cmd, &["va"])
 }
 
 /// kTLS with SO_ZEROCOPY: the kernel refuses every MSG_ZEROCOPY send (EOPNOTSUPP) while a plain

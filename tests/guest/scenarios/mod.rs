@@ -9,6 +9,7 @@ mod causes;
 mod pods;
 mod tunnels;
 mod vrf;
+mod vsock;
 mod watch;
 
 use serde_json::Value;
@@ -51,6 +52,7 @@ pub const ALL: &[Scenario] = &[
     watch::QEMU_CHANNELS,
     watch::TUN,
     causes::KTLS_REFUSES_ZEROCOPY,
+    vsock::VSOCK_ZEROCOPY,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.
