@@ -28,9 +28,62 @@ pub struct NfQueueScan {
     /// their rules are not in nftables and are not read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy_tables: Vec<String>,
+    /// The queues a program has bound (`/proc/net/netfilter/nfnetlink_queue` of the
+    /// namespace; empty when nfnetlink_queue is not loaded); `None` when it could not be read.
+    #[serde(default)]
+    pub bound: Option<Vec<BoundQueue>>,
     /// What could not be read, as data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<NfQueueProblem>,
+}
+
+/// A queue a program reads (one line of `/proc/net/netfilter/nfnetlink_queue`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+pub struct BoundQueue {
+    pub queue: u16,
+    /// The reader's netlink port id (its pid for a process's first netlink socket).
+    pub portid: u32,
+    /// `NFQNL_COPY_NONE` 0, `NFQNL_COPY_META` 1, `NFQNL_COPY_PACKET` 2.
+    pub copy_mode: u8,
+    /// The most payload bytes copied to the reader per packet.
+    pub copy_range: u32,
+    /// Packets waiting for a verdict.
+    #[serde(default)]
+    pub waiting: u32,
+    /// Packets dropped because the queue was full, and because the reader's socket was.
+    #[serde(default)]
+    pub dropped: u32,
+    #[serde(default)]
+    pub user_dropped: u32,
+}
+
+impl BoundQueue {
+    /// Parses `queue portid waiting copy_mode copy_range dropped user_dropped id_sequence 1`
+    /// (`seq_show` in net/netfilter/nfnetlink_queue.c, the same on 5.10 to 6.18).
+    pub fn parse(line: &str) -> Option<BoundQueue> {
+        let f: Vec<u32> = line
+            .split_whitespace()
+            .map(|w| w.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(BoundQueue {
+            queue: u16::try_from(*f.first()?).ok()?,
+            portid: *f.get(1)?,
+            waiting: *f.get(2)?,
+            copy_mode: u8::try_from(*f.get(3)?).ok()?,
+            copy_range: *f.get(4)?,
+            dropped: *f.get(5)?,
+            user_dropped: *f.get(6)?,
+        })
+    }
+
+    pub fn mode_name(&self) -> &'static str {
+        match self.copy_mode {
+            0 => "none",
+            1 => "meta",
+            2 => "packet",
+            _ => "unknown",
+        }
+    }
 }
 
 /// One nftables rule with a `queue` expression (or an xt `NFQUEUE` target).
@@ -104,6 +157,13 @@ impl QueueRule {
         )
     }
 
+    /// Whether the rule can hand packets to queue `q`.
+    pub fn covers(&self, q: u16) -> bool {
+        self.from_register
+            || (q >= self.queue
+                && u32::from(q) < u32::from(self.queue) + u32::from(self.queues.max(1)))
+    }
+
     /// `queue 3`, `queues 3-6`, with `bypass`, `fanout`.
     pub fn queue_label(&self) -> String {
         let mut s = if self.from_register {
@@ -143,5 +203,22 @@ impl std::fmt::Display for NfQueueProblem {
             NfQueueProblem::Malformed { detail } => write!(f, "nftables: {detail}"),
             NfQueueProblem::Unenterable { error } => f.write_str(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_queue_line_is_parsed() {
+        let q =
+            BoundQueue::parse("    3  11834     0 2 65531     0     0    37616  1").expect("line");
+        assert_eq!(
+            (q.queue, q.portid, q.copy_mode, q.copy_range),
+            (3, 11834, 2, 65531)
+        );
+        assert_eq!(q.mode_name(), "packet");
+        assert!(BoundQueue::parse("3 x").is_none());
     }
 }

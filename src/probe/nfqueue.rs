@@ -6,7 +6,7 @@ use super::netns;
 use super::tc::segment_netns;
 use super::{Context, GatherError, Outcome, Probe, netlink};
 use crate::evidence::{
-    Evidence, NfQueueProblem, NfQueueScan, OsError, ProbeName, ProbeState, Segment,
+    BoundQueue, Evidence, NfQueueProblem, NfQueueScan, OsError, ProbeName, ProbeState, Segment,
 };
 
 pub struct NfQueueProbe;
@@ -34,6 +34,7 @@ impl Probe for NfQueueProbe {
 fn scan() -> NfQueueScan {
     let mut out = NfQueueScan {
         legacy_tables: legacy_tables(),
+        bound: bound_queues(),
         ..NfQueueScan::default()
     };
     match netlink::queue_rules() {
@@ -67,6 +68,15 @@ fn legacy_tables() -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The queues bound in the calling thread's namespace; none when nfnetlink_queue is not loaded.
+fn bound_queues() -> Option<Vec<BoundQueue>> {
+    match std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue") {
+        Ok(text) => Some(text.lines().filter_map(BoundQueue::parse).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Vec::new()),
+        Err(_) => None,
+    }
 }
 
 fn read_segment(seg: &mut Segment) {

@@ -1,0 +1,105 @@
+//! `nfqueue-on-path`: an nftables rule (nft `queue`, iptables-nft `NFQUEUE`) in a chain whose
+//! hook the traffic passes hands it to a userspace queue a program reads: in copy-packet mode
+//! the kernel finishes the checksum in software first (`skb_checksum_help`, which linearizes a
+//! zerocopy skb: a COPIED completion), and segments GSO sends in software
+//! (`skb_gso_segment`, a copy the completion does not report), unless the reader set
+//! `NFQA_CFG_F_GSO`, which cannot be read back. Blocker when the rule queues every packet of
+//! its hook to a copy-packet reader; a warning when matches stand before it or the reader only
+//! takes metadata. A rule nobody reads is named in the pass line.
+//!
+//! Reads each hop's queue rules and bound queues (`nfqueue`).
+//! Explanation and fix text: checks/findings/nfqueue-on-path.toml
+
+use crate::check::context::{Context, Step};
+use crate::check::findings::{Code, Findings};
+use crate::vocab::Severity;
+use crate::check::nfqueue::{QueueOnPath, Reader, on_path};
+
+pub fn check(cx: &Context, at: &Step, out: &mut Findings) {
+    if !matches!(at, Step::Path) {
+        return;
+    }
+    let rules = on_path(cx.ev);
+    let mut idle = Vec::new();
+    for q in &rules {
+        match &q.reader {
+            Reader::Nobody => idle.push(q),
+            Reader::Bound(b) if b.iter().all(|r| r.copy_mode != 2) => raise_meta(q, out),
+            _ => raise(q, out),
+        }
+    }
+    pass(&idle, out);
+}
+
+fn raise(q: &QueueOnPath, out: &mut Findings) {
+    let (severity, scope) = if q.conditional {
+        (
+            Severity::Warning,
+            format!(
+                "queues the packets its matches ({}) select",
+                q.rule.matches.join(", ")
+            ),
+        )
+    } else {
+        (
+            Severity::Blocker,
+            format!("queues every packet of hook {}", q.hook),
+        )
+    };
+    let summary = format!(
+        "{} {scope} to userspace, {}: before queueing a packet in copy-packet mode the kernel finishes its checksum in software (skb_checksum_help linearizes the zerocopy pages: COPIED) and cuts GSO sends into copied segments (skb_gso_segment, not reported), unless the reader set NFQA_CFG_F_GSO",
+        q.name(),
+        q.readers()
+    );
+    out.raise_as(
+        Code::NfqueueOnPath,
+        severity,
+        summary,
+        q.evidence(),
+        fixes(q),
+    );
+}
+
+fn raise_meta(q: &QueueOnPath, out: &mut Findings) {
+    let summary = format!(
+        "{} queues packets to userspace, {}: in metadata mode no payload is copied, but GSO sends are cut into copied segments first (skb_gso_segment, not reported) unless the reader set NFQA_CFG_F_GSO",
+        q.name(),
+        q.readers()
+    );
+    out.raise_as(
+        Code::NfqueueOnPath,
+        Severity::Warning,
+        summary,
+        q.evidence(),
+        fixes(q),
+    );
+}
+
+fn fixes(q: &QueueOnPath) -> Vec<String> {
+    vec![
+        format!(
+            "Keep the zerocopy traffic out of the queue: add a match before `queue` that excludes it (its port, address or socket owner), or move it to a chain it does not pass; see the rule with {}.",
+            q.show()
+        ),
+        "Where the queue must see it, have the reader set NFQA_CFG_F_GSO (libnetfilter_queue: nfq_set_queue_flags(qh, NFQA_CFG_F_GSO, NFQA_CFG_F_GSO)): the kernel then neither checksums nor segments before queueing, and shares the pages with the reader instead of copying them.".to_string(),
+        format!("If the rule is not needed: {}.", q.delete()),
+    ]
+}
+
+/// Queue rules on the path that no program reads: what the kernel does with their packets.
+fn pass(idle: &[&QueueOnPath], out: &mut Findings) {
+    for q in idle {
+        let fate = if q.rule.bypass {
+            "bypass accepts its packets unqueued, untouched"
+        } else {
+            "the kernel drops the packets it matches (no bypass), without copying them"
+        };
+        out.pass(
+            "nfqueue",
+            format!("{}: no program reads its queue; {fate}", q.name()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;
