@@ -6,6 +6,7 @@ mod bond;
 mod boundaries;
 mod bridge;
 mod causes;
+mod nfqueue;
 mod pods;
 mod tunnels;
 mod vrf;
@@ -51,6 +52,7 @@ pub const ALL: &[Scenario] = &[
     watch::QEMU_CHANNELS,
     watch::TUN,
     causes::KTLS_REFUSES_ZEROCOPY,
+    nfqueue::NFQUEUE_COPIES,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.
