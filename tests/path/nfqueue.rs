@@ -123,10 +123,58 @@ fn a_rule_for_other_traffic_or_an_unread_bypass_queue_is_no_blocker() {
     );
 }
 
+/// A queue rule on the `forward` hook of the namespace that forwards the traffic (a veth from
+/// the sender, out of an ifb), read by a copy-packet reader there: found in that hop's
+/// namespace, named with the command that runs there, and every datagram copied.
+fn a_queue_on_a_forwarding_hop_is_found_in_its_namespace() {
+    let a = Netns::new("qfwa");
+    let b = Netns::new("qfwb");
+    a.veth_to(&b);
+    b.ifb("ifbz", "198.18.2.1/24");
+    b.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    a.ip("route add 198.18.2.0/24 via 198.18.1.2");
+    b.exec_ok(&[
+        "iptables-nft",
+        "-A",
+        "FORWARD",
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        "3",
+    ]);
+    let _reader = nfq_reader(&b, 3, &[]);
+    let (_, doc) = a.check_json(&["va", "--target", "198.18.2.2", "--duration", "200ms"]);
+    let (copied, datagrams) = phase(&doc, "datagram");
+    println!("NFQUEUE on a forwarding hop: datagrams {copied} of {datagrams} copied");
+    assert!(
+        datagrams > 0 && copied * 1000 >= datagrams * 999,
+        "{copied} of {datagrams}"
+    );
+    let f = finding(&doc, "nfqueue-on-path").unwrap_or_else(|| panic!("{:?}", codes(&doc)));
+    assert_eq!(f["severity"], "blocker");
+    assert_eq!(f["evidence"]["hook"], "forward");
+    let summary = f["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("nft rule ip table filter chain FORWARD (hook forward) handle ")
+            && summary.contains(&format!("in namespace {} (", b.name)),
+        "{summary}"
+    );
+    assert!(
+        f["remediation"][0]
+            .as_str()
+            .is_some_and(|r| r.contains(&format!(
+                "ip netns exec {} nft -a list chain ip filter FORWARD",
+                b.name
+            ))),
+        "{f:#}"
+    );
+}
+
 crate::cases!(
     privileged: [
         a_queue_of_every_packet_copies_every_datagram needs ["iptables-nft", "python3"],
         a_reader_with_f_gso_copies_nothing needs ["iptables-nft", "python3"],
         a_rule_for_other_traffic_or_an_unread_bypass_queue_is_no_blocker needs ["iptables-nft", "python3"],
+        a_queue_on_a_forwarding_hop_is_found_in_its_namespace needs ["iptables-nft", "python3"],
     ]
 );
