@@ -53,6 +53,7 @@ pub const ALL: &[Scenario] = &[
     watch::TUN,
     causes::KTLS_REFUSES_ZEROCOPY,
     nfqueue::NFQUEUE_COPIES,
+    nfqueue::NFQUEUE_WATCH,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::watch::{Watch, line, matches_sender, send};
 use super::{blockers, explains, live, static_neighbour};
 use crate::common::path::{nfq_reader, phase};
 use crate::common::{Netns, exists, finding};
@@ -22,6 +23,9 @@ fn nft(ns: &Netns, rule: &str) {
 /// A namespace with the dummy NIC `dmz` (198.18.0.1/24) and table `inet zcdq` with an output
 /// chain holding `rule`.
 fn queued(rule: &str) -> Netns {
+    let _ = std::process::Command::new("modprobe")
+        .args(["-a", "nfnetlink_queue", "nft_queue"])
+        .output();
     let ns = Netns::new("gnq");
     ns.dummy("dmz", Some("198.18.0.1/24"));
     static_neighbour(&ns, "dmz");
@@ -38,9 +42,6 @@ fn nfqueue_copies(k: &Kernel) -> Outcome {
     if !exists("/usr/sbin/nft") {
         return Outcome::Cannot("no /usr/sbin/nft (Debian package nftables)".into());
     }
-    let _ = std::process::Command::new("modprobe")
-        .args(["-a", "nfnetlink_queue", "nft_queue"])
-        .output();
     // Every packet of the hook to queue 3, read in copy-packet mode.
     let ns = queued("queue num 3");
     let reader = nfq_reader(&ns, 3, &[]);
@@ -98,6 +99,31 @@ fn assert_rule_named(f: &Value) {
         "{fixes}"
     );
 }
+
+/// `zcdoctor watch` on a queued sender (tests/senders/zc_count.py, 5,000 UDP sends of 1,400
+/// bytes) names the copy the finding says: the full pull of skb_checksum_help, before
+/// queueing.
+fn nfqueue_watch(_: &Kernel) -> Outcome {
+    if !exists("/usr/sbin/nft") {
+        return Outcome::Cannot("no /usr/sbin/nft (Debian package nftables)".into());
+    }
+    let ns = queued("queue num 3");
+    let _reader = nfq_reader(&ns, 3, &[]);
+    let w = Watch::start(&[]);
+    let sender = send(&ns, &[]);
+    let (_, doc) = w.stop();
+    let copies = matches_sender(&doc, &sender.sent, "checksum");
+    let callers: Vec<&str> = copies.iter().filter_map(|c| c["caller"].as_str()).collect();
+    Outcome::Ran(format!(
+        "{} (callers {callers:?})",
+        line(&sender.sent, sender.sent.copied, "checksum")
+    ))
+}
+
+pub const NFQUEUE_WATCH: Scenario = Scenario {
+    name: "nfqueue_watch",
+    run: nfqueue_watch,
+};
 
 pub const NFQUEUE_COPIES: Scenario = Scenario {
     name: "nfqueue_copies",
