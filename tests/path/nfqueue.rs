@@ -62,6 +62,10 @@ fn a_queue_of_every_packet_copies_every_datagram() {
         "{summary}"
     );
     assert_eq!(f["evidence"]["rule"]["expression"], "xt NFQUEUE");
+    let scan = &doc["nfqueue"];
+    assert_eq!(scan["rules"][0]["queue"], 3, "{scan:#}");
+    assert_eq!(scan["rules"][0]["hook"], "output", "{scan:#}");
+    assert_eq!(scan["bound"][0]["copy_mode"], 2, "{scan:#}");
     let live = finding(&doc, "live-copied").expect("live-copied");
     assert!(
         live["evidence"]["explained_by"]
