@@ -18,6 +18,10 @@ pub struct NfQueueScan {
     /// Rules that queue packets, in the kernel's dump order (at most [`MAX_QUEUE_RULES`]).
     #[serde(default)]
     pub rules: Vec<QueueRule>,
+    /// nf_tables is a module that is not loaded: no nftables rule can exist, and the rule set
+    /// was not asked for (asking would load it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nf_tables_absent: bool,
     /// How many nftables rules the namespace has (all kinds), as read.
     #[serde(default)]
     pub rules_read: usize,

@@ -16,7 +16,7 @@ impl Probe for NfQueueProbe {
         ProbeName::Nfqueue
     }
     fn reads(&self) -> &'static str {
-        "nfnetlink NFT_MSG_GETCHAIN and NFT_MSG_GETRULE dumps of the diagnosed namespace and of each path segment's: rules with a queue expression or an xt NFQUEUE target (table, chain, hook, handle, queue numbers, flags, the matches before it); /proc/net/ip{,6}_tables_names for iptables-legacy tables"
+        "nfnetlink NFT_MSG_GETCHAIN and NFT_MSG_GETRULE dumps of the diagnosed namespace and of each path segment's: rules with a queue expression or an xt NFQUEUE target (table, chain, hook, handle, queue numbers, flags, the matches before it); /proc/net/netfilter/nfnetlink_queue for the bound queues; /proc/net/ip{,6}_tables_names for iptables-legacy tables. Not asked when nf_tables is an unloaded module (asking would load it)"
     }
     fn privileges(&self) -> &'static str {
         "CAP_NET_ADMIN to dump the rule set; CAP_SYS_ADMIN to enter the namespaces of the path's other hops"
@@ -37,6 +37,10 @@ fn scan() -> NfQueueScan {
         bound: bound_queues(),
         ..NfQueueScan::default()
     };
+    if !nf_tables_present() {
+        out.nf_tables_absent = true;
+        return out;
+    }
     match netlink::queue_rules() {
         Ok(r) => {
             out.rules = r.rules;
@@ -53,6 +57,23 @@ fn scan() -> NfQueueScan {
         }),
     }
     out
+}
+
+/// Whether nf_tables may hold rules: loaded (`/sys/module/nf_tables`), built in
+/// (`modules.builtin`), or not knowable (no `/proc/modules`). A netlink request to an unloaded
+/// nfnetlink subsystem makes the kernel load it (`request_module("nfnetlink-subsys-10")`): a
+/// diagnosis must not load modules.
+fn nf_tables_present() -> bool {
+    if std::path::Path::new("/sys/module/nf_tables").exists()
+        || std::fs::metadata("/proc/modules").is_err()
+    {
+        return true;
+    }
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::fs::read_to_string(format!("/lib/modules/{release}/modules.builtin"))
+        .is_ok_and(|b| b.lines().any(|l| l.ends_with("/nf_tables.ko")))
 }
 
 /// The iptables-legacy tables of the calling thread's namespace (`/proc/thread-self/net`: a
@@ -106,8 +127,13 @@ fn outcome(ev: &Evidence) -> Outcome {
         .collect();
     let queue: usize = scans.iter().map(|(_, s)| s.rules.len()).sum();
     let read: usize = scans.iter().map(|(_, s)| s.rules_read).sum();
+    let absent = if scans.iter().any(|(_, s)| s.nf_tables_absent) {
+        " (nf_tables not loaded: the rule set was not asked for)"
+    } else {
+        ""
+    };
     let detail = format!(
-        "{queue} queue rule(s) of {read} nftables rule(s) in {} namespace reading(s)",
+        "{queue} queue rule(s) of {read} nftables rule(s) in {} namespace reading(s){absent}",
         scans.len()
     );
     let problems: Vec<String> = scans
