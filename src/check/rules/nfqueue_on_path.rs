@@ -182,6 +182,27 @@ mod tests {
         assert!(f.summary.contains("in metadata mode"), "{}", f.summary);
     }
 
+    /// A regular chain counts through the base chain that jumps to it: a conditional jump
+    /// makes it a warning; a jump from a hook the traffic does not pass, nothing.
+    #[test]
+    fn a_regular_chain_is_judged_by_the_jumps_to_it() {
+        use crate::evidence::JumpFrom;
+        let mut sub = rule("output", &[], false);
+        sub.hook = None;
+        sub.reached_from = vec![JumpFrom {
+            chain: "out".into(),
+            hook: "output".into(),
+            conditional: true,
+        }];
+        let ev = with(vec![sub.clone()], Some(vec![reader(2)]));
+        let f = &crate::check::testing::raised(&ev, Code::NfqueueOnPath)[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.summary.contains("(reached from hook output)"), "{}", f.summary);
+        sub.reached_from[0].hook = "input".into();
+        let ev = with(vec![sub], Some(vec![reader(2)]));
+        assert!(crate::check::testing::raised(&ev, Code::NfqueueOnPath).is_empty());
+    }
+
     #[test]
     fn an_unread_queue_or_another_hook_is_harmless() {
         let ev = with(

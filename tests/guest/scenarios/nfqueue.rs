@@ -42,6 +42,7 @@ fn nfqueue_copies(k: &Kernel) -> Outcome {
     if !exists("/usr/sbin/nft") {
         return Outcome::Cannot("no /usr/sbin/nft (Debian package nftables)".into());
     }
+    let untouched = leaves_nf_tables_unloaded();
     // Every packet of the hook to queue 3, read in copy-packet mode.
     let ns = queued("queue num 3");
     let reader = nfq_reader(&ns, 3, &[]);
@@ -74,13 +75,32 @@ fn nfqueue_copies(k: &Kernel) -> Outcome {
         blockers(&twin)
     );
     Outcome::Ran(format!(
-        "{}: queue of every output packet to a copy-packet reader: datagrams {dg_copied} of {dg} copied, GSO {gso_copied} of {gso} reported (segmented silently), blocker; reader with NFQA_CFG_F_GSO: datagrams {gso_reader_copied} of {gso_reader} copied; rule for udp dport 7: {twin_copied} of {twin_all} copied, {}",
+        "{}: {untouched}; queue of every output packet to a copy-packet reader: datagrams {dg_copied} of {dg} copied, GSO {gso_copied} of {gso} reported (segmented silently), blocker; reader with NFQA_CFG_F_GSO: datagrams {gso_reader_copied} of {gso_reader} copied; rule for udp dport 7: {twin_copied} of {twin_all} copied, {}",
         k.release,
         match finding(&twin, "nfqueue-on-path") {
             Some(f) => format!("nfqueue-on-path {}", f["severity"]),
             None => "no finding".to_string(),
         }
     ))
+}
+
+/// Before any rule exists (nf_tables a module not yet loaded), a diagnosis leaves it unloaded
+/// and says so.
+fn leaves_nf_tables_unloaded() -> String {
+    let loaded = || exists("/sys/module/nf_tables");
+    if loaded() {
+        return "nf_tables already loaded".to_string();
+    }
+    let ns = Netns::new("gnqnone");
+    ns.dummy("dmz", Some("198.18.0.1/24"));
+    let (_, doc) = ns.check_json(&["dmz"]);
+    assert!(!loaded(), "the nfqueue probe loaded nf_tables");
+    assert_eq!(
+        doc["nfqueue"]["nf_tables_absent"], true,
+        "{:#}",
+        doc["nfqueue"]
+    );
+    "nf_tables left unloaded by a diagnosis".to_string()
 }
 
 /// The finding names the table, chain, hook, handle and queue, and the nft commands.
