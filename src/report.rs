@@ -79,6 +79,10 @@ pub struct Report {
     pub probes: Vec<ProbeStatus>,
     /// Every packet socket seen (including harmless ones), when the tap probe ran.
     pub taps: Option<TapScan>,
+    /// The diagnosed namespace's netfilter queue rules and bound queues, when the `nfqueue`
+    /// probe ran (each path segment's are in `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfqueue: Option<crate::evidence::NfQueueScan>,
     /// `check --pid` without an interface: the process's sockets this path carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<Serving>,
@@ -160,6 +164,7 @@ impl Report {
             passed,
             probes: evidence.probes.clone(),
             taps: evidence.taps.clone(),
+            nfqueue: evidence.nfqueue.clone(),
             path: evidence.path.clone(),
             serving: evidence.serving.clone(),
             unpeered: evidence.unpeered.clone(),

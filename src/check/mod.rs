@@ -15,6 +15,7 @@ pub mod findings;
 pub mod hops;
 pub mod live;
 pub mod memory;
+pub mod nfqueue;
 pub mod offloads;
 pub mod process;
 pub mod rules;

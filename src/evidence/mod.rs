@@ -5,6 +5,7 @@
 
 mod device;
 mod live;
+mod nfqueue;
 mod path;
 mod problems;
 mod process;
@@ -18,6 +19,7 @@ pub mod watch;
 
 pub use device::*;
 pub use live::*;
+pub use nfqueue::*;
 pub use path::*;
 pub use problems::*;
 pub use process::*;
@@ -165,6 +167,10 @@ pub struct Evidence {
     /// Packet sockets of every namespace; `None` when the tap probe did not run.
     #[serde(default)]
     pub taps: Option<TapScan>,
+    /// Netfilter queue rules of the diagnosed namespace (the `nfqueue` probe); `None` when it
+    /// did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfqueue: Option<NfQueueScan>,
     /// The path beyond the diagnosed stack; `None` when the path probe did not run or found
     /// nothing beyond it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -325,13 +331,14 @@ pub enum ProbeName {
     Features,
     Path,
     Tc,
+    Nfqueue,
     Taps,
     Process,
     Live,
 }
 
 impl ProbeName {
-    pub const ALL: [ProbeName; 10] = [
+    pub const ALL: [ProbeName; 11] = [
         ProbeName::Kernel,
         ProbeName::Sysctls,
         ProbeName::Limits,
@@ -339,6 +346,7 @@ impl ProbeName {
         ProbeName::Features,
         ProbeName::Path,
         ProbeName::Tc,
+        ProbeName::Nfqueue,
         ProbeName::Taps,
         ProbeName::Process,
         ProbeName::Live,
@@ -353,6 +361,7 @@ impl ProbeName {
             ProbeName::Features => "features",
             ProbeName::Path => "path",
             ProbeName::Tc => "tc",
+            ProbeName::Nfqueue => "nfqueue",
             ProbeName::Taps => "taps",
             ProbeName::Process => "process",
             ProbeName::Live => "live",

@@ -44,6 +44,9 @@ pub struct Segment {
     /// A tunnel underlay: the tunnel whose encapsulated packets this segment carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encapsulates: Option<Encapsulation>,
+    /// Netfilter queue rules of this segment's namespace (the `nfqueue` probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfqueue: Option<super::NfQueueScan>,
 }
 
 /// The tunnel an underlay segment carries packets of, as its link attributes say.

@@ -11,6 +11,7 @@ pub mod host;
 pub mod live;
 pub mod netlink;
 pub mod netns;
+pub mod nfqueue;
 pub mod path;
 pub mod process;
 pub mod request;
@@ -251,6 +252,7 @@ pub static REGISTRY: &[&dyn Probe] = &[
     &features::FeaturesProbe,
     &path::PathProbe,
     &tc::TcProbe,
+    &nfqueue::NfQueueProbe,
     &taps::TapsProbe,
     &process::ProcessProbe,
     &live::LiveProbeRunner,
@@ -313,6 +315,7 @@ pub static ROUTE_PROBES: &[&dyn Probe] = &[
     &features::FeaturesProbe,
     &path::PathProbe,
     &tc::TcProbe,
+    &nfqueue::NfQueueProbe,
 ];
 
 /// Reads only the way toward `opts.path_target` ([`ROUTE_PROBES`], as selected): another
@@ -343,6 +346,7 @@ fn empty_evidence() -> Evidence {
         stack: Vec::new(),
         process: None,
         taps: None,
+        nfqueue: None,
         path: None,
         live: None,
         watch: None,

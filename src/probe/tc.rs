@@ -73,7 +73,7 @@ fn read_segment(seg: &mut Segment) {
 }
 
 /// The namespace file of a segment (checked to be the recorded one); `None` for this one.
-fn segment_netns(seg: &Segment) -> Result<Option<File>, String> {
+pub(super) fn segment_netns(seg: &Segment) -> Result<Option<File>, String> {
     let path = match &seg.entered {
         Entered::Current => return Ok(None),
         Entered::Path { path } => PathBuf::from(path),

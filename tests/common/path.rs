@@ -62,3 +62,33 @@ pub fn no_send_copied(doc: &Value) -> (u64, u64) {
     );
     (copied, completions)
 }
+
+const NFQ_READER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/senders/nfq_reader.py");
+
+/// The NFQUEUE reader (tests/senders/nfq_reader.py) of queue `queue` in `ns`, with `extra`
+/// options (`--gso`, `--meta`), once the kernel lists the queue as bound.
+pub fn nfq_reader(ns: &Netns, queue: u16, extra: &[&str]) -> Culprit {
+    let q = queue.to_string();
+    let mut cmd = vec![super::python(), NFQ_READER, &q, "--seconds", "300"];
+    cmd.extend(extra);
+    let mut reader = ns.spawn(&cmd);
+    reader.wait_until(
+        "its queue is bound",
+        std::time::Duration::from_secs(30),
+        || {
+            let out = ns.exec(&["cat", "/proc/net/netfilter/nfnetlink_queue"]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(q.as_str()))
+        },
+    );
+    reader
+}
+
+/// (copied, completions) of the live probe's runs of `pattern` (`datagram`, `gso`).
+pub fn phase(doc: &Value, pattern: &str) -> (u64, u64) {
+    let runs = doc["live_probe"]["runs"].as_array().expect("runs");
+    let of = runs.iter().filter(|r| r["pattern"] == pattern);
+    let sum = |k: &str| of.clone().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    (sum("copied"), sum("completions"))
+}

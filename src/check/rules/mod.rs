@@ -36,6 +36,7 @@ rules! {
     tc_mirred_copies,
     tc_action_writes,
     tc_bpf_program,
+    nfqueue_on_path,
     features_unreadable,
     no_scatter_gather,
     no_tx_checksum,

@@ -11,6 +11,8 @@
 //! - `wireguard`: a wireguard device's peers ([`wireguard_endpoints`]).
 //! - `nsid`: `RTM_GETNSID` ([`nsid_of`]): which nsid names a namespace here.
 //! - `tc`: `RTM_GETTFILTER` dumps of a device's clsact hooks and their actions ([`tc_filters`]).
+//! - `nftables`: nfnetlink `NFT_MSG_GETCHAIN`/`GETRULE` dumps: the rules that queue packets
+//!   ([`queue_rules`]).
 //!
 //! - `error`: [`NetlinkError`], what a request asked and why it failed.
 //!
@@ -36,6 +38,7 @@ mod error;
 mod ethtool;
 mod link;
 pub mod neigh;
+mod nftables;
 pub mod nsid;
 mod route;
 mod tc;
@@ -65,6 +68,7 @@ use error::{kernel_error, socket_error};
 pub use ethtool::{FeatureReader, features};
 pub use link::{BondAttrs, Link, LinkStats, MACVLAN_MODE_BRIDGE, dump_links, link_stats};
 pub use neigh::{FdbEntry, Neighbour, bridge_fdb, neighbours};
+pub use nftables::{QueueRules, queue_rules};
 pub use nsid::nsid_of;
 pub use route::{DefaultRoute, RouteQuery, default_routes, route_get, route_lookup};
 pub use tc::tc_filters;

@@ -233,6 +233,7 @@ pub(super) fn segment(
         stack,
         forwarding,
         encapsulates: None,
+        nfqueue: None,
     }
 }
 

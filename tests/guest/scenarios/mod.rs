@@ -6,6 +6,7 @@ mod bond;
 mod boundaries;
 mod bridge;
 mod causes;
+mod nfqueue;
 mod pods;
 mod tunnels;
 mod vrf;
@@ -53,6 +54,8 @@ pub const ALL: &[Scenario] = &[
     watch::TUN,
     causes::KTLS_REFUSES_ZEROCOPY,
     vsock::VSOCK_ZEROCOPY,
+    nfqueue::NFQUEUE_COPIES,
+    nfqueue::NFQUEUE_WATCH,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.

@@ -53,14 +53,14 @@ pub const BTF_OFFSETS: Scenario = Scenario {
 };
 
 /// A running `zcdoctor watch --json`, started once its programs are attached.
-struct Watch {
+pub(super) struct Watch {
     child: Child,
 }
 
 impl Watch {
     /// Starts `zcdoctor watch ARGS --json` (in the guest's own namespace) and returns when it
     /// says it is watching.
-    fn start(args: &[&str]) -> Watch {
+    pub(super) fn start(args: &[&str]) -> Watch {
         let mut child = Command::new(ZCDOCTOR)
             .arg("watch")
             .args(args)
@@ -89,7 +89,7 @@ impl Watch {
     }
 
     /// Ends the window with SIGINT and returns the report.
-    fn stop(mut self) -> (i32, Value) {
+    pub(super) fn stop(mut self) -> (i32, Value) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT watch");
         let out = std::mem::replace(
@@ -117,18 +117,18 @@ impl Drop for Watch {
 
 /// What a sender counted on its own error queue.
 #[derive(Debug)]
-struct Sent {
+pub(super) struct Sent {
     socket: u64,
     pid: u64,
     sends: u64,
     completions: u64,
-    copied: u64,
+    pub(super) copied: u64,
 }
 
 /// A sender that has sent: its counts, and the process still holding its socket (until
 /// dropped) so watch can name it.
-struct Sender {
-    sent: Sent,
+pub(super) struct Sender {
+    pub(super) sent: Sent,
     child: Child,
 }
 
@@ -140,7 +140,7 @@ impl Drop for Sender {
 }
 
 /// Runs the counting sender in `ns` with `args` until it has read every completion.
-fn send(ns: &Netns, args: &[&str]) -> Sender {
+pub(super) fn send(ns: &Netns, args: &[&str]) -> Sender {
     let mut child = Command::new("ip")
         .args([
             "netns",
@@ -216,7 +216,7 @@ fn close(a: u64, b: u64) -> bool {
 
 /// Watch's count for `cause` matches the sender's COPIED count, and its completions the
 /// sender's own; returns the copies of that cause.
-fn matches_sender(doc: &Value, s: &Sent, cause: &str) -> Vec<Value> {
+pub(super) fn matches_sender(doc: &Value, s: &Sent, cause: &str) -> Vec<Value> {
     let copies = copies_of(doc, s.socket);
     let n = count_of(&copies, cause);
     assert!(
@@ -241,7 +241,7 @@ fn matches_sender(doc: &Value, s: &Sent, cause: &str) -> Vec<Value> {
         .collect()
 }
 
-fn line(s: &Sent, n: u64, cause: &str) -> String {
+pub(super) fn line(s: &Sent, n: u64, cause: &str) -> String {
     format!(
         "sender {} of {} sends copied, watch {n} ({cause})",
         s.copied, s.sends
