@@ -175,6 +175,18 @@ impl Outcome {
     pub fn ok(detail: impl Into<String>) -> Outcome {
         Outcome::new(ProbeState::Ok, detail)
     }
+
+    /// Ok with `detail`, or an error that also lists `problems` (`where: what` each).
+    pub fn with_problems(detail: String, problems: &[String]) -> Outcome {
+        if problems.is_empty() {
+            Outcome::ok(detail)
+        } else {
+            Outcome::new(
+                ProbeState::Error,
+                format!("{detail}; {}", problems.join("; ")),
+            )
+        }
+    }
 }
 
 /// What a probe may use while it runs.

@@ -6,7 +6,7 @@ use super::netns;
 use super::tc::segment_netns;
 use super::{Context, GatherError, Outcome, Probe, netlink};
 use crate::evidence::{
-    BoundQueue, Evidence, NfQueueProblem, NfQueueScan, OsError, ProbeName, ProbeState, Segment,
+    BoundQueue, Evidence, NfQueueProblem, NfQueueScan, OsError, ProbeName, Segment,
 };
 
 pub struct NfQueueProbe;
@@ -140,12 +140,5 @@ fn outcome(ev: &Evidence) -> Outcome {
         .iter()
         .flat_map(|(ns, s)| s.problems.iter().map(move |p| format!("{ns}: {p}")))
         .collect();
-    if problems.is_empty() {
-        Outcome::ok(detail)
-    } else {
-        Outcome::new(
-            ProbeState::Error,
-            format!("{detail}; {}", problems.join("; ")),
-        )
-    }
+    Outcome::with_problems(detail, &problems)
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::netns::{self, NetnsHandle};
 use super::{Context, GatherError, Outcome, Probe, netlink};
 use crate::evidence::{
-    Device, Entered, Evidence, ProbeName, ProbeState, Segment, TcFilters, TcProblem, off_path,
+    Device, Entered, Evidence, ProbeName, Segment, TcFilters, TcProblem, off_path,
 };
 
 pub struct TcProbe;
@@ -121,12 +121,5 @@ fn outcome(ev: &Evidence) -> Outcome {
         .iter()
         .flat_map(|(name, t)| t.problems.iter().map(move |p| format!("{name}: {p}")))
         .collect();
-    if problems.is_empty() {
-        Outcome::ok(detail)
-    } else {
-        Outcome::new(
-            ProbeState::Error,
-            format!("{detail}; {}", problems.join("; ")),
-        )
-    }
+    Outcome::with_problems(detail, &problems)
 }

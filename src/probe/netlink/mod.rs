@@ -326,6 +326,31 @@ fn set_recv_timeout(sock: &NlSocketHandle) -> Result<(), Errno> {
 // ---------------------------------------------------------------------------------------------
 
 /// Helpers for the tests of this module's files.
+/// `NLA_TYPE_MASK` of `linux/netlink.h`: an attribute's type without the nested and
+/// byte-order flags.
+const NLA_TYPE_MASK: u16 = 0x3FFF;
+
+/// The attributes of a nested payload, each with its type (flags masked off); a truncated
+/// attribute ends the walk.
+fn nested(mut payload: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while payload.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([payload[0], payload[1]]));
+        let kind = u16::from_ne_bytes([payload[2], payload[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > payload.len() {
+            break;
+        }
+        out.push((kind, &payload[4..len]));
+        payload = payload.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    out
+}
+
+/// The payload of the first attribute of type `kind`.
+fn find<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
+    attrs.iter().find(|(k, _)| *k == kind).map(|(_, p)| *p)
+}
+
 #[cfg(test)]
 mod tests_support {
     /// Bytes from a hex dump (as captured from the kernel).

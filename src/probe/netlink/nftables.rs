@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Conn, NetlinkError, attr_string};
+use super::{Conn, NetlinkError, attr_string, find, nested};
 use crate::evidence::{JumpFrom, MAX_NFT_RULES, MAX_QUEUE_RULES, QueueRule};
 use neli::{consts::socket::NlFamily, types::Buffer};
 
@@ -57,7 +57,6 @@ const NFT_JUMP: i32 = -3;
 const NFT_GOTO: i32 = -4;
 /// `NFTNL_UDATA_RULE_COMMENT` in a rule's user data (type, length, value records).
 const UDATA_RULE_COMMENT: u8 = 0;
-const NLA_TYPE_MASK: u16 = 0x3FFF;
 
 /// The queue rules of the calling thread's namespace, how many rules were read and whether
 /// the reading stopped at [`MAX_NFT_RULES`] or [`MAX_QUEUE_RULES`].
@@ -328,25 +327,6 @@ fn hook_name(family: u8, num: u32) -> &'static str {
         (_, 5) => "ingress",
         _ => "unknown",
     }
-}
-
-/// The attributes of a nested payload, each with its type (flags masked off).
-fn nested(mut payload: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while payload.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([payload[0], payload[1]]));
-        let kind = u16::from_ne_bytes([payload[2], payload[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > payload.len() {
-            break;
-        }
-        out.push((kind, &payload[4..len]));
-        payload = payload.get(len.next_multiple_of(4)..).unwrap_or_default();
-    }
-    out
-}
-
-fn find<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
-    attrs.iter().find(|(k, _)| *k == kind).map(|(_, p)| *p)
 }
 
 fn be_u16(b: &[u8]) -> Option<u16> {

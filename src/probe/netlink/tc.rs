@@ -19,7 +19,7 @@ use neli::{
 };
 use nix::errno::Errno;
 
-use super::{Conn, NetlinkError, attr_string};
+use super::{Conn, NLA_TYPE_MASK, NetlinkError, attr_string, find, nested};
 use crate::evidence::{
     BpfProgram, DeviceKind, MAX_TC_FILTERS, Mirred, MirredAction, MirredTarget, OsError, TcAction,
     TcFilter, TcFilters, TcHook, TcProblem,
@@ -47,8 +47,6 @@ const TCA_BPF_FLAG_ACT_DIRECT: u32 = 1;
 const TCA_ACT_BPF_NAME: u16 = 6;
 const TCA_ACT_BPF_TAG: u16 = 8;
 const TCA_ACT_BPF_ID: u16 = 9;
-/// The mask of `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` in an attribute type.
-const NLA_TYPE_MASK: u16 = 0x3FFF;
 
 /// The attribute of a classifier's options that holds its actions (`TCA_<KIND>_ACT`).
 fn actions_attr(kind: &str) -> Option<u16> {
@@ -293,26 +291,6 @@ fn name_targets(filters: &mut TcFilters) {
                 features: super::features(&l.name).ok(),
             });
     }
-}
-
-/// The attributes of a nested payload, each with its type (flags masked off); a truncated
-/// attribute ends the walk.
-fn nested(mut payload: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while payload.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([payload[0], payload[1]]));
-        let kind = u16::from_ne_bytes([payload[2], payload[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > payload.len() {
-            break;
-        }
-        out.push((kind, &payload[4..len]));
-        payload = payload.get(len.next_multiple_of(4)..).unwrap_or_default();
-    }
-    out
-}
-
-fn find<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
-    attrs.iter().find(|(k, _)| *k == kind).map(|(_, p)| *p)
 }
 
 fn u32_at(payload: &[u8], offset: usize) -> Option<u32> {

@@ -8,6 +8,7 @@ mod bridge;
 mod causes;
 mod nfqueue;
 mod pods;
+mod tc;
 mod tunnels;
 mod vrf;
 mod vsock;
@@ -53,9 +54,13 @@ pub const ALL: &[Scenario] = &[
     watch::QEMU_CHANNELS,
     watch::TUN,
     causes::KTLS_REFUSES_ZEROCOPY,
+    causes::TX_TIMESTAMP_COPIES,
     vsock::VSOCK_ZEROCOPY,
     nfqueue::NFQUEUE_COPIES,
     nfqueue::NFQUEUE_WATCH,
+    tc::MIRROR_TO_A_TAPPED_DEVICE,
+    tc::PEDIT_AFTER_A_MIRROR,
+    tc::BPF_PROGRAM_PASSING,
 ];
 
 /// How long each live phase runs: TCG is slow, but a phase needs 100 completions.
