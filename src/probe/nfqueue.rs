@@ -72,8 +72,13 @@ fn nf_tables_present() -> bool {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    std::fs::read_to_string(format!("/lib/modules/{release}/modules.builtin"))
-        .is_ok_and(|b| b.lines().any(|l| l.ends_with("/nf_tables.ko")))
+    // A file on disk, not a kernel file: read at most 4 MiB of it (Debian's is ~60 KiB).
+    let Ok(file) = std::fs::File::open(format!("/lib/modules/{release}/modules.builtin")) else {
+        return false;
+    };
+    std::io::BufRead::lines(std::io::BufReader::new(std::io::Read::take(file, 4 << 20)))
+        .map_while(Result::ok)
+        .any(|l| l.ends_with("/nf_tables.ko"))
 }
 
 /// The iptables-legacy tables of the calling thread's namespace (`/proc/thread-self/net`: a
