@@ -326,6 +326,19 @@ fn set_recv_timeout(sock: &NlSocketHandle) -> Result<(), Errno> {
 // ---------------------------------------------------------------------------------------------
 
 /// Helpers for the tests of this module's files.
+/// A netlink attribute of type `kind` around `payload`, padded to 4 bytes, as the kernel lays
+/// it out: the parsers' unit tests build their payloads with it.
+#[cfg(test)]
+fn test_attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let len = 4 + payload.len();
+    let mut out = Vec::new();
+    out.extend((len as u16).to_ne_bytes());
+    out.extend(kind.to_ne_bytes());
+    out.extend(payload);
+    out.resize(len.next_multiple_of(4), 0);
+    out
+}
+
 /// `NLA_TYPE_MASK` of `linux/netlink.h`: an attribute's type without the nested and
 /// byte-order flags.
 const NLA_TYPE_MASK: u16 = 0x3FFF;

@@ -349,6 +349,7 @@ fn be_u64(b: &[u8]) -> Option<u64> {
 // (this kernel has no nft_queue).
 #[cfg(test)]
 mod tests {
+    use super::super::test_attr as attr;
     use super::{
         BTreeMap, ChainKey, Hook, JumpFrom, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_QUEUE_FLAGS,
         NFTA_QUEUE_NUM, NFTA_QUEUE_TOTAL, NFTA_RULE_CHAIN, NFTA_RULE_EXPRESSIONS, NFTA_RULE_HANDLE,
@@ -484,16 +485,6 @@ mod tests {
                 conditional: true
             }]
         );
-    }
-
-    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let len = 4 + payload.len();
-        let mut out = Vec::new();
-        out.extend((len as u16).to_ne_bytes());
-        out.extend(kind.to_ne_bytes());
-        out.extend(payload);
-        out.resize(len.next_multiple_of(4), 0);
-        out
     }
 
     /// `inet zc out handle 4: queue num 5-6 bypass comment "zc"`, as nft_queue_dump and

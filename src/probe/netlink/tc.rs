@@ -305,17 +305,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_attr as attr;
     use super::*;
-
-    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let len = 4 + payload.len();
-        let mut out = Vec::new();
-        out.extend((len as u16).to_ne_bytes());
-        out.extend(kind.to_ne_bytes());
-        out.extend(payload);
-        out.resize(len.next_multiple_of(4), 0);
-        out
-    }
 
     fn mirred_params(index: u32, eaction: i32, ifindex: u32) -> Vec<u8> {
         let mut p = Vec::new();
